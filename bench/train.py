@@ -1,0 +1,239 @@
+"""Train, test and track one resolved configuration: the unit of work of every suite."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# cuBLAS needs this before CUDA starts for deterministic algorithms (REFERENCE.md, cuDNN determinism).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+import pytorch_lightning as pl  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+from pytorch_lightning.loggers import MLFlowLogger  # noqa: E402
+
+from bench import tracking  # noqa: E402
+from bench.config import config_hash, run_name  # noqa: E402
+from datamodules.dependency import DependencyDataModule  # noqa: E402
+from datamodules.sine import SineDataModule  # noqa: E402
+from lightning_modules.dependency_module import DependencyModule  # noqa: E402
+from lightning_modules.recurrent_task import DivergedError  # noqa: E402
+from lightning_modules.sine_module import SineModule  # noqa: E402
+
+logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+
+
+def build(cfg: dict) -> tuple[pl.LightningDataModule, pl.LightningModule]:
+    """The data module and the LightningModule for a resolved config."""
+    model_args = dict(cell=cfg["cell"], hidden_size=cfg["hidden"], num_layers=cfg["layers"],
+                      bidirectional=cfg["bidirectional"], dropout=cfg["dropout"], optimizer=cfg["optimizer"],
+                      lr=cfg["lr"], grad_clip=cfg["grad_clip"])
+    if cfg["task"] == "dependency":
+        data = DependencyDataModule(truncation=cfg["truncation"], batch_size=cfg["batch_size"],
+                                    series_length=cfg["series_length"], eval_length=cfg["eval_length"],
+                                    lags=cfg["lags"], weights=cfg["weights"], base=cfg["base"], seed=cfg["seed"],
+                                    segment_steps=cfg["steps_per_batch"] * cfg["truncation"])
+        return data, DependencyModule(truncation=cfg["truncation"], floor=data.floors["all"], **model_args)
+    data = SineDataModule(truncation=cfg["truncation"], batch_size=cfg["batch_size"],
+                          train_examples=cfg["train_examples"], val_examples=cfg["val_examples"],
+                          test_examples=cfg["test_examples"], frequency=cfg["frequency"],
+                          amplitude=cfg["amplitude"], noise=cfg["noise"], seed=cfg["seed"],
+                          steps_per_item=cfg["steps_per_batch"])
+    return data, SineModule(**model_args)
+
+
+def reference_metrics(cfg: dict, data: pl.LightningDataModule) -> dict[str, float]:
+    """Analytic floors (dependency) or simple baselines (sine) that tables show beside the neural result."""
+    if cfg["task"] == "dependency":
+        return {f"floor/{k}": v for k, v in data.floors.items()}
+    return {f"baseline/{k}": v for k, v in data.baselines().items()}
+
+
+class RunLogger(MLFlowLogger):
+    """MLFlowLogger for a run that :func:`train_run` owns: finishing the fit must not mark it FINISHED.
+
+    The run ends FINISHED only after test metrics and artifacts are in, so a crash in between never leaves a
+    run that the suite's resume logic would take for complete.
+    """
+
+    def finalize(self, status: str = "success") -> None:
+        pass
+
+
+@dataclass
+class RunOutcome:
+    run_id: str | None
+    status: str  # finished | diverged | failed
+    metrics: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+
+
+class PeakMemory:
+    """Peak memory of this run: CUDA's allocator peak on a GPU, the process's resident-set peak on the CPU.
+
+    On Linux the resident-set peak (VmHWM) is reset per run through /proc/self/clear_refs, so a long-lived
+    worker reports each run's own peak, not the largest of all it ran.
+    """
+
+    def __init__(self, device: str):
+        self.device = device
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            try:
+                Path("/proc/self/clear_refs").write_text("5")
+            except OSError:
+                pass
+
+    def megabytes(self) -> float:
+        if self.device.startswith("cuda"):
+            return torch.cuda.max_memory_allocated() / 2**20
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_trainer(cfg: dict, logger, device: str, progress_bar: bool) -> pl.Trainer:
+    per_batch = cfg["steps_per_batch"]
+    val_every = {"check_val_every_n_epoch": 1}
+    if cfg["val_every"]:
+        # Counted in Lightning batches across epoch boundaries.
+        val_every = {"val_check_interval": max(1, cfg["val_every"] // per_batch), "check_val_every_n_epoch": None}
+    return pl.Trainer(
+        accelerator="gpu" if device.startswith("cuda") else "cpu",
+        devices=[int(device.split(":")[1])] if device.startswith("cuda:") else 1,
+        max_epochs=cfg["epochs"],
+        max_steps=cfg["max_steps"],
+        logger=logger if logger is not None else False,
+        log_every_n_steps=max(1, cfg["log_every"] // per_batch),
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress_bar,
+        num_sanity_val_steps=0,
+        deterministic=True,
+        **val_every,
+    )
+
+
+def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool = False):
+    """Seed, build, fit and test; return (module, data, run metrics). Raises :class:`DivergedError`."""
+    pl.seed_everything(cfg["seed"], workers=True, verbose=False)
+    data, model = build(cfg)
+    trainer = make_trainer(cfg, logger, device, progress_bar)
+    memory = PeakMemory(device)
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=data)
+    fit_time = time.perf_counter() - start
+    steps = trainer.global_step
+    test = trainer.test(model, datamodule=data, verbose=False)[0]
+    samples_per_step = cfg["batch_size"] * (cfg["truncation"] if cfg["task"] == "dependency" else 1)
+    metrics = {
+        **{k: float(v) for k, v in test.items()},
+        **reference_metrics(cfg, data),
+        "fit_time_s": fit_time,
+        "train/steps": steps,
+        "train/steps_per_s": steps / fit_time,
+        "train/samples_per_s": steps * samples_per_step / fit_time,
+        "peak_memory_mb": memory.megabytes(),
+        "num_params": model.num_parameters(),
+    }
+    return model, data, metrics
+
+
+def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMENT, parent_run_id: str | None = None,
+              device: str = "cpu", progress_bar: bool = False) -> RunOutcome:
+    """Train one resolved config and record it in MLflow as one run, FINISHED only when complete.
+
+    Divergence (NaN/inf loss) is a result: the run is FINISHED with tag ``bench.outcome=diverged`` and the
+    step. Any other exception marks it FAILED with the reason; neither propagates.
+    """
+    from mlflow import MlflowClient, flush_async_logging
+    from mlflow.entities import Metric, Param, RunTag
+
+    start = time.perf_counter()
+    client = MlflowClient(tracking_uri)
+    experiment_id = tracking.ensure_experiment(tracking_uri, experiment)
+    cfg_hash = config_hash(cfg)
+    tags = tracking.run_tags(cfg_hash, device)
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run = client.create_run(experiment_id, run_name=run_name(cfg), tags=tags)
+    run_id = run.info.run_id
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in cfg.items()])
+    logger = RunLogger(tracking_uri=tracking_uri, run_id=run_id, synchronous=False)
+    outcome = RunOutcome(run_id, "finished")
+    try:
+        model, data, metrics = fit_and_test(cfg, logger, device, progress_bar)
+        metrics["wall_time_s"] = time.perf_counter() - start
+        outcome.metrics = metrics
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, metrics["train/steps"]) for k, v in metrics.items()],
+                         tags=[RunTag("bench.outcome", "finished")])
+        flush_async_logging()
+        log_artifacts(client, run_id, cfg, tags, model, data)
+        client.set_terminated(run_id, "FINISHED")
+    except DivergedError as e:
+        flush_async_logging()
+        outcome = RunOutcome(run_id, "diverged", {"diverged_step": e.step}, str(e))
+        client.log_batch(run_id, metrics=[Metric("diverged_step", e.step, int(time.time() * 1000), e.step)],
+                         tags=[RunTag("bench.outcome", "diverged"), RunTag("bench.reason", str(e))])
+        client.set_terminated(run_id, "FINISHED")
+    except Exception as e:  # one bad run must never take the others down
+        reason = f"{type(e).__name__}: {e}"
+        outcome = RunOutcome(run_id, "failed", {}, reason)
+        try:
+            flush_async_logging()
+            client.log_batch(run_id, tags=[RunTag("bench.outcome", "failed"), RunTag("bench.reason", reason[:4000]),
+                                           RunTag("bench.traceback", traceback.format_exc()[-4000:])])
+        finally:
+            client.set_terminated(run_id, "FAILED")
+    return outcome
+
+
+def log_artifacts(client, run_id: str, cfg: dict, tags: dict, model, data) -> None:
+    """The resolved config (with how to rerun it) and the run's plot."""
+    from bench import plots
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config_path = Path(tmp) / "config.yaml"
+        record = {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
+                  "tags": tags, "rerun": rerun_command(cfg)}
+        config_path.write_text(yaml.safe_dump(record, sort_keys=False))
+        client.log_artifact(run_id, str(config_path))
+        plot_path = Path(tmp) / "plot.png"
+        if cfg["task"] == "dependency":
+            history = {key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+                       for key in ("train/loss", "val/ce")}
+            plots.dependency_curve(history, data.floors, plot_path, title=run_name(cfg))
+        else:
+            x, y = data.splits["test"]
+            plots.sine_prediction(y.numpy(), model.test_predictions.numpy(), plot_path, title=run_name(cfg))
+        client.log_artifact(run_id, str(plot_path))
+
+
+def rerun_command(cfg: dict) -> str:
+    """The command line that reproduces this run."""
+    parts = ["python -m bench train"]
+    for k, v in cfg.items():
+        if isinstance(v, bool):
+            v = str(v).lower()
+        elif isinstance(v, tuple):
+            v = ",".join(str(i) for i in v)
+        parts.append(f"--{k.replace('_', '-')} {v}")
+    return " ".join(parts)

@@ -1,0 +1,186 @@
+"""The binary dependency ("echo") task of seed 004, its analytic floors, and its stateful TBPTT batching.
+
+X_t is a fair coin; P(Y_t = 1) = base + sum_k weight_k * X_{t - lag_k}. A model that knows none, the first k,
+or all of the lagged inputs can at best reach the cross-entropies returned by :func:`cross_entropy_floors`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import pytorch_lightning as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+def check_dependency_spec(lags: Sequence[int], weights: Sequence[float], base: float) -> None:
+    """Raise ``ValueError`` naming the field when the generator is ill-defined.
+
+    >>> check_dependency_spec((3, 8), (0.5, -0.25), 0.5)
+    >>> check_dependency_spec((3,), (0.8,), 0.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: weights: (0.8,) with base 0.5 gives P(Y=1) up to 1.3; allowed: every combination within [0, 1]
+    """
+    if len(lags) == 0 or len(lags) != len(weights):
+        raise ValueError(
+            f"lags/weights: {tuple(lags)} / {tuple(weights)}; allowed: one weight per lag, at least one lag"
+        )
+    if any(int(lag) != lag or lag < 1 for lag in lags) or len(set(lags)) != len(lags):
+        raise ValueError(f"lags: {tuple(lags)}; allowed: distinct integers >= 1")
+    lowest = base + sum(min(0.0, w) for w in weights)
+    highest = base + sum(max(0.0, w) for w in weights)
+    if lowest < 0.0 or highest > 1.0:
+        bad = lowest if lowest < 0.0 else highest
+        direction = "down to" if lowest < 0.0 else "up to"
+        raise ValueError(
+            f"weights: {tuple(weights)} with base {base} gives P(Y=1) {direction} {round(bad, 6)}; "
+            "allowed: every combination within [0, 1]"
+        )
+
+
+def generate_dependency_series(
+    length: int,
+    seed: int,
+    lags: Sequence[int] = (3, 8),
+    weights: Sequence[float] = (0.5, -0.25),
+    base: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(x, y)``, two uint8 arrays of ``length`` steps, vectorized and seeded.
+
+    ``max(lags)`` extra leading inputs are drawn and dropped so every Y_t has all its lagged inputs.
+
+    >>> x, y = generate_dependency_series(10, seed=0)
+    >>> x.shape, y.shape, x.dtype
+    ((10,), (10,), dtype('uint8'))
+    """
+    check_dependency_spec(lags, weights, base)
+    rng = np.random.default_rng(seed)
+    warmup = max(lags)
+    x_full = rng.integers(0, 2, size=length + warmup, dtype=np.uint8)
+    p = np.full(length, base, dtype=np.float64)
+    for lag, weight in zip(lags, weights):
+        p += weight * x_full[warmup - lag : warmup - lag + length]
+    y = (rng.random(length) < p).astype(np.uint8)
+    return x_full[warmup:], y
+
+
+def _binary_entropy(p: float) -> float:
+    return -sum(q * math.log(q) for q in (p, 1.0 - p) if q > 0.0)
+
+
+def expected_cross_entropy(known: int, weights: Sequence[float], base: float) -> float:
+    """Best achievable cross-entropy (nats) for a predictor that sees the first ``known`` lagged inputs.
+
+    Unknown inputs are fair coins, so the best prediction given the known ones adds half their weights.
+    """
+    hidden = base + 0.5 * sum(weights[known:])
+    total = 0.0
+    for bits in itertools.product((0, 1), repeat=known):
+        p = hidden + sum(w * b for w, b in zip(weights[:known], bits))
+        total += _binary_entropy(p) / 2**known
+    return total
+
+
+def cross_entropy_floors(weights: Sequence[float] = (0.5, -0.25), base: float = 0.5) -> dict[str, float]:
+    """Analytic floors for knowing none, the first k, and all lagged inputs, keyed ``none``, ``first1`` …, ``all``.
+
+    >>> {k: round(v, 4) for k, v in cross_entropy_floors().items()}
+    {'none': 0.6616, 'first1': 0.5192, 'all': 0.4545}
+    """
+    floors = {"none": expected_cross_entropy(0, weights, base)}
+    for k in range(1, len(weights)):
+        floors[f"first{k}"] = expected_cross_entropy(k, weights, base)
+    floors["all"] = expected_cross_entropy(len(weights), weights, base)
+    return floors
+
+
+def split_into_streams(series: np.ndarray, batch_size: int) -> torch.Tensor:
+    """Cut one series into ``batch_size`` parallel streams (rows), dropping the remainder, as in seed 004."""
+    steps = len(series) // batch_size
+    if steps < 1:
+        raise ValueError(f"series_length: {len(series)} is shorter than batch_size {batch_size}")
+    return torch.from_numpy(series[: steps * batch_size].reshape(batch_size, steps).astype(np.float32))
+
+
+class StreamSegments(Dataset):
+    """Consecutive time segments of the parallel streams, in order: item i is ``(x, y)`` of shape (batch, steps).
+
+    A segment holds several truncation windows; the LightningModule splits it and carries state between
+    windows and between segments. Bundling windows amortizes the Trainer's per-batch cost.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, truncation: int, windows_per_segment: int):
+        usable = (x.shape[1] // truncation) * truncation
+        if usable == 0:
+            raise ValueError(f"truncation: {truncation} is longer than each stream ({x.shape[1]} steps)")
+        self.x, self.y = x[:, :usable], y[:, :usable]
+        self.segment = truncation * windows_per_segment
+
+    def __len__(self) -> int:
+        return math.ceil(self.x.shape[1] / self.segment)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        sl = slice(i * self.segment, (i + 1) * self.segment)
+        return self.x[:, sl], self.y[:, sl]
+
+
+class DependencyDataModule(pl.LightningDataModule):
+    """Train/val/test series of the dependency task, each cut into parallel streams for stateful TBPTT.
+
+    Hooks: ``setup`` (generates the three series from their own seeds), ``train_dataloader``,
+    ``val_dataloader``, ``test_dataloader`` (ordered segments, never shuffled: state flows between them).
+    """
+
+    def __init__(
+        self,
+        truncation: int = 10,
+        batch_size: int = 200,
+        series_length: int = 1_000_000,
+        eval_length: int = 100_000,
+        lags: Sequence[int] = (3, 8),
+        weights: Sequence[float] = (0.5, -0.25),
+        base: float = 0.5,
+        seed: int = 0,
+        segment_steps: int = 200,
+    ):
+        super().__init__()
+        check_dependency_spec(lags, weights, base)
+        self.save_hyperparameters()
+        self.floors = cross_entropy_floors(weights, base)
+        self.windows_per_segment = max(1, math.ceil(segment_steps / truncation))
+
+    def _streams(self, length: int, seed: int) -> StreamSegments:
+        h = self.hparams
+        x, y = generate_dependency_series(length, seed, h.lags, h.weights, h.base)
+        return StreamSegments(
+            split_into_streams(x, h.batch_size).unsqueeze(-1),
+            split_into_streams(y, h.batch_size),
+            h.truncation,
+            self.windows_per_segment,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if hasattr(self, "train_set"):
+            return
+        h = self.hparams
+        # Three independent series: the split seeds are derived from the run seed, never shared.
+        self.train_set = self._streams(h.series_length, seed=[h.seed, 0])
+        self.val_set = self._streams(h.eval_length, seed=[h.seed, 1])
+        self.test_set = self._streams(h.eval_length, seed=[h.seed, 2])
+
+    def _loader(self, dataset: Dataset) -> DataLoader:
+        # Each item is already a whole batch: no per-sample indexing or collation.
+        return DataLoader(dataset, batch_size=None, shuffle=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set)

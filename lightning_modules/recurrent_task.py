@@ -1,0 +1,64 @@
+"""What both task modules share: the backbone, the optimizer, manual optimization and divergence detection."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from lightning_modules.backbone import RecurrentBackbone
+
+OPTIMIZERS = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+
+class DivergedError(RuntimeError):
+    """Training loss became NaN or infinite; ``step`` is the optimizer step at which it happened."""
+
+    def __init__(self, step: int, value: float):
+        super().__init__(f"loss became {value} at step {step}")
+        self.step = step
+
+
+class RecurrentTaskModule(pl.LightningModule):
+    """Base for the task modules: a :class:`RecurrentBackbone`, a linear head and manual optimization.
+
+    Lightning 2.x has no built-in truncated BPTT, so every module here optimizes manually: one Lightning
+    batch holds several optimizer steps (truncation windows or minibatches), run by :meth:`optimize_steps`.
+    That is also what keeps the Trainer's per-batch work small against a small RNN's step.
+
+    Hooks: ``configure_optimizers``; subclasses add ``training_step``, ``validation_step``, ``test_step``.
+    """
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool,
+                 dropout: float, output_size: int, optimizer: str, lr: float, grad_clip: float):
+        super().__init__()
+        self.automatic_optimization = False
+        self.backbone = RecurrentBackbone(cell, input_size, hidden_size, num_layers, bidirectional, dropout)
+        self.head = torch.nn.Linear(self.backbone.output_size, output_size)
+        self.optimizer_name, self.lr, self.grad_clip = optimizer, lr, grad_clip
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.optimizer_name not in OPTIMIZERS:
+            raise ValueError(f"optimizer: {self.optimizer_name!r}; allowed: {', '.join(OPTIMIZERS)}")
+        return OPTIMIZERS[self.optimizer_name](self.parameters(), lr=self.lr)
+
+    def optimize(self, loss: torch.Tensor) -> None:
+        """One optimizer step on ``loss``: backward, optional gradient-norm clipping, step."""
+        opt = self.optimizers()
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.grad_clip > 0:
+            self.clip_gradients(opt, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+        opt.step()
+
+    def log_train_losses(self, losses: list[torch.Tensor]) -> None:
+        """Check a batch's per-step losses for divergence (one host sync per batch) and log their mean."""
+        stacked = torch.stack(losses)
+        finite = torch.isfinite(stacked)
+        if not bool(finite.all()):
+            bad = int((~finite).nonzero()[0])
+            # global_step already counts this batch's steps; report the 1-based step that diverged.
+            raise DivergedError(self.global_step - len(losses) + bad + 1, float(stacked[bad]))
+        self.log("train/loss", stacked.mean(), on_step=True, on_epoch=False)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

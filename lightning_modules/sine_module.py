@@ -1,0 +1,59 @@
+"""Next-value regression on the sine task: a window in, the next sample out (seed 003)."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+from torchmetrics import MeanAbsoluteError, MeanSquaredError
+
+from lightning_modules.recurrent_task import RecurrentTaskModule
+
+
+class SineModule(RecurrentTaskModule):
+    """Reads a window of ``truncation`` samples and predicts the next one from the last step's output.
+
+    Each Lightning batch stacks several shuffled minibatches, one optimizer step each; windows are
+    independent, so no state is carried.
+
+    Hooks: ``training_step``, ``validation_step``, ``test_step``, ``configure_optimizers`` (base class).
+    Logged: ``train/loss`` (MSE); ``{val,test}/rmse``, ``/mae``. The last test predictions stay in
+    ``test_predictions`` for the prediction-vs-truth plot.
+    """
+
+    def __init__(self, cell: str = "lstm", hidden_size: int = 30, num_layers: int = 2, bidirectional: bool = False,
+                 dropout: float = 0.0, optimizer: str = "adagrad", lr: float = 0.1, grad_clip: float = 0.0):
+        super().__init__(cell, 1, hidden_size, num_layers, bidirectional, dropout, 1, optimizer, lr, grad_clip)
+        self.save_hyperparameters()
+        self.metrics = torch.nn.ModuleDict({
+            split: torch.nn.ModuleDict({"rmse": MeanSquaredError(squared=False), "mae": MeanAbsoluteError()})
+            for split in ("val", "test")
+        })
+        self.test_predictions: torch.Tensor | None = None
+
+    def model_step(self, x: torch.Tensor, y: torch.Tensor):
+        """One minibatch: (MSE loss, predictions). x (batch, truncation, 1), y (batch,)."""
+        output, _ = self.backbone(x)
+        prediction = self.head(output[:, -1]).squeeze(-1)
+        return F.mse_loss(prediction, y), prediction
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        losses = []
+        for x, y in zip(*batch):
+            loss, _ = self.model_step(x, y)
+            self.optimize(loss)
+            losses.append(loss.detach())
+        self.log_train_losses(losses)
+
+    def _evaluate(self, batch, split: str) -> torch.Tensor:
+        x, y = batch
+        _, prediction = self.model_step(x, y)
+        for name, metric in self.metrics[split].items():
+            metric.update(prediction, y)
+            self.log(f"{split}/{name}", metric)
+        return prediction
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self.test_predictions = self._evaluate(batch, "test").detach().cpu()

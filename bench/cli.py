@@ -64,6 +64,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 1 if outcome.status == "failed" else 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench import tracking
+    from bench.suite import load_suite, parse_overrides
+
+    if args.workers < 0 or args.per_device < 1:
+        bad = ("workers", args.workers, "an integer >= 0 (0: one per core)") if args.workers < 0 else (
+            "per-device", args.per_device, "an integer >= 1")
+        raise ConfigError([f"{bad[0]}: {bad[1]}; allowed: {bad[2]}"])
+    suite = load_suite(args.suite, parse_overrides(args.axis, "--axis"), parse_overrides(args.set, "--set"))
+    uri = args.tracking_uri or tracking.default_tracking_uri()
+    tracking.check_tracking_uri(uri)
+    if args.device != "auto":
+        resolve_device(args.device)
+    from bench.runner import run_suite
+
+    print(f"suite {suite.name}: {len(suite.configs)} runs -> {uri}")
+    result = run_suite(suite, uri, args.experiment, device=args.device, workers=args.workers,
+                       per_device=args.per_device, force=args.force, progress=not args.no_progress)
+    print_summary(suite, result)
+    return 1 if result.count("failed") else 0
+
+
+def print_summary(suite, result) -> None:
+    from bench.config import run_name
+
+    print(f"\nsuite {suite.name} in {result.wall_time_s:.1f} s: {result.count('finished')} finished, "
+          f"{len(result.skipped)} skipped (already in the store), {result.count('failed')} failed, "
+          f"{result.count('diverged')} diverged")
+    for index, (status, reason, metrics) in sorted(result.outcomes.items()):
+        if status != "finished":
+            print(f"  {status:8s} {run_name(suite.configs[index])}: {reason}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +109,23 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     train.add_argument("--no-progress", action="store_true", help="hide Lightning's progress bar")
     train.set_defaults(handler=cmd_train)
+
+    run = commands.add_parser("run", help="run a suite (a YAML matrix) on every device of this machine",
+                              description="Run a suite: skips runs already FINISHED in the store, so rerunning "
+                                          "after a crash does only what is missing.")
+    run.add_argument("--suite", default="default",
+                     help="a name in bench/suites/ (smoke, default, full) or a path to a YAML file")
+    run.add_argument("--axis", action="append", default=[], metavar="KEY=V1,V2",
+                     help="replace (or add) an axis of the matrix, e.g. --axis seed=0,1,2")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="a fixed setting for every run, e.g. --set hidden=32")
+    run.add_argument("--device", default="auto", help="auto (GPUs if visible), cpu or cuda (default: auto)")
+    run.add_argument("--workers", type=int, default=0, help="CPU workers (default 0: one per core)")
+    run.add_argument("--per-device", type=int, default=1, help="workers per GPU (default 1)")
+    run.add_argument("--force", action="store_true", help="rerun configurations already in the store")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_tracking_flags(run)
+    run.set_defaults(handler=cmd_run)
 
     args = parser.parse_args(argv)
     try:

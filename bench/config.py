@@ -135,6 +135,23 @@ def _convert(field: Field, value: Any) -> Any:
     return value
 
 
+def check_value(name: str, value: Any) -> str | None:
+    """The problem with one setting on its own (``name: value; allowed: …``), or None if it is fine.
+
+    >>> check_value("dropout", 1.0)
+    'dropout: 1.0; allowed: a number in [0, 1)'
+    """
+    field = FIELDS_BY_NAME.get(name)
+    if field is None:
+        return f"{name}: unknown setting; allowed: {', '.join(FIELDS_BY_NAME)}"
+    try:
+        if field.check(_convert(field, value)):
+            return None
+    except (ValueError, TypeError):
+        pass
+    return f"{name}: {value!r}; allowed: {field.allowed}"
+
+
 def resolve(overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
     """Defaults of the task plus ``overrides``, converted and checked; every problem raised at once.
 
@@ -154,23 +171,14 @@ def resolve(overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
     raw = {**COMMON_DEFAULTS, **TASK_DEFAULTS[task], **overrides}
     resolved = {}
     for name, value in raw.items():
-        field = FIELDS_BY_NAME.get(name)
-        if field is None:
-            problems.append(f"{prefix}{name}: unknown setting; allowed: {', '.join(FIELDS_BY_NAME)}")
-            continue
-        if task not in field.tasks:
-            problems.append(f"{prefix}{name}: {value!r} does not apply to task {task!r}; "
-                            f"allowed for it: {', '.join(f.name for f in FIELDS if task in f.tasks)}")
-            continue
-        try:
-            converted = _convert(field, value)
-            ok = field.check(converted)
-        except (ValueError, TypeError):
-            ok = False
-        if not ok:
-            problems.append(f"{prefix}{name}: {value!r}; allowed: {field.allowed}")
-            continue
-        resolved[name] = converted
+        problem = check_value(name, value)
+        if problem is None and task not in FIELDS_BY_NAME[name].tasks:
+            problem = (f"{name}: {value!r} does not apply to task {task!r}; "
+                       f"allowed for it: {', '.join(f.name for f in FIELDS if task in f.tasks)}")
+        if problem:
+            problems.append(prefix + problem)
+        else:
+            resolved[name] = _convert(FIELDS_BY_NAME[name], value)
     if not problems:
         problems += _cross_checks(resolved, prefix)
     if problems:

@@ -102,10 +102,10 @@ def package_versions() -> dict[str, str]:
     return {name: version(name) for name in ("torch", "pytorch-lightning", "torchmetrics", "mlflow")}
 
 
-def run_tags(cfg_hash: str, device: str) -> dict[str, str]:
+def environment_tags(device: str) -> dict[str, str]:
+    """What a rerun needs to know about where a run ran: commit, device, package versions."""
     tags = {
         "mlflow.source.git.commit": git_commit(),
-        "bench.config_hash": cfg_hash,
         "bench.device": device,
         "bench.device_name": device_name(device),
         "bench.python": platform.python_version(),

@@ -31,6 +31,7 @@ logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+warnings.filterwarnings("ignore", ".*LeafSpec.*")  # pytorch-lightning 2.6 on torch 2.13, harmless
 
 
 def build(cfg: dict) -> tuple[pl.LightningDataModule, pl.LightningModule]:
@@ -157,11 +158,12 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
 
 
 def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMENT, parent_run_id: str | None = None,
-              device: str = "cpu", progress_bar: bool = False) -> RunOutcome:
+              device: str = "cpu", progress_bar: bool = False, on_start=None) -> RunOutcome:
     """Train one resolved config and record it in MLflow as one run, FINISHED only when complete.
 
     Divergence (NaN/inf loss) is a result: the run is FINISHED with tag ``bench.outcome=diverged`` and the
-    step. Any other exception marks it FAILED with the reason; neither propagates.
+    step. Any other exception marks it FAILED with the reason; neither propagates. ``on_start(run_id)`` is
+    called once the run exists, so a supervisor can mark it FAILED should this process die.
     """
     from mlflow import MlflowClient, flush_async_logging
     from mlflow.entities import Metric, Param, RunTag
@@ -170,12 +172,14 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
     client = MlflowClient(tracking_uri)
     experiment_id = tracking.ensure_experiment(tracking_uri, experiment)
     cfg_hash = config_hash(cfg)
-    tags = tracking.run_tags(cfg_hash, device)
+    tags = {**tracking.environment_tags(device), "bench.config_hash": cfg_hash, "bench.worker_pid": str(os.getpid())}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(experiment_id, run_name=run_name(cfg), tags=tags)
     run_id = run.info.run_id
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in cfg.items()])
+    if on_start is not None:
+        on_start(run_id)
     logger = RunLogger(tracking_uri=tracking_uri, run_id=run_id, synchronous=False)
     outcome = RunOutcome(run_id, "finished")
     try:

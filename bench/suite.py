@@ -1,0 +1,148 @@
+"""Suites: YAML matrices of run configurations, validated whole before anything runs.
+
+A suite file (``bench/suites/<name>.yaml`` or any path)::
+
+    description: what the suite is for
+    axes:                 # the matrix: every combination of these values
+      task: [dependency, sine]
+      truncation: [1, 5, 10]
+      seed: [0, 1]
+    fixed: {hidden: 8}    # settings shared by every run
+    tasks:                # per-task settings (training budgets), applied over ``fixed``
+      dependency: {series_length: 100000}
+      sine: {max_steps: 300}
+    exclude:              # drop combinations matching every key given (a list means any of)
+      - {task: sine, truncation: 1}
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.config import TASKS, ConfigError, check_value, config_hash, resolve
+
+SUITES_DIR = Path(__file__).parent / "suites"
+TOP_LEVEL = ("description", "axes", "fixed", "tasks", "exclude")
+
+
+@dataclass
+class Suite:
+    name: str
+    path: Path
+    description: str
+    configs: list[dict[str, Any]]  # resolved, in matrix order
+
+    def hashes(self) -> list[str]:
+        return [config_hash(c) for c in self.configs]
+
+
+def suite_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    return SUITES_DIR / f"{name_or_path}.yaml"
+
+
+def available_suites() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+
+
+def parse_overrides(items: list[str], flag: str) -> dict[str, Any]:
+    """``key=value`` strings from the command line; for ``--axis`` the value is a comma-separated list."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError([f"{flag}: {item!r}; allowed: key=value"])
+        out[key.strip().replace("-", "_")] = value.split(",") if flag == "--axis" else value
+    return out
+
+
+def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
+               fixed_overrides: dict[str, Any] | None = None) -> Suite:
+    """Read, validate and expand a suite; raise :class:`ConfigError` listing every problem at once."""
+    path = suite_path(name_or_path)
+    where = str(path)
+    if not path.is_file():
+        raise ConfigError([f"suite: {name_or_path!r} not found; allowed: a YAML file or one of "
+                           f"{', '.join(available_suites())}"])
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError([f"{where}: not valid YAML ({str(e).splitlines()[0]})"]) from None
+    if not isinstance(doc, dict):
+        raise ConfigError([f"{where}: {type(doc).__name__}; allowed: a mapping with keys {', '.join(TOP_LEVEL)}"])
+    problems = [f"{where}: {key}: unknown key; allowed: {', '.join(TOP_LEVEL)}" for key in doc if key not in TOP_LEVEL]
+    axes = _mapping(doc, "axes", where, problems)
+    fixed = _mapping(doc, "fixed", where, problems)
+    tasks = _mapping(doc, "tasks", where, problems)
+    axes.update(axis_overrides or {})
+    fixed.update(fixed_overrides or {})
+    if not axes and "axes" in doc:
+        problems.append(f"{where}: axes: empty; allowed: a mapping of setting -> list of values")
+    for key, values in axes.items():
+        if not isinstance(values, list) or not values:
+            problems.append(f"{where}: axes.{key}: {values!r}; allowed: a non-empty list of values")
+            continue
+        problems += [f"{where}: axes.{key}: {p}" for v in values if (p := check_value(key, v))]
+    problems += [f"{where}: fixed.{key}: {p}" for key, v in fixed.items() if (p := check_value(key, v))]
+    for task, settings in tasks.items():
+        if task not in TASKS:
+            problems.append(f"{where}: tasks.{task}: unknown task; allowed: {', '.join(TASKS)}")
+        elif not isinstance(settings, dict):
+            problems.append(f"{where}: tasks.{task}: {settings!r}; allowed: a mapping of setting -> value")
+        else:
+            problems += [f"{where}: tasks.{task}.{k}: {p}" for k, v in settings.items() if (p := check_value(k, v))]
+    excludes = doc.get("exclude") or []
+    if not isinstance(excludes, list) or not all(isinstance(e, dict) for e in excludes):
+        problems.append(f"{where}: exclude: {excludes!r}; allowed: a list of mappings setting -> value(s)")
+        excludes = []
+    if problems:
+        raise ConfigError(problems)
+
+    configs, seen = [], set()
+    names = list(axes)
+    for combo in itertools.product(*(axes[n] for n in names)):
+        point = dict(zip(names, combo))
+        task = point.get("task", fixed.get("task", "dependency"))
+        settings = {**fixed, **(tasks.get(task) or {}), **point}
+        if any(_matches(settings, rule) for rule in excludes):
+            continue
+        try:
+            cfg = resolve(settings)
+        except ConfigError as e:
+            problems += [f"{where}: {_describe(point)}: {p}" for p in e.problems if p not in seen]
+            seen.update(e.problems)
+            continue
+        configs.append(cfg)
+    if problems:
+        raise ConfigError(problems)
+    if not configs:
+        raise ConfigError([f"{where}: exclude: removes every combination; allowed: rules that leave some runs"])
+    unique = list({config_hash(c): c for c in configs}.values())
+    return Suite(path.stem, path, str(doc.get("description", "")), unique)
+
+
+def _mapping(doc: dict, key: str, where: str, problems: list[str]) -> dict:
+    value = doc.get(key) or {}
+    if not isinstance(value, dict):
+        problems.append(f"{where}: {key}: {value!r}; allowed: a mapping")
+        return {}
+    return dict(value)
+
+
+def _matches(point: dict, rule: dict) -> bool:
+    def hit(key, wanted):
+        options = wanted if isinstance(wanted, list) else [wanted]
+        return key in point and point[key] in options
+
+    return all(hit(k, v) for k, v in rule.items())
+
+
+def _describe(point: dict) -> str:
+    return "combination " + ", ".join(f"{k}={v}" for k, v in point.items())

@@ -52,7 +52,7 @@ class DependencyModule(RecurrentTaskModule):
 
     def training_step(self, batch, batch_idx: int) -> None:
         losses = []
-        for x, y in self.windows(batch):
+        for x, y in self.within_budget(self.windows(batch)):
             loss, _, final = self.model_step(x, y, self.train_state)
             self.optimize(loss)
             self.train_state = self.backbone.carry(final)

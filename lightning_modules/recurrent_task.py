@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import time
+
 import pytorch_lightning as pl
 import torch
 
@@ -40,6 +43,22 @@ class RecurrentTaskModule(pl.LightningModule):
         if self.optimizer_name not in OPTIMIZERS:
             raise ValueError(f"optimizer: {self.optimizer_name!r}; allowed: {', '.join(OPTIMIZERS)}")
         return OPTIMIZERS[self.optimizer_name](self.parameters(), lr=self.lr)
+
+    def on_train_start(self) -> None:
+        self.fit_started = time.perf_counter()
+
+    def on_validation_epoch_end(self) -> None:
+        # Wall time since training began, beside each validation result: gives time-to-target.
+        if self.trainer.state.fn == "fit" and hasattr(self, "fit_started"):
+            self.log("val/elapsed_s", time.perf_counter() - self.fit_started)
+
+    def within_budget(self, steps):
+        """The first of ``steps`` that fit in the Trainer's ``max_steps``: a batch holds several steps, and
+        stopping mid-batch keeps the step budget exact."""
+        max_steps = self.trainer.max_steps if self._trainer is not None else -1
+        if max_steps < 0:
+            return steps
+        return itertools.islice(steps, max(0, max_steps - self.global_step))
 
     def optimize(self, loss: torch.Tensor) -> None:
         """One optimizer step on ``loss``: backward, optional gradient-norm clipping, step."""

@@ -168,7 +168,7 @@ def resolve(overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
     task = overrides.get("task", "dependency")
     if task not in TASKS:
         raise ConfigError([f"{prefix}task: {task!r}; allowed: one of {', '.join(TASKS)}"])
-    raw = {**COMMON_DEFAULTS, **TASK_DEFAULTS[task], **overrides}
+    raw = {"task": task, **COMMON_DEFAULTS, **TASK_DEFAULTS[task], **overrides}
     resolved = {}
     for name, value in raw.items():
         problem = check_value(name, value)

@@ -81,7 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     print(f"suite {suite.name}: {len(suite.configs)} runs -> {uri}")
     result = run_suite(suite, uri, args.experiment, device=args.device, workers=args.workers,
-                       per_device=args.per_device, force=args.force, progress=not args.no_progress)
+                       per_device=args.per_device, force=args.force, progress=not args.no_progress,
+                       executor=args.executor, address=args.address)
     print_summary(suite, result)
     return 1 if result.count("failed") else 0
 
@@ -123,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--workers", type=int, default=0, help="CPU workers (default 0: one per core)")
     run.add_argument("--per-device", type=int, default=1, help="workers per GPU (default 1)")
     run.add_argument("--force", action="store_true", help="rerun configurations already in the store")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="local: worker processes here (default); ray: tasks on a Ray cluster (pip install .[ray])")
+    run.add_argument("--address", default=None,
+                     help="with --executor ray: the cluster's address, or auto; default: start a local Ray")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_tracking_flags(run)
     run.set_defaults(handler=cmd_run)

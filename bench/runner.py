@@ -89,26 +89,14 @@ class Worker:
                 os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
         self.current: int | None = None  # index of the run it is on
         self.run_id: str | None = None
-        self.started = 0.0
 
     def give(self, index: int, cfg: dict) -> None:
-        self.current, self.run_id, self.started = index, None, time.monotonic()
+        self.current, self.run_id = index, None
         self.tasks.put((index, cfg))
 
     def stop(self) -> None:
         if self.process.is_alive():
             self.tasks.put(None)
-
-
-@dataclass
-class SuiteResult:
-    parent_run_id: str
-    outcomes: dict[int, tuple[str, str, dict]]  # index -> (status, reason, metrics)
-    skipped: list[int]
-    wall_time_s: float
-
-    def count(self, status: str) -> int:
-        return sum(1 for s, _, _ in self.outcomes.values() if s == status)
 
 
 def finished_hashes(tracking_uri: str, experiment_id: str) -> dict[str, str]:
@@ -142,45 +130,90 @@ def mark_failed(tracking_uri: str, experiment_id: str, run_id: str | None, cfg: 
     client.set_terminated(run_id, "FAILED")
 
 
-def run_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EXPERIMENT, device: str = "auto",
-              workers: int = 0, per_device: int = 1, force: bool = False, progress: bool = True) -> SuiteResult:
-    """Run every configuration of ``suite`` not already FINISHED in the store (all of them with ``force``)."""
-    from mlflow import MlflowClient
-    from tqdm import tqdm
+@dataclass
+class SuiteResult:
+    parent_run_id: str
+    outcomes: dict[int, tuple[str, str, dict]]  # index -> (status, reason, metrics)
+    skipped: list[int]
+    wall_time_s: float
 
-    start = time.monotonic()
-    experiment_id = tracking.ensure_experiment(tracking_uri, experiment)
-    client = MlflowClient(tracking_uri)
-    done = {} if force else finished_hashes(tracking_uri, experiment_id)
-    todo = [i for i, cfg in enumerate(suite.configs) if config_hash(cfg) not in done]
-    skipped = [i for i in range(len(suite.configs)) if i not in set(todo)]
-    slots = plan_slots(device, workers, per_device)[: max(1, len(todo))]
-    parent = client.create_run(experiment_id, run_name=f"suite/{suite.name}", tags={
-        **tracking.environment_tags(slots[0].device),
-        "bench.role": "suite", "bench.suite": suite.name})
-    parent_id = parent.info.run_id
-    client.log_param(parent_id, "suite_file", str(suite.path))
-    client.log_param(parent_id, "runs", len(suite.configs))
-    client.log_param(parent_id, "workers", len(slots))
+    def count(self, status: str) -> int:
+        return sum(1 for s, _, _ in self.outcomes.values() if s == status)
 
-    outcomes: dict[int, tuple[str, str, dict]] = {}
-    pending = list(todo)
+
+class SuiteBook:
+    """The bookkeeping every executor shares: what to run, the parent run, progress, outcomes, the summary."""
+
+    def __init__(self, suite: Suite, tracking_uri: str, experiment: str, force: bool, progress: bool):
+        from mlflow import MlflowClient
+        from tqdm import tqdm
+
+        self.suite, self.tracking_uri, self.experiment = suite, tracking_uri, experiment
+        self.start = time.monotonic()
+        self.experiment_id = tracking.ensure_experiment(tracking_uri, experiment)
+        self.client = MlflowClient(tracking_uri)
+        done = {} if force else finished_hashes(tracking_uri, self.experiment_id)
+        self.todo = [i for i, cfg in enumerate(suite.configs) if config_hash(cfg) not in done]
+        self.skipped = [i for i, cfg in enumerate(suite.configs) if config_hash(cfg) in done]
+        self.outcomes: dict[int, tuple[str, str, dict]] = {}
+        self.parent_id = ""
+        self.bar = tqdm(total=len(suite.configs), initial=len(self.skipped), disable=not progress, unit="run",
+                        desc=f"suite {suite.name}", dynamic_ncols=True)
+
+    def open_parent(self, device: str, workers: int, executor: str) -> str:
+        parent = self.client.create_run(self.experiment_id, run_name=f"suite/{self.suite.name}", tags={
+            **tracking.environment_tags(device), "bench.role": "suite", "bench.suite": self.suite.name,
+            "bench.executor": executor})
+        self.parent_id = parent.info.run_id
+        from mlflow.entities import Param
+
+        self.client.log_batch(self.parent_id, params=[
+            Param("suite_file", str(self.suite.path)), Param("runs", str(len(self.suite.configs))),
+            Param("workers", str(workers)), Param("executor", executor)])
+        return self.parent_id
+
+    def record(self, index: int, status: str, reason: str = "", metrics: dict | None = None) -> None:
+        self.outcomes[index] = (status, reason, metrics or {})
+        self.bar.update(1)
+        counts = {s: sum(1 for o in self.outcomes.values() if o[0] == s) for s in ("failed", "diverged")}
+        self.bar.set_postfix(**counts, skipped=len(self.skipped), refresh=False)
+
+    def fail(self, index: int, run_id: str | None, reason: str) -> None:
+        mark_failed(self.tracking_uri, self.experiment_id, run_id, self.suite.configs[index], self.parent_id, reason)
+        self.record(index, "failed", reason)
+
+    def close(self, interrupted: bool) -> SuiteResult:
+        from mlflow.entities import Metric
+
+        self.bar.close()
+        result = SuiteResult(self.parent_id, self.outcomes, self.skipped, time.monotonic() - self.start)
+        summary = {"runs_finished": result.count("finished"), "runs_failed": result.count("failed"),
+                   "runs_diverged": result.count("diverged"), "runs_skipped": len(self.skipped),
+                   "wall_time_s": result.wall_time_s}
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.parent_id, metrics=[Metric(k, float(v), now, 0) for k, v in summary.items()])
+        status = "KILLED" if interrupted else ("FAILED" if result.count("failed") else "FINISHED")
+        self.client.set_terminated(self.parent_id, status)
+        return result
+
+
+def execute_local(book: SuiteBook, slots: list[Slot]) -> None:
+    """Hand the book's runs to long-lived worker processes, one run at a time each; replace dead workers."""
+    pending = list(book.todo)
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
-    args = (tracking_uri, experiment, parent_id, os.getpid())
-    pool = [Worker(ctx, slot, results, args) for slot in slots] if todo else []
-    bar = tqdm(total=len(suite.configs), initial=len(skipped), disable=not progress, unit="run",
-               desc=f"suite {suite.name}", dynamic_ncols=True)
-    interrupted = False
-    try:
-        def hand_next(worker: Worker) -> None:
-            if pending:
-                index = pending.pop(0)
-                worker.give(index, suite.configs[index])
+    args = (book.tracking_uri, book.experiment, book.parent_id, os.getpid())
+    pool = [Worker(ctx, slot, results, args) for slot in slots]
 
+    def hand_next(worker: Worker) -> None:
+        if pending:
+            index = pending.pop(0)
+            worker.give(index, book.suite.configs[index])
+
+    try:
         for worker in pool:
             hand_next(worker)
-        while len(outcomes) < len(todo):
+        while len(book.outcomes) < len(book.todo):
             try:
                 kind, index, payload = results.get(timeout=0.5)
             except queue.Empty:
@@ -190,47 +223,56 @@ def run_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EXPERI
                     if worker.current == index:
                         worker.run_id = payload
             elif kind == "done":
-                outcomes[index] = (payload.status, payload.reason, payload.metrics)
-                bar.update(1)
+                book.record(index, payload.status, payload.reason, payload.metrics)
                 for worker in pool:
                     if worker.current == index:
                         worker.current = None
                         hand_next(worker)
             for n, worker in enumerate(pool):
                 if worker.process.exitcode is not None and worker.current is not None:
-                    index = worker.current
-                    reason = f"worker died (exit code {worker.process.exitcode}) during the run"
-                    mark_failed(tracking_uri, experiment_id, worker.run_id, suite.configs[index], parent_id, reason)
-                    outcomes[index] = ("failed", reason, {})
-                    bar.update(1)
+                    book.fail(worker.current, worker.run_id,
+                              f"worker died (exit code {worker.process.exitcode}) during the run")
                     pool[n] = Worker(ctx, worker.slot, results, args)
                     hand_next(pool[n])
-            failed = sum(1 for s, _, _ in outcomes.values() if s == "failed")
-            diverged = sum(1 for s, _, _ in outcomes.values() if s == "diverged")
-            bar.set_postfix(failed=failed, diverged=diverged, skipped=len(skipped), refresh=False)
-    except KeyboardInterrupt:
-        interrupted = True
     finally:
-        bar.close()
         for worker in pool:
             worker.stop()
         for worker in pool:
-            worker.process.join(timeout=5 if not interrupted else 1)
+            worker.process.join(timeout=5)
             if worker.process.is_alive():
                 worker.process.kill()
-            if interrupted and worker.current is not None and worker.current not in outcomes:
-                mark_failed(tracking_uri, experiment_id, worker.run_id, suite.configs[worker.current], parent_id,
-                            "interrupted by the user")
-    result = SuiteResult(parent_id, outcomes, skipped, time.monotonic() - start)
-    from mlflow.entities import Metric
+            if worker.current is not None and worker.current not in book.outcomes:
+                book.fail(worker.current, worker.run_id, "interrupted by the user")
 
-    summary = {"runs_finished": result.count("finished"), "runs_failed": result.count("failed"),
-               "runs_diverged": result.count("diverged"), "runs_skipped": len(skipped),
-               "wall_time_s": result.wall_time_s}
-    now = int(time.time() * 1000)
-    client.log_batch(parent_id, metrics=[Metric(k, float(v), now, 0) for k, v in summary.items()])
-    status = "KILLED" if interrupted else ("FAILED" if result.count("failed") else "FINISHED")
-    client.set_terminated(parent_id, status)
+
+def run_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EXPERIMENT, device: str = "auto",
+              workers: int = 0, per_device: int = 1, force: bool = False, progress: bool = True,
+              executor: str = "local", address: str | None = None) -> SuiteResult:
+    """Run every configuration of ``suite`` not already FINISHED in the store (all of them with ``force``).
+
+    ``executor``: ``local`` (worker processes on this machine) or ``ray`` (tasks on a Ray cluster at
+    ``address``; see :mod:`bench.ray_executor`).
+    """
+    cluster = None
+    if executor == "ray":  # connect first: a refused cluster must leave the store untouched
+        from bench import ray_executor
+
+        cluster = ray_executor.connect(address, tracking_uri, workers)
+    book = SuiteBook(suite, tracking_uri, experiment, force, progress)
+    interrupted = False
+    try:
+        if cluster is not None:
+            book.open_parent(cluster.device, cluster.slots, "ray")
+            if book.todo:
+                ray_executor.execute(book, cluster, per_device)
+        else:
+            slots = plan_slots(device, workers, per_device)[: max(1, len(book.todo))]
+            book.open_parent(slots[0].device, len(slots), "local")
+            if book.todo:
+                execute_local(book, slots)
+    except KeyboardInterrupt:
+        interrupted = True
+    result = book.close(interrupted)
     if interrupted:
         raise KeyboardInterrupt
     return result

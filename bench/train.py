@@ -158,7 +158,8 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
 
 
 def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMENT, parent_run_id: str | None = None,
-              device: str = "cpu", progress_bar: bool = False, on_start=None) -> RunOutcome:
+              device: str = "cpu", progress_bar: bool = False, on_start=None,
+              extra_tags: dict[str, str] | None = None) -> RunOutcome:
     """Train one resolved config and record it in MLflow as one run, FINISHED only when complete.
 
     Divergence (NaN/inf loss) is a result: the run is FINISHED with tag ``bench.outcome=diverged`` and the
@@ -172,7 +173,8 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
     client = MlflowClient(tracking_uri)
     experiment_id = tracking.ensure_experiment(tracking_uri, experiment)
     cfg_hash = config_hash(cfg)
-    tags = {**tracking.environment_tags(device), "bench.config_hash": cfg_hash, "bench.worker_pid": str(os.getpid())}
+    tags = {**tracking.environment_tags(device), "bench.config_hash": cfg_hash, "bench.worker_pid": str(os.getpid()),
+            **(extra_tags or {})}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(experiment_id, run_name=run_name(cfg), tags=tags)

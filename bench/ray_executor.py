@@ -1,0 +1,113 @@
+"""Run a suite's training runs as Ray tasks, so one ``bench run`` spreads over a cluster of machines.
+
+Ray places each run where its resources fit (``{"GPU": 1/K}`` for K runs per GPU, else one CPU); the suite's
+bookkeeping (skip-if-done, parent run, progress, summary) is the same as the local executor's. A run whose
+task errors or whose worker or node dies is retried once by Ray, then marked FAILED with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.config import ConfigError, config_hash
+from bench.runner import SuiteBook, mark_failed, usable_cores
+
+
+class RunFailed(RuntimeError):
+    """Raised inside a Ray task whose run failed, so that Ray retries it once."""
+
+
+@dataclass
+class Cluster:
+    device: str  # "cuda" when the cluster has GPUs, else "cpu"
+    slots: int  # runs that can train at once with one run per CPU or GPU
+    nodes: int
+    started_here: bool
+
+
+def connect(address: str | None, tracking_uri: str, workers: int = 0) -> Cluster:
+    """Join the cluster at ``address`` (``auto``: the one this machine belongs to) or start a local Ray.
+
+    Refuses, before anything is written, a SQLite store with a multi-node cluster: the other nodes cannot
+    reach the file.
+    """
+    import ray
+
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    else:
+        ray.init(num_cpus=workers or usable_cores(), include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR")
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    if len(nodes) > 1 and tracking_uri.startswith("sqlite:"):
+        ray.shutdown()
+        raise ConfigError([
+            f"tracking_uri: {tracking_uri!r} is a local SQLite file, but the Ray cluster has {len(nodes)} nodes "
+            "that cannot all reach it; allowed: an MLflow server every node can reach. Start one with "
+            "`mlflow server --backend-store-uri sqlite:////abs/path/mlflow.db --host 0.0.0.0 --port 5000` and set "
+            "MLFLOW_TRACKING_URI=http://<that host>:5000 (or --tracking-uri)"])
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    return Cluster("cuda" if gpus else "cpu", gpus or int(resources.get("CPU", 1)), len(nodes), not address)
+
+
+def _train_task(cfg: dict, tracking_uri: str, experiment: str, parent_run_id: str):
+    """Body of one Ray task: train one run on whatever this worker was given; raise if it failed."""
+    import ray
+    import torch
+
+    context = ray.get_runtime_context()
+    torch.set_num_threads(max(1, int(context.get_assigned_resources().get("CPU", 1))))
+    from bench.train import train_run
+
+    device = "cuda" if ray.get_gpu_ids() else "cpu"
+    outcome = train_run(cfg, tracking_uri, experiment, parent_run_id, device,
+                        extra_tags={"bench.ray_node": context.get_node_id()})
+    if outcome.status == "failed":
+        raise RunFailed(outcome.reason)
+    return outcome
+
+
+def fail_attempts(book: SuiteBook, index: int, reason: str, record: bool = True) -> None:
+    """Mark the run's attempts that a dead worker left RUNNING as FAILED; with ``record``, count the run as
+    failed (and leave a FAILED run in the store even if no attempt got as far as creating one)."""
+    cfg = book.suite.configs[index]
+    stale = book.client.search_runs(
+        [book.experiment_id],
+        f"tags.`bench.config_hash` = '{config_hash(cfg)}' and tags.`mlflow.parentRunId` = '{book.parent_id}' "
+        "and attributes.status = 'RUNNING'")
+    for run in stale or ([None] if record else []):
+        mark_failed(book.tracking_uri, book.experiment_id, run and run.info.run_id, cfg, book.parent_id, reason)
+    if record:
+        book.record(index, "failed", reason)
+
+
+def execute(book: SuiteBook, cluster: Cluster, per_device: int = 1) -> None:
+    """Submit every pending run as a Ray task and record outcomes as they arrive."""
+    import ray
+    from ray.exceptions import RayTaskError
+
+    options = {"num_gpus": 1.0 / per_device, "num_cpus": 0} if cluster.device == "cuda" else {"num_cpus": 1}
+    # max_calls=0: workers stay alive between tasks, so torch is imported once per worker, not per run.
+    task = ray.remote(max_retries=1, retry_exceptions=[RunFailed], max_calls=0)(_train_task).options(**options)
+    futures = {task.remote(book.suite.configs[i], book.tracking_uri, book.experiment, book.parent_id): i
+               for i in book.todo}
+    try:
+        while futures:
+            ready, _ = ray.wait(list(futures), num_returns=1, timeout=1.0)
+            for ref in ready:
+                index = futures.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except RayTaskError as e:  # the run raised twice; train_run already marked both attempts
+                    cause = e.cause if isinstance(e.cause, RunFailed) else e
+                    book.record(index, "failed", f"failed twice: {cause}")
+                except ray.exceptions.RayError as e:  # worker or node died, twice
+                    fail_attempts(book, index, f"worker or node died during the run ({type(e).__name__})")
+                else:
+                    book.record(index, outcome.status, outcome.reason, outcome.metrics)
+    finally:
+        for ref, index in futures.items():
+            ray.cancel(ref, force=True)
+            fail_attempts(book, index, "interrupted by the user", record=False)
+        ray.shutdown()

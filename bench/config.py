@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from lightning_modules.backbone import CELLS
-from lightning_modules.recurrent_task import OPTIMIZERS
+from lightning_modules.recurrent_task import LR_SCHEDULES, OPTIMIZERS
 
 TASKS = ("dependency", "sine")
 
@@ -53,6 +53,8 @@ FIELDS = [
     Field("seed", int, "seeds every random source of the run", lambda v: v >= 0, "an integer >= 0"),
     Field("optimizer", str, "optimizer", lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
     Field("lr", float, "learning rate", lambda v: v > 0, "a number > 0"),
+    Field("lr_schedule", str, "learning-rate schedule (cosine: down to 0 at max_steps)",
+          lambda v: v in LR_SCHEDULES, "one of " + ", ".join(LR_SCHEDULES)),
     Field("grad_clip", float, "gradient-norm clipping threshold, 0 = off", lambda v: v >= 0, "a number >= 0"),
     Field("batch_size", int, "dependency: parallel streams; sine: minibatch size", _positive, "an integer >= 1"),
     Field("epochs", int, "training epochs (-1: until max_steps)", lambda v: v >= 1 or v == -1,
@@ -89,6 +91,7 @@ FIELDS = [
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 
 COMMON_DEFAULTS = dict(cell="lstm", bidirectional=False, dropout=0.0, seed=0, optimizer="adagrad", lr=0.1,
+                       lr_schedule="constant",
                        grad_clip=0.0, val_every=0, log_every=50, steps_per_batch=50)
 TASK_DEFAULTS = {
     # Seed 004: one series of 1,000,000 steps in 200 streams, one epoch.
@@ -192,6 +195,9 @@ def _cross_checks(cfg: dict[str, Any], prefix: str) -> list[str]:
     problems = []
     if cfg["epochs"] == -1 and cfg["max_steps"] == -1:
         problems.append(f"{prefix}epochs/max_steps: both -1; allowed: at least one of them bounds training")
+    if cfg["lr_schedule"] != "constant" and cfg["max_steps"] == -1:
+        problems.append(f"{prefix}lr_schedule: {cfg['lr_schedule']!r} with max_steps -1; "
+                        "allowed: constant, or set max_steps (the schedule ends there)")
     if cfg["task"] == "dependency":
         try:
             check_dependency_spec(cfg["lags"], cfg["weights"], cfg["base"])

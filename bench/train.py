@@ -38,7 +38,7 @@ def build(cfg: dict) -> tuple[pl.LightningDataModule, pl.LightningModule]:
     """The data module and the LightningModule for a resolved config."""
     model_args = dict(cell=cfg["cell"], hidden_size=cfg["hidden"], num_layers=cfg["layers"],
                       bidirectional=cfg["bidirectional"], dropout=cfg["dropout"], optimizer=cfg["optimizer"],
-                      lr=cfg["lr"], grad_clip=cfg["grad_clip"])
+                      lr=cfg["lr"], grad_clip=cfg["grad_clip"], lr_schedule=cfg["lr_schedule"])
     if cfg["task"] == "dependency":
         data = DependencyDataModule(truncation=cfg["truncation"], batch_size=cfg["batch_size"],
                                     series_length=cfg["series_length"], eval_length=cfg["eval_length"],

@@ -26,8 +26,9 @@ class DependencyModule(RecurrentTaskModule):
 
     def __init__(self, cell: str = "lstm", hidden_size: int = 16, num_layers: int = 1, bidirectional: bool = False,
                  dropout: float = 0.0, truncation: int = 10, optimizer: str = "adagrad", lr: float = 0.1,
-                 grad_clip: float = 0.0, floor: float = 0.0):
-        super().__init__(cell, 1, hidden_size, num_layers, bidirectional, dropout, 1, optimizer, lr, grad_clip)
+                 grad_clip: float = 0.0, lr_schedule: str = "constant", floor: float = 0.0):
+        super().__init__(cell, 1, hidden_size, num_layers, bidirectional, dropout, 1, optimizer, lr, grad_clip,
+                         lr_schedule)
         self.save_hyperparameters()
         self.truncation = truncation
         self.train_state: State | None = None

@@ -11,6 +11,7 @@ import torch
 from lightning_modules.backbone import RecurrentBackbone
 
 OPTIMIZERS = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class DivergedError(RuntimeError):
@@ -25,24 +26,32 @@ class RecurrentTaskModule(pl.LightningModule):
     """Base for the task modules: a :class:`RecurrentBackbone`, a linear head and manual optimization.
 
     Lightning 2.x has no built-in truncated BPTT, so every module here optimizes manually: one Lightning
-    batch holds several optimizer steps (truncation windows or minibatches), run by :meth:`optimize_steps`.
+    batch holds several optimizer steps (truncation windows or minibatches), each run by :meth:`optimize`.
     That is also what keeps the Trainer's per-batch work small against a small RNN's step.
 
     Hooks: ``configure_optimizers``; subclasses add ``training_step``, ``validation_step``, ``test_step``.
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool,
-                 dropout: float, output_size: int, optimizer: str, lr: float, grad_clip: float):
+                 dropout: float, output_size: int, optimizer: str, lr: float, grad_clip: float,
+                 lr_schedule: str = "constant"):
         super().__init__()
         self.automatic_optimization = False
         self.backbone = RecurrentBackbone(cell, input_size, hidden_size, num_layers, bidirectional, dropout)
         self.head = torch.nn.Linear(self.backbone.output_size, output_size)
-        self.optimizer_name, self.lr, self.grad_clip = optimizer, lr, grad_clip
+        self.optimizer_name, self.lr, self.grad_clip, self.lr_schedule = optimizer, lr, grad_clip, lr_schedule
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self):
         if self.optimizer_name not in OPTIMIZERS:
             raise ValueError(f"optimizer: {self.optimizer_name!r}; allowed: {', '.join(OPTIMIZERS)}")
-        return OPTIMIZERS[self.optimizer_name](self.parameters(), lr=self.lr)
+        optimizer = OPTIMIZERS[self.optimizer_name](self.parameters(), lr=self.lr)
+        if self.lr_schedule == "constant":
+            return optimizer
+        if self.trainer.max_steps < 1:
+            raise ValueError(f"lr_schedule: {self.lr_schedule!r} needs max_steps; allowed without it: constant")
+        # Stepped once per optimizer step (manual optimization), down to zero at max_steps.
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.trainer.max_steps)
+        return {"optimizer": optimizer, "lr_scheduler": cosine}
 
     def on_train_start(self) -> None:
         self.fit_started = time.perf_counter()
@@ -68,6 +77,8 @@ class RecurrentTaskModule(pl.LightningModule):
         if self.grad_clip > 0:
             self.clip_gradients(opt, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
         opt.step()
+        if self.lr_schedule != "constant":
+            self.lr_schedulers().step()
 
     def log_train_losses(self, losses: list[torch.Tensor]) -> None:
         """Check a batch's per-step losses for divergence (one host sync per batch) and log their mean."""

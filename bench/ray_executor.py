@@ -36,8 +36,10 @@ def connect(address: str | None, tracking_uri: str, workers: int = 0) -> Cluster
     if address:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     else:
-        ray.init(num_cpus=workers or usable_cores(), include_dashboard=False, log_to_driver=False,
-                 logging_level="ERROR")
+        # address="local": always a new Ray here. Without it ray.init joins the cluster named by RAY_ADDRESS or
+        # the last `ray start` on this machine (and then refuses num_cpus).
+        ray.init(address="local", num_cpus=workers or usable_cores(), include_dashboard=False,
+                 log_to_driver=False, logging_level="ERROR")
     nodes = [n for n in ray.nodes() if n["Alive"]]
     if len(nodes) > 1 and tracking_uri.startswith("sqlite:"):
         ray.shutdown()

@@ -122,6 +122,10 @@ def mark_failed(tracking_uri: str, experiment_id: str, run_id: str | None, cfg: 
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
+    if run_id is None:  # the worker may have died after creating its run but before telling us its id
+        found = client.search_runs([experiment_id], f"tags.`bench.config_hash` = '{config_hash(cfg)}' and "
+                                   f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'")
+        run_id = found[0].info.run_id if found else None
     if run_id is None:
         tags = {"bench.config_hash": config_hash(cfg), "mlflow.parentRunId": parent_run_id}
         run_id = client.create_run(experiment_id, run_name=run_name(cfg), tags=tags).info.run_id
@@ -232,8 +236,10 @@ def execute_local(book: SuiteBook, slots: list[Slot]) -> None:
                 if worker.process.exitcode is not None and worker.current is not None:
                     book.fail(worker.current, worker.run_id,
                               f"worker died (exit code {worker.process.exitcode}) during the run")
-                    pool[n] = Worker(ctx, worker.slot, results, args)
-                    hand_next(pool[n])
+                    worker.current = None
+                    if pending:  # replace it only while there is work left for the new one
+                        pool[n] = Worker(ctx, worker.slot, results, args)
+                        hand_next(pool[n])
     finally:
         for worker in pool:
             worker.stop()

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from bench.config import TASKS, ConfigError, check_value, config_hash, resolve
+from bench.config import FIELDS_BY_NAME, TASKS, ConfigError, _convert, check_value, config_hash, resolve
 
 SUITES_DIR = Path(__file__).parent / "suites"
 TOP_LEVEL = ("description", "axes", "fixed", "tasks", "exclude")
@@ -81,8 +81,11 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     axes = _mapping(doc, "axes", where, problems)
     fixed = _mapping(doc, "fixed", where, problems)
     tasks = _mapping(doc, "tasks", where, problems)
+    set_overrides = dict(fixed_overrides or {})
+    for key in set_overrides:  # --set fixes a setting for every run: it replaces the file's axis of it
+        axes.pop(key, None)
     axes.update(axis_overrides or {})
-    fixed.update(fixed_overrides or {})
+    fixed.update(set_overrides)
     if not axes and "axes" in doc:
         problems.append(f"{where}: axes: empty; allowed: a mapping of setting -> list of values")
     for key, values in axes.items():
@@ -102,6 +105,11 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     if not isinstance(excludes, list) or not all(isinstance(e, dict) for e in excludes):
         problems.append(f"{where}: exclude: {excludes!r}; allowed: a list of mappings setting -> value(s)")
         excludes = []
+    for n, rule in enumerate(excludes):  # a misspelt rule would silently exclude nothing
+        for key, wanted in rule.items():
+            options = wanted if isinstance(wanted, list) else [wanted]
+            problems += [f"{where}: exclude[{n}].{key}: {p}" for v in options if (p := check_value(key, v))]
+    problems = list(dict.fromkeys(problems))  # an unknown axis is reported once, not once per value
     if problems:
         raise ConfigError(problems)
 
@@ -110,7 +118,7 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     for combo in itertools.product(*(axes[n] for n in names)):
         point = dict(zip(names, combo))
         task = point.get("task", fixed.get("task", "dependency"))
-        settings = {**fixed, **(tasks.get(task) or {}), **point}
+        settings = {**fixed, **(tasks.get(task) or {}), **set_overrides, **point}  # --set beats tasks:
         if any(_matches(settings, rule) for rule in excludes):
             continue
         try:
@@ -136,10 +144,18 @@ def _mapping(doc: dict, key: str, where: str, problems: list[str]) -> dict:
     return dict(value)
 
 
+def _typed(key: str, value: Any) -> Any:
+    """A setting as its field's type, so that ``"3"`` from ``--axis`` matches ``3`` in an exclude rule."""
+    try:
+        return _convert(FIELDS_BY_NAME[key], value)
+    except (KeyError, ValueError, TypeError):
+        return value
+
+
 def _matches(point: dict, rule: dict) -> bool:
     def hit(key, wanted):
         options = wanted if isinstance(wanted, list) else [wanted]
-        return key in point and point[key] in options
+        return key in point and _typed(key, point[key]) in [_typed(key, o) for o in options]
 
     return all(hit(k, v) for k, v in rule.items())
 

@@ -56,6 +56,10 @@ class RecurrentTaskModule(pl.LightningModule):
     def on_train_start(self) -> None:
         self.fit_started = time.perf_counter()
 
+    def on_train_end(self) -> None:
+        # Time inside the training loop only (steps and validations), without Trainer set-up and teardown.
+        self.train_loop_s = time.perf_counter() - self.fit_started
+
     def on_validation_epoch_end(self) -> None:
         # Wall time since training began, beside each validation result: gives time-to-target.
         if self.trainer.state.fn == "fit" and hasattr(self, "fit_started"):

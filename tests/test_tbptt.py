@@ -100,13 +100,14 @@ class Recorder(pl.Callback):
     """Copies of the module's carried states at the points where Lightning hands control back."""
 
     def __init__(self):
+        self.train_starts: list[tuple[int, int, tuple | None]] = []
         self.train_ends: list[tuple[int, int, tuple]] = []
-        self.first_batch_state: list[object] = []
         self.val_passes: list[dict] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if batch_idx == 0:
-            self.first_batch_state.append(pl_module.train_state)
+        state = pl_module.train_state
+        self.train_starts.append((trainer.current_epoch, batch_idx,
+                                  None if state is None else tuple(t.clone() for t in state)))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.train_ends.append((trainer.current_epoch, batch_idx, tuple(t.clone() for t in pl_module.train_state)))
@@ -156,15 +157,18 @@ def test_training_carries_state_across_batches_resets_each_epoch_and_keeps_eval_
     expected = replay(model, data.train_dataloader())
     batches = len(expected)
     assert batches == 20 and len(recorder.train_ends) == 2 * batches
-    assert recorder.first_batch_state == [None, None]
     for epoch, batch_idx, state in recorder.train_ends:
         for got, want in zip(state, expected[batch_idx]):
             assert torch.allclose(got, want, atol=1e-6), (epoch, batch_idx)
             if bidirectional:
                 assert torch.count_nonzero(got[1::2]) == 0
-    # Control: a state that carried over the epoch boundary would differ from the replay.
-    epoch2_first = replay_from(model, data.train_dataloader(), expected[-1])
-    assert not torch.allclose(epoch2_first[0], recorder.train_ends[batches][2][0], atol=1e-4)
+    # Each batch starts from the state the previous batch ended with, except the first of an epoch: zeros.
+    for (epoch, batch_idx, start), (_, _, previous_end) in zip(recorder.train_starts, [(0, -1, None)] +
+                                                               recorder.train_ends):
+        if batch_idx == 0:
+            assert start is None, epoch
+        else:
+            assert start is not None and all(torch.equal(a, b) for a, b in zip(start, previous_end))
 
     # Validation: 4 mid-epoch passes per epoch (val_every 50 steps / 10 per batch); each starts from zeros,
     # ends where a fresh pass ends, and leaves training's state exactly as it was.
@@ -175,14 +179,6 @@ def test_training_carries_state_across_batches_resets_each_epoch_and_keeps_eval_
         assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(rec["eval_after"], fresh_eval)), i
         assert rec["train_before"] is not None  # validation ran mid-epoch, with a carried training state
         assert all(torch.equal(a, b) for a, b in zip(rec["train_before"], rec["train_after"])), i
-
-
-def replay_from(model: DependencyModule, loader, state) -> tuple:
-    with torch.no_grad():
-        for x, y in model.windows(next(iter(loader))):
-            _, _, final = model.model_step(x, y, state)
-            state = model.backbone.carry(final)
-    return state
 
 
 def test_test_pass_starts_from_zero_state_every_time(tiny_cfg):

@@ -1,0 +1,329 @@
+"""``make perf``: the suite's own overhead, each figure a ratio against a reference measured in the same process.
+
+Timed pairs are interleaved (A B A B …) so that drift of a noisy machine hits both sides alike; the table
+reports medians and the min–max spread of the ratio. Writes ``results/perf.md`` and logs it to MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from bench import tracking
+from bench.config import resolve
+from bench.train import RunLogger, build, fit_and_test, make_trainer
+from datamodules.dependency import generate_dependency_series
+from lightning_modules.recurrent_task import OPTIMIZERS
+
+SEED_SINE_STEPS = 10_000  # seed 003 trains 10,000 steps to RMSE 0.0019
+SEED_SINE_RMSE = 0.0019
+
+
+@dataclass
+class Figure:
+    name: str
+    ours: list[float]
+    reference: list[float]
+    unit: str
+    target: str
+    passes: bool | None = None  # set by the caller from the ratio
+    note: str = ""
+
+    @property
+    def ratios(self) -> list[float]:
+        return [a / b for a, b in zip(self.ours, self.reference)] if self.reference else []
+
+    def ratio_text(self) -> str:
+        if not self.ratios:
+            return "—"
+        r = self.ratios
+        return f"{statistics.median(r):.3f} ({min(r):.3f}–{max(r):.3f})"
+
+
+def interleave(a, b, repeats: int) -> tuple[list[float], list[float]]:
+    """Time ``a()`` and ``b()`` alternately ``repeats`` times; each returns its own measured seconds."""
+    times_a, times_b = [], []
+    for _ in range(repeats):
+        times_a.append(a())
+        times_b.append(b())
+    return times_a, times_b
+
+
+# --- training-step overhead -------------------------------------------------------------------------------
+
+def lightning_loop_seconds(cfg: dict, store: Path, device: str) -> float:
+    """Our path, logging on: the training loop of Trainer.fit with the MLflow logger (no validation)."""
+    from mlflow import MlflowClient
+
+    torch.manual_seed(cfg["seed"])
+    data, model = build(cfg)
+    uri = f"sqlite:///{store}"
+    experiment_id = tracking.ensure_experiment(uri, "perf")
+    run_id = MlflowClient(uri).create_run(experiment_id).info.run_id
+    trainer = make_trainer(cfg, RunLogger(uri, run_id), device, False)
+    trainer.limit_val_batches = 0
+    trainer.fit(model, datamodule=data)
+    return model.train_loop_s
+
+
+def plain_loop_seconds(cfg: dict, device: str) -> float:
+    """The same model, data and optimizer in a hand-written PyTorch loop."""
+    torch.manual_seed(cfg["seed"])
+    data, model = build(cfg)
+    data.setup("fit")
+    model.to(device)
+    optimizer = OPTIMIZERS[cfg["optimizer"]](model.parameters(), lr=cfg["lr"])
+    batches = [(x.to(device), y.to(device)) for x, y in data.train_dataloader()]
+    max_steps = cfg["max_steps"] if cfg["max_steps"] > 0 else float("inf")
+    epochs = cfg["epochs"] if cfg["epochs"] > 0 else 10**9
+    steps = 0
+    start = time.perf_counter()
+    for _ in range(epochs):
+        state = None
+        for x, y in batches:
+            windows = (zip(x.split(cfg["truncation"], 1), y.split(cfg["truncation"], 1))
+                       if cfg["task"] == "dependency" else zip(x, y))
+            for xw, yw in windows:
+                output, final = model.backbone(xw, state)
+                if cfg["task"] == "dependency":
+                    loss = F.binary_cross_entropy_with_logits(model.head(output).squeeze(-1), yw)
+                    state = tuple(s.detach() for s in final)
+                else:
+                    loss = F.mse_loss(model.head(output[:, -1]).squeeze(-1), yw)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                steps += 1
+                if steps >= max_steps:
+                    break
+            if steps >= max_steps:
+                break
+        if steps >= max_steps:
+            break
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def step_overhead(name: str, cfg: dict, device: str, repeats: int, tmp: Path) -> Figure:
+    plain_loop_seconds(cfg, device)  # warm-up: first-call allocations and kernel selection
+    ours, plain = interleave(lambda: lightning_loop_seconds(cfg, tmp / f"{time.time_ns()}.db", device),
+                             lambda: plain_loop_seconds(cfg, device), repeats)
+    return Figure(name, ours, plain, "s", "≤ 1.10×")
+
+
+# --- logging cost -------------------------------------------------------------------------------------------
+
+def logging_cost(cfg: dict, repeats: int, tmp: Path) -> Figure:
+    """A whole run (fit and test) with the MLflow logger against the same run with logging off."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp / 'logging.db'}"
+    experiment_id = tracking.ensure_experiment(uri, "perf")
+    client = MlflowClient(uri)
+
+    def logged() -> float:
+        logger = RunLogger(uri, client.create_run(experiment_id).info.run_id)
+        start = time.perf_counter()
+        fit_and_test(cfg, logger)
+        logger.flush()
+        return time.perf_counter() - start
+
+    def silent() -> float:
+        start = time.perf_counter()
+        fit_and_test(cfg, None)
+        return time.perf_counter() - start
+
+    ours, reference = interleave(logged, silent, repeats)
+    return Figure("MLflow logging over a whole default dependency run (fit + test)", ours, reference, "s", "≤ 1.05×")
+
+
+# --- generation ---------------------------------------------------------------------------------------------
+
+def seed_generator(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seed 004's Python loop, kept only as the reference for the vectorized generator."""
+    x = np.array(np.random.choice(2, size=(size,)))
+    y = []
+    for i in range(size):
+        threshold = 0.5
+        if x[i - 3] == 1:
+            threshold += 0.5
+        if x[i - 8] == 1:
+            threshold -= 0.25
+        y.append(0 if np.random.rand() > threshold else 1)
+    return x, np.array(y)
+
+
+def timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def generation(steps: int, repeats: int) -> Figure:
+    ours, reference = interleave(lambda: timed(generate_dependency_series, steps, 0),
+                                 lambda: timed(seed_generator, steps), repeats)
+    return Figure(f"dependency series generation, {steps:,} steps", ours, reference, "s", "≥ 30× faster")
+
+
+# --- runner -------------------------------------------------------------------------------------------------
+
+def runner_figures(runs: int, overrides: dict, tmp: Path) -> tuple[Figure, Figure]:
+    """Per-run fixed cost with one worker, and suite throughput with 2 workers against 1."""
+    import yaml
+    from mlflow import MlflowClient
+
+    from bench.runner import run_suite
+    from bench.suite import load_suite
+
+    suite_file = tmp / "perf_suite.yaml"
+    suite_file.write_text(yaml.safe_dump({"axes": {"seed": list(range(runs))}, "fixed": overrides}))
+    suite = load_suite(str(suite_file))
+    per_run, throughput = [], {}
+    for workers in (1, 2):
+        uri = f"sqlite:///{tmp / f'runner{workers}.db'}"
+        result = run_suite(suite, uri, "perf", device="cpu", workers=workers, progress=False)
+        client = MlflowClient(uri)
+        children = [r for r in client.search_runs([tracking.ensure_experiment(uri, "perf")])
+                    if r.data.tags.get("bench.role") != "suite"]
+        first = min(r.info.start_time for r in children) / 1000
+        last = max(r.info.end_time for r in children) / 1000
+        # Steady state: from the first run's start to the last run's end; worker start-up is reported apart.
+        throughput[workers] = (len(children) / (last - first), len(children) / result.wall_time_s)
+        if workers == 1:
+            loops = [r.data.metrics["train_loop_s"] for r in children]
+            per_run.append((last - first) / len(children) - statistics.mean(loops))
+    fixed = Figure("per-run fixed cost in the runner (queue → first step, last step → results in store)",
+                   per_run, [], "s", "≤ 0.3 s")
+    steady = [throughput[2][0]], [throughput[1][0]]
+    speedup = Figure("suite throughput, 2 CPU workers vs 1 (runs/s, steady state)", *steady, "runs/s", "≥ 1.7×",
+                     note=f"including worker start-up: {throughput[2][1] / throughput[1][1]:.2f}×")
+    return fixed, speedup
+
+
+# --- sine quality per step ------------------------------------------------------------------------------------
+
+def sine_steps_to_target(cfg: dict) -> Figure:
+    """Steps until validation RMSE first reaches seed 003's figure, and the test RMSE at the end."""
+    import pytorch_lightning as pl
+
+    reached: list[int] = []
+
+    class FirstHit(pl.Callback):
+        def on_validation_epoch_end(self, trainer, module):
+            rmse = trainer.callback_metrics.get("val/rmse")
+            if not reached and rmse is not None and float(rmse) <= SEED_SINE_RMSE:
+                reached.append(trainer.global_step)
+
+    pl.seed_everything(cfg["seed"], verbose=False)
+    data, model = build(cfg)
+    trainer = make_trainer(cfg, None, "cpu", False)
+    trainer.callbacks.append(FirstHit())
+    trainer.fit(model, datamodule=data)
+    test_rmse = trainer.test(model, datamodule=data, verbose=False)[0]["test/rmse"]
+    steps = reached[0] if reached else float("inf")
+    return Figure("sine: steps until RMSE ≤ 0.0019 (LSTM 2×30)", [steps], [SEED_SINE_STEPS], "steps",
+                  "≤ 1,000 steps", note=f"{cfg['optimizer']} lr {cfg['lr']} {cfg['lr_schedule']}, "
+                                        f"test RMSE {test_rmse:.5f} after {trainer.global_step} steps")
+
+
+# --- report ---------------------------------------------------------------------------------------------------
+
+def judge(fig: Figure) -> Figure:
+    if fig.target.startswith("≤") and fig.target.endswith("×"):
+        fig.passes = statistics.median(fig.ratios) <= float(fig.target.split()[1].rstrip("×"))
+    elif fig.target.endswith("faster"):
+        fig.passes = statistics.median(fig.reference) / statistics.median(fig.ours) >= 30
+    elif fig.target.startswith("≥") and fig.target.endswith("×"):
+        fig.passes = statistics.median(fig.ratios) >= float(fig.target.split()[1].rstrip("×"))
+    elif fig.target == "≤ 0.3 s":
+        fig.passes = statistics.median(fig.ours) <= 0.3
+    else:  # steps
+        fig.passes = fig.ours[0] <= 1000
+    return fig
+
+
+def markdown(figures: list[Figure], header: str) -> str:
+    lines = [header, "", "| figure | ours | reference | ratio (median, min–max) | target | result | note |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for f in figures:
+        ours = f"{statistics.median(f.ours):.4g} {f.unit}"
+        ref = f"{statistics.median(f.reference):.4g} {f.unit}" if f.reference else "—"
+        ratio = f.ratio_text()
+        if f.target.endswith("faster"):
+            ratio = f"{statistics.median(f.reference) / statistics.median(f.ours):.1f}× faster"
+        lines.append(f"| {f.name} | {ours} | {ref} | {ratio} | {f.target} | "
+                     f"{'pass' if f.passes else 'miss'} | {f.note} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(scale: str = "full", out: Path | None = None, tracking_uri: str | None = None) -> Path:
+    tiny = scale == "tiny"
+    repeats = 1 if tiny else 5
+    torch.set_num_threads(1)
+    dep = resolve({"task": "dependency", "hidden": 16, "truncation": 10, "batch_size": 200,
+                   "series_length": 40_000 if tiny else 1_000_000, "eval_length": 20_000})
+    sine = resolve({"task": "sine", "max_steps": 60 if tiny else 1000, "optimizer": "adam", "lr": 0.03,
+                    "lr_schedule": "cosine", "val_every": 50})
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        figures = [
+            step_overhead("training-step overhead, dependency LSTM h16 T10 batch 200, one epoch", dep, "cpu",
+                          repeats, tmp),
+            step_overhead("training-step overhead, sine LSTM 2×30", sine, "cpu", repeats, tmp),
+            logging_cost(dep, 1 if tiny else 3, tmp),
+            generation(10_000 if tiny else 1_000_000, 1 if tiny else 3),
+            *runner_figures(2 if tiny else 12, {"task": "dependency", "hidden": 16, "series_length": 20_000 if tiny
+                                                else 400_000, "eval_length": 20_000}, tmp),
+            sine_steps_to_target(sine),
+        ]
+        if device == "cuda":
+            figures += [step_overhead("GPU: training-step overhead, dependency LSTM (CUDA)", dep, "cuda", repeats,
+                                      tmp)]
+    figures = [judge(f) for f in figures]
+    header = (f"# rnn-bench performance ({scale})\n\nMeasured {time.strftime('%Y-%m-%d %H:%M')} on "
+              f"{tracking.device_name('cpu')}, {tracking.git_commit()}, torch threads 1. Ratios: ours / reference, "
+              f"interleaved pairs, median and min–max over repeats. Regenerate with `make perf`.")
+    out = out or tracking.results_dir() / "perf.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(markdown(figures, header))
+    log_report(out, figures, tracking_uri or tracking.default_tracking_uri())
+    return out
+
+
+def log_report(path: Path, figures: list[Figure], uri: str) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    run_id = client.create_run(tracking.ensure_experiment(uri, "rnn-bench-perf"), run_name="perf",
+                               tags=tracking.environment_tags("cpu")).info.run_id
+    for i, f in enumerate(figures):
+        if f.ratios:
+            client.log_metric(run_id, f"perf/ratio_{i}", statistics.median(f.ratios))
+    client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id, "FINISHED")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__)
+    parser.add_argument("--scale", choices=("full", "tiny"), default="full", help="tiny: a seconds-long check")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the table (default results/perf.md)")
+    parser.add_argument("--tracking-uri", default=None)
+    args = parser.parse_args(argv)
+    path = run(args.scale, args.out, args.tracking_uri)
+    print(path.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""A suite's results as the MLflow store holds them: one row per run configuration, with its latest outcome.
+
+Runs belong to a suite through their config hash (tag ``bench.config_hash``); a rerun suite skips hashes
+already FINISHED, so one suite's runs may sit under several parent runs. Per hash the latest FINISHED run
+counts (its ``bench.outcome`` says finished or diverged); a hash with only FAILED (or killed) runs counts as
+failed, one with no run at all as missing.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+
+from bench import targets
+from bench.config import FIELDS, config_hash, run_name
+from bench.suite import Suite
+
+# Settings that name a configuration's place in the comparison tables; anything else that varies within a
+# task joins the configuration key, and seeds are what a configuration is averaged over.
+PLACED_FIELDS = ("task", "cell", "layers", "bidirectional", "truncation", "seed")
+
+
+def varying_fields(configs: list[dict]) -> dict[str, list[str]]:
+    """Per task, the settings outside :data:`PLACED_FIELDS` whose value differs between its configs.
+
+    >>> varying_fields([{"task": "sine", "cell": "gru", "hidden": 8, "lr": 0.1},
+    ...                 {"task": "sine", "cell": "lstm", "hidden": 16, "lr": 0.1}])
+    {'sine': ['hidden']}
+    """
+    values: dict[str, dict[str, set]] = {}
+    for cfg in configs:
+        for name, value in cfg.items():
+            values.setdefault(cfg["task"], {}).setdefault(name, set()).add(value)
+    order = [f.name for f in FIELDS if f.name not in PLACED_FIELDS]
+    return {task: [n for n in order if len(seen.get(n, ())) > 1] for task, seen in values.items()}
+
+
+def configuration_key(cfg: dict, extra_fields: list[str] = ()) -> str:
+    """A configuration without its seed: :func:`bench.config.run_name` less the seed, plus varying settings.
+
+    >>> cfg = {"task": "dependency", "cell": "lstm", "layers": 2, "bidirectional": True, "truncation": 10,
+    ...        "seed": 1, "hidden": 32}
+    >>> configuration_key(cfg), configuration_key(cfg, ["hidden"])
+    ('dependency/lstm-L2-bi-T10', 'dependency/lstm-L2-bi-T10-hidden=32')
+    """
+    extras = "".join(f"-{name}={setting_text(cfg[name])}" for name in extra_fields)
+    return run_name(cfg).removesuffix(f"-s{cfg['seed']}") + extras
+
+
+def setting_text(value) -> str:
+    """A setting as written in keys and labels: lists comma-separated.
+
+    >>> setting_text((3, 8)), setting_text(0.02)
+    ('3,8', '0.02')
+    """
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+
+
+def store_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
+    """Every run of the experiment as :func:`mlflow.search_runs` gives them; empty if there is none."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    found = MlflowClient(tracking_uri).get_experiment_by_name(experiment)
+    if found is None:
+        return pd.DataFrame(columns=["run_id", "status", "start_time", "tags.bench.config_hash"])
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)  # search_runs reads the store from the global setting only
+    try:
+        runs = mlflow.search_runs([found.experiment_id], max_results=1_000_000)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    for column in ("tags.bench.config_hash", "tags.bench.role", "tags.bench.suite"):
+        if column not in runs:
+            runs[column] = None
+    return runs
+
+
+def latest_suite_parent(runs: pd.DataFrame, suite_name: str) -> str | None:
+    """Run id of the suite's most recently started parent run, or None."""
+    if "tags.bench.role" not in runs:
+        return None
+    parents = runs[(runs["tags.bench.role"] == "suite") & (runs["tags.bench.suite"] == suite_name)]
+    return None if parents.empty else parents.sort_values("start_time").iloc[-1]["run_id"]
+
+
+def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration of ``suite``: its settings, ``configuration`` (key without seed), ``direction``,
+    ``outcome`` (finished | diverged | failed | missing), ``reason``, ``run_id``, ``commit``, ``metric`` (the
+    task's metric) and every metric of the chosen run under its own name (``test/ce``, ``fit_time_s``, …)."""
+    extras = varying_fields(suite.configs)
+    table = pd.DataFrame(suite.configs)
+    table["config_hash"] = [config_hash(cfg) for cfg in suite.configs]
+    table["configuration"] = [configuration_key(cfg, extras[cfg["task"]]) for cfg in suite.configs]
+    table["variant"] = [" ".join(f"{n}={setting_text(cfg[n])}" for n in extras[cfg["task"]]) for cfg in suite.configs]
+    table["direction"] = table["bidirectional"].map({True: "bi", False: "uni"})
+
+    mine = runs[runs["tags.bench.config_hash"].isin(set(table["config_hash"]))].copy()
+    mine["is_finished"] = mine["status"] == "FINISHED"
+    chosen = (mine.sort_values(["is_finished", "start_time"], ascending=False)
+              .drop_duplicates("tags.bench.config_hash").set_index("tags.bench.config_hash"))
+    metric_columns = [c for c in chosen.columns if c.startswith("metrics.")]
+    picked = chosen.reindex(table["config_hash"])
+    for column in metric_columns:
+        table[column.removeprefix("metrics.")] = picked[column].to_numpy(dtype=float)
+    table["run_id"] = picked["run_id"].to_numpy()
+    table["commit"] = _column(picked, "tags.mlflow.source.git.commit")
+    outcome_tag = _column(picked, "tags.bench.outcome")
+    reason_tag = _column(picked, "tags.bench.reason")
+    table["outcome"] = [
+        "missing" if pd.isna(status) else ((outcome or "finished") if status == "FINISHED" else "failed")
+        for status, outcome in zip(picked["status"], outcome_tag)]
+    table["reason"] = [
+        "no run in the store" if pd.isna(status) else (
+            reason if isinstance(reason, str) else ("" if status == "FINISHED" else f"run left {status}"))
+        for status, reason in zip(picked["status"], reason_tag)]
+    table["metric"] = [row.get(targets.METRIC[row["task"]], float("nan")) if row["outcome"] == "finished"
+                       else float("nan") for row in table.to_dict("records")]
+    return table
+
+
+def _column(frame: pd.DataFrame, name: str) -> list:
+    """A column as a list, None where a value (or the whole column) is absent."""
+    if name not in frame:
+        return [None] * len(frame)
+    return [None if pd.isna(v) else v for v in frame[name]]
+
+
+def metric_histories(tracking_uri: str, run_ids: list[str], keys: list[str]) -> dict[str, dict[str, list]]:
+    """run id -> metric key -> [(step, value), …], fetched a few runs at a time."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+
+    def fetch(run_id: str) -> dict[str, list]:
+        return {key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)] for key in keys}
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(run_ids, pool.map(fetch, run_ids)))
+
+
+def add_time_to_target(table: pd.DataFrame, histories: dict[str, dict[str, list]]) -> pd.DataFrame:
+    """Columns ``target``, ``reached`` (bool; NaN for runs that did not finish), ``steps_to_target`` and
+    ``time_to_target_s`` (NaN unless reached): the first validation at or below the task's target."""
+    table = table.copy()
+    goals, reached, steps, seconds = [], [], [], []
+    for row in table.to_dict("records"):
+        floors = {k.removeprefix("floor/"): v for k, v in row.items() if k.startswith("floor/") and pd.notna(v)}
+        goal = targets.target(row["task"], floors) if row["task"] == "sine" or floors else float("nan")
+        history = histories.get(row["run_id"]) if row["outcome"] == "finished" else None
+        if history is None or pd.isna(goal):
+            step, elapsed = float("nan"), float("nan")
+        else:
+            step, elapsed = targets.first_reaching(history[targets.VAL_METRIC[row["task"]]],
+                                                   history["val/elapsed_s"], goal)
+        goals.append(goal)
+        reached.append(float("nan") if history is None else float(pd.notna(step)))
+        steps.append(step)
+        seconds.append(elapsed)
+    table["target"], table["reached"], table["steps_to_target"], table["time_to_target_s"] = (
+        goals, reached, steps, seconds)
+    return table

@@ -27,6 +27,9 @@ bench: setup
 smoke:
 	$(MAKE) bench SUITE=smoke
 
+perf: setup
+	$(PY) -m bench.perf $(ARGS)
+
 ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/results/mlflow.db --host 127.0.0.1 --port 5000
 

@@ -1,4 +1,5 @@
-"""Per-run plots: the dependency loss curve against its analytic floors, sine prediction against truth."""
+"""Plots: per run (the dependency loss curve against its analytic floors, sine prediction against truth) and
+per suite (heatmaps of a metric over the matrix, learning curves, best and worst sine predictions)."""
 
 from __future__ import annotations
 
@@ -8,40 +9,147 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: workers and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
-FLOOR_LABELS = {"none": "knows no lag", "all": "knows every lag (Bayes floor)"}
+from bench.targets import floor_label  # noqa: E402
+
+FLOOR_STYLES = ("--", "-.", ":", (0, (1, 3)))
+History = dict[str, list[tuple[int, float]]]  # series label -> [(optimizer step, value), …]
 
 
-def floor_label(key: str) -> str:
-    return FLOOR_LABELS.get(key, f"knows the first {key.removeprefix('first')} lag(s)")
+def draw_history(ax, history: History, colors: list | None = None) -> None:
+    """One line per non-empty series; validation series drawn heavier."""
+    for n, (key, points) in enumerate(history.items()):
+        if points:
+            steps, values = zip(*sorted(points))
+            ax.plot(steps, values, label=key, linewidth=1.5 if key.startswith("val") else 0.8,
+                    color=colors[n] if colors else None)
 
 
-def dependency_curve(history: dict[str, list[tuple[int, float]]], floors: dict[str, float], path: Path,
-                     title: str = "") -> None:
+def draw_floors(ax, floors: dict[str, float], labelled: bool = True) -> None:
+    """The analytic floors as grey horizontal lines, one line style each."""
+    for (key, value), style in zip(floors.items(), FLOOR_STYLES):
+        ax.axhline(value, color="grey", linestyle=style, linewidth=1,
+                   label=f"{floor_label(key)}: {value:.4f}" if labelled else None)
+
+
+def dependency_curve(history: History, floors: dict[str, float], path: Path, title: str = "") -> None:
     """Loss against optimizer step for each logged series, with the floors as horizontal lines."""
     fig, ax = plt.subplots(figsize=(7, 4))
     fig.subplots_adjust(left=0.1, right=0.97, top=0.92, bottom=0.12)
-    for key, points in history.items():
-        if points:
-            steps, values = zip(*sorted(points))
-            ax.plot(steps, values, label=key, linewidth=1.5 if key.startswith("val") else 0.8)
-    for (key, value), style in zip(floors.items(), ("--", "-.", ":", (0, (1, 3)))):
-        ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{floor_label(key)}: {value:.4f}")
+    draw_history(ax, history)
+    draw_floors(ax, floors)
     ax.set(xlabel="optimizer step", ylabel="cross-entropy (nats)", title=title)
     ax.legend(fontsize=8)
     fig.savefig(path, dpi=72)  # small and fast: drawn once per run
     plt.close(fig)
 
 
-def sine_prediction(truth, prediction, path: Path, title: str = "") -> None:
-    """Prediction and truth over the test segment, and their difference."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, height_ratios=(3, 1))
+def draw_prediction(top, bottom, truth, prediction, title: str = "") -> None:
+    """Prediction and truth on ``top``, their difference on ``bottom``."""
     top.plot(truth, label="truth", linewidth=2)
     top.plot(prediction, label="prediction", linewidth=1)
     top.set(ylabel="value", title=title)
     top.legend(fontsize=8)
     bottom.plot(prediction - truth, color="tab:red", linewidth=1)
     bottom.set(xlabel="test example", ylabel="error")
+
+
+def sine_prediction(truth, prediction, path: Path, title: str = "") -> None:
+    """Prediction and truth over the test segment, and their difference."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, height_ratios=(3, 1))
+    draw_prediction(top, bottom, truth, prediction, title)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def sine_predictions(panels: dict[str, tuple], path: Path) -> None:
+    """Several runs' predictions side by side: title -> (truth, prediction)."""
+    fig, axes = plt.subplots(2, len(panels), figsize=(6 * len(panels), 5), sharex=True, height_ratios=(3, 1),
+                             squeeze=False)
+    for n, (title, (truth, prediction)) in enumerate(panels.items()):
+        draw_prediction(axes[0, n], axes[1, n], truth, prediction, title)
+        axes[0, n].title.set_fontsize(9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _grid(keys: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """Row and column names of a facet grid keyed (row, column), in order of first appearance."""
+    return list(dict.fromkeys(r for r, _ in keys)), list(dict.fromkeys(c for _, c in keys))
+
+
+def learning_curves(panels: dict[tuple[str, str], History], floors: dict[str, float], path: Path,
+                    title: str = "", ylabel: str = "cross-entropy (nats)") -> None:
+    """A grid of panels keyed (row, column), each with its series coloured in order and the floors drawn."""
+    rows, columns = _grid(list(panels))
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.2 * len(columns) + 1.5, 2.4 * len(rows) + 0.8),
+                             sharex=True, sharey=True, squeeze=False)
+    labels = list(dict.fromkeys(label for history in panels.values() for label in history))
+    palette = plt.get_cmap("viridis")(
+        [i / max(1, len(labels) - 1) * 0.9 for i in range(len(labels))]).tolist()
+    for n, ((row, column), history) in enumerate(panels.items()):
+        ax = axes[rows.index(row), columns.index(column)]
+        draw_history(ax, history, [palette[labels.index(k)] for k in history])
+        draw_floors(ax, floors, labelled=n == 0)
+        ax.set_title(f"{column} · {row}", fontsize=9)
+    for ax in axes.flat:
+        if not ax.lines:  # no panel for this row and column
+            ax.axis("off")
+    low, high = min(floors.values()), max(floors.values())
+    axes[0, 0].set_ylim(low - 0.03, high + 0.06)
+    for ax in axes[-1]:
+        ax.set_xlabel("optimizer step")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    handles, names = [], []
+    for ax in axes.flat:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            if name not in names:
+                handles.append(handle)
+                names.append(name)
+    fig.legend(handles, names, loc="center right", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1 - 1.6 / fig.get_figwidth(), 1))
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def heatmaps(facets: dict[tuple[str, str], tuple], path: Path, anchors: dict[str, float], label: str,
+             log: bool = False, title: str = "") -> None:
+    """A grid of heatmaps keyed (row, column); each facet is (values, texts): DataFrames of the same shape.
+
+    All share one colour scale running from the lowest to the highest of ``anchors`` (floors, baselines:
+    green at the best, red at the worst, values beyond them clipped); the anchors are the colour bar's
+    ticks. NaN cells (no finished run) are grey; ``texts`` is written in every cell.
+    """
+    rows, columns = _grid(list(facets))
+    shape = next(iter(facets.values()))[0].shape
+    fig, axes = plt.subplots(len(rows), len(columns), squeeze=False,
+                             figsize=(1.3 * shape[1] * len(columns) + 3, 0.55 * shape[0] * len(rows) + 1.5))
+    low, high = min(anchors.values()), max(anchors.values())
+    norm = LogNorm(low, high) if log else Normalize(low, high)
+    cmap = plt.get_cmap("RdYlGn_r").copy()
+    cmap.set_bad("lightgrey")
+    image = None
+    for (row, column), (values, texts) in facets.items():
+        ax = axes[rows.index(row), columns.index(column)]
+        image = ax.imshow(values.to_numpy(dtype=float), cmap=cmap, norm=norm, aspect="auto")
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                ax.text(j, i, texts.iat[i, j], ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(values.shape[1]), values.columns, fontsize=8)
+        ax.set_yticks(range(values.shape[0]), values.index, fontsize=8)
+        ax.set_title(f"{row} · {column}", fontsize=9)
+    for ax in axes.flat:
+        if not ax.images:
+            ax.axis("off")
+    bar = fig.colorbar(image, ax=axes, shrink=0.9)
+    bar.set_ticks(list(anchors.values()), labels=[f"{k} {v:.4g}" for k, v in anchors.items()], fontsize=7)
+    bar.minorticks_off()
+    bar.set_label(label)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)

@@ -9,6 +9,7 @@ failed, one with no run at all as missing.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -161,3 +162,24 @@ def add_time_to_target(table: pd.DataFrame, histories: dict[str, dict[str, list]
     table["target"], table["reached"], table["steps_to_target"], table["time_to_target_s"] = (
         goals, reached, steps, seconds)
     return table
+
+
+HISTORY_KEYS = {"dependency": ["val/ce", "val/elapsed_s", "train/loss"], "sine": ["val/rmse", "val/elapsed_s"]}
+
+
+@dataclass
+class SuiteResults:
+    runs: pd.DataFrame  # one row per configuration of the suite (see suite_runs), with time to target
+    histories: dict[str, dict[str, list]]  # finished run id -> HISTORY_KEYS of its task -> [(step, value), …]
+    parent_run_id: str | None  # the suite's latest parent run
+
+
+def load(suite: Suite, tracking_uri: str, experiment: str) -> SuiteResults:
+    """Everything the store holds about ``suite``'s configurations."""
+    stored = store_runs(tracking_uri, experiment)
+    runs = suite_runs(suite, stored)
+    histories = {}
+    for task, keys in HISTORY_KEYS.items():
+        finished = runs[(runs["task"] == task) & (runs["outcome"] == "finished")]
+        histories.update(metric_histories(tracking_uri, list(finished["run_id"]), keys))
+    return SuiteResults(add_time_to_target(runs, histories), histories, latest_suite_parent(stored, suite.name))

@@ -76,6 +76,9 @@ class RunLogger(MLFlowLogger):
         self.flush_every_s = flush_every_s
         self.buffer: list = []
         self.last_flush = time.monotonic()
+        # Set by fit_and_test. Lightning passes its batch count as the step; with several optimizer steps per
+        # batch that is not the step val_every, log_every, the final metrics and the plots count in.
+        self.step_trainer: pl.Trainer | None = None
 
     def log_hyperparams(self, params) -> None:
         pass
@@ -83,6 +86,8 @@ class RunLogger(MLFlowLogger):
     def log_metrics(self, metrics, step: int | None = None) -> None:
         from mlflow.entities import Metric
 
+        if self.step_trainer is not None:
+            step = self.step_trainer.global_step
         now = int(time.time() * 1000)
         self.buffer.extend(Metric(k, float(v), now, step or 0) for k, v in metrics.items())
         if time.monotonic() - self.last_flush > self.flush_every_s:
@@ -168,6 +173,8 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
     pl.seed_everything(cfg["seed"], workers=True, verbose=False)
     data, model = build(cfg)
     trainer = make_trainer(cfg, logger, device, progress_bar)
+    if isinstance(logger, RunLogger):
+        logger.step_trainer = trainer
     memory = PeakMemory(device)
     start = time.perf_counter()
     trainer.fit(model, datamodule=data)
@@ -176,7 +183,7 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
     test = trainer.test(model, datamodule=data, verbose=False)[0]
     samples_per_step = cfg["batch_size"] * (cfg["truncation"] if cfg["task"] == "dependency" else 1)
     metrics = {
-        **{k: float(v) for k, v in test.items()},
+        **{k: float(v) for k, v in test.items() if k.startswith("test/")},
         **reference_metrics(cfg, data),
         "fit_time_s": fit_time,
         "train_loop_s": model.train_loop_s,
@@ -220,7 +227,8 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
         model, data, metrics = fit_and_test(cfg, logger, device, progress_bar)
         metrics["wall_time_s"] = time.perf_counter() - start
         outcome.metrics = metrics
-        logger.log_metrics(metrics, step=metrics["train/steps"])
+        # Test metrics are in already (Lightning logged them); add the run's summary figures.
+        logger.log_metrics({k: v for k, v in metrics.items() if not k.startswith("test/")}, step=metrics["train/steps"])
         logger.flush(tags={"bench.outcome": "finished"})
         log_artifacts(client, run_id, cfg, tags, model, data)
         client.set_terminated(run_id, "FINISHED")

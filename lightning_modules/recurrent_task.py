@@ -60,10 +60,19 @@ class RecurrentTaskModule(pl.LightningModule):
         # Time inside the training loop only (steps and validations), without Trainer set-up and teardown.
         self.train_loop_s = time.perf_counter() - self.fit_started
 
+    def log_step(self) -> None:
+        # Lightning would put its batch count on the x-axis; a batch holds many optimizer steps, so every
+        # logged value carries the optimizer step instead ("step" is Lightning's key for that).
+        self.log("step", float(self.global_step))
+
     def on_validation_epoch_end(self) -> None:
+        self.log_step()
         # Wall time since training began, beside each validation result: gives time-to-target.
         if self.trainer.state.fn == "fit" and hasattr(self, "fit_started"):
             self.log("val/elapsed_s", time.perf_counter() - self.fit_started)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_step()
 
     def within_budget(self, steps):
         """The first of ``steps`` that fit in the Trainer's ``max_steps``: a batch holds several steps, and
@@ -93,6 +102,7 @@ class RecurrentTaskModule(pl.LightningModule):
             # global_step already counts this batch's steps; report the 1-based step that diverged.
             raise DivergedError(self.global_step - len(losses) + bad + 1, float(stacked[bad]))
         self.log("train/loss", stacked.mean(), on_step=True, on_epoch=False)
+        self.log("step", float(self.global_step), on_step=True, on_epoch=False)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,170 @@
+"""The maths and layout of the compiled tables, as plain pandas functions over :func:`bench.results.suite_runs`.
+
+``summarize`` reduces runs (one per seed) to configurations; ``comparison_table`` lays a task's
+configurations out as rows cell × layers × direction against columns of truncation lengths, with reference
+rows (floors, baselines) beside them; ``cost_table`` lists what each configuration costs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from bench import targets
+
+COSTS = {  # run metric -> column title, format
+    "num_params": ("parameters", ",.0f"),
+    "wall_time_s": ("wall time (s)", ".1f"),
+    "train/samples_per_s": ("samples/s", ",.0f"),
+    "peak_memory_mb": ("peak memory (MB)", ",.0f"),
+}
+SINE_BASELINES = {
+    "baseline/last_value_rmse": "baseline: last value of the window",
+    "baseline/linear_ar_rmse": "baseline: least-squares linear AR on the same window",
+}
+PLACE = ["task", "configuration", "cell", "layers", "direction", "variant", "truncation"]
+
+
+def number(value: float, spec: str) -> str:
+    """``value`` formatted, or ``''`` for NaN.
+
+    >>> number(0.45678, ".4f"), number(float("nan"), ".4f")
+    ('0.4568', '')
+    """
+    return "" if value is None or math.isnan(value) else format(value, spec)
+
+
+def references(finished: pd.DataFrame) -> dict[str, float]:
+    """Mean of every reference metric (``floor/*``, ``baseline/*``) over finished runs; absent ones left out."""
+    columns = [c for c in finished.columns if c.startswith(("floor/", "baseline/"))]
+    means = finished[columns].mean() if len(finished) else pd.Series(dtype=float)
+    return {k: float(v) for k, v in means.items() if pd.notna(v)}
+
+
+def floors_of(row: dict) -> dict[str, float]:
+    """The ``floor/*`` entries of a summary row, keyed ``none``, ``first1``, …, ``all``.
+
+    >>> floors_of({"floor/none": 0.66, "floor/all": 0.45, "baseline/x": 1.0, "floor/first1": float("nan")})
+    {'none': 0.66, 'all': 0.45}
+    """
+    return {k.removeprefix("floor/"): v for k, v in row.items()
+            if k.startswith("floor/") and isinstance(v, float) and not math.isnan(v)}
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration (seeds averaged): where it sits (``PLACE``), counts ``runs``, ``n`` (finished
+    with a metric), ``diverged``, ``failed``, ``missing``; ``mean`` and ``std`` (ddof 1; NaN below two) of the
+    metric over finished runs; ``reached`` (finished runs that reached the target) with the mean
+    ``steps_to_target`` and ``time_to_target_s`` of those; mean costs; mean references; the floor ``mark``.
+
+    >>> runs = pd.DataFrame({"task": "dependency", "configuration": "dependency/gru-L1-uni-T5", "cell": "gru",
+    ...     "layers": 1, "direction": "uni", "variant": "", "truncation": 5, "outcome": ["finished"] * 3 + ["diverged"],
+    ...     "metric": [0.52, 0.53, 0.51, float("nan")], "reached": [0.0, 0.0, 1.0, float("nan")],
+    ...     "steps_to_target": [float("nan")] * 2 + [400.0, float("nan")], "time_to_target_s": 1.0,
+    ...     "num_params": 337.0, "floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545})
+    >>> row = summarize(runs).iloc[0]
+    >>> print(f"{row.runs} runs: n={row.n}, {row.diverged} diverged; {row['mean']:.3f} ± {row['std']:.3f} [{row.mark}]")
+    4 runs: n=3, 1 diverged; 0.520 ± 0.010 [1]
+    >>> print(f"reached by {row.reached} at step {row.steps_to_target:.0f}")
+    reached by 1 at step 400
+    """
+    rows = []
+    for _, group in runs.groupby("configuration", sort=False):
+        finished = group[group["outcome"] == "finished"]
+        row = {key: group.iloc[0][key] for key in PLACE}
+        row.update(runs=len(group), n=len(finished),
+                   **{o: int((group["outcome"] == o).sum()) for o in ("diverged", "failed", "missing")},
+                   mean=finished["metric"].mean(), std=finished["metric"].std(ddof=1),
+                   reached=int(finished["reached"].sum()))
+        hit = finished[finished["reached"] == 1]
+        row["steps_to_target"] = hit["steps_to_target"].mean()
+        row["time_to_target_s"] = hit["time_to_target_s"].mean()
+        row.update({metric: finished[metric].mean() if metric in finished else math.nan for metric in COSTS})
+        row.update(references(finished))
+        floors = floors_of(row)
+        row["mark"] = targets.floor_mark(row["mean"], floors) if floors else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def entry_text(row: dict, spec: str) -> str:
+    """A table entry: ``[mark] mean ± std (n=…)`` and whatever did not finish, never dropped.
+
+    >>> entry_text({"mean": 0.4561, "std": 0.0012, "n": 2, "mark": "2", "diverged": 0, "failed": 0,
+    ...             "missing": 0}, ".4f")
+    '[2] 0.4561 ± 0.0012 (n=2)'
+    >>> entry_text({"mean": float("nan"), "std": float("nan"), "n": 0, "mark": "", "diverged": 2, "failed": 1,
+    ...             "missing": 0}, ".4f")
+    'no result (n=0), 2 diverged, 1 failed'
+    """
+    if row["n"] == 0:
+        text = "no result (n=0)"
+    else:
+        spread = f" ± {number(row['std'], spec)}" if row["n"] > 1 else ""
+        mark = f"[{row['mark']}] " if row.get("mark") else ""
+        text = f"{mark}{number(row['mean'], spec)}{spread} (n={row['n']})"
+    return text + "".join(f", {row[o]} {o}" for o in ("diverged", "failed", "missing") if row[o])
+
+
+def row_label(row: dict) -> str:
+    """A table row: cell, layers, direction and any other varying setting.
+
+    >>> row_label({"cell": "gru", "layers": 2, "direction": "bi", "variant": "hidden=32"})
+    'gru L2 bi hidden=32'
+    """
+    return " ".join(str(p) for p in (row["cell"], f"L{row['layers']}", row["direction"], row["variant"]) if p)
+
+
+def column_label(truncation: int) -> str:
+    return f"T={truncation}"
+
+
+def comparison_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Rows cell × layers × direction, columns truncation lengths, entries :func:`entry_text`; then the
+    reference rows: the analytic floors (dependency), or the baselines and the seed's figure (sine)."""
+    part = summary[summary["task"] == task]
+    spec = targets.NUMBER_FORMAT[task]
+    columns = [column_label(t) for t in sorted(part["truncation"].unique())]
+    entries: dict[str, dict[str, str]] = {}
+    for row in part.to_dict("records"):
+        entries.setdefault(row_label(row), {})[column_label(row["truncation"])] = entry_text(row, spec)
+    for label, values in reference_rows(part, task).items():
+        entries[label] = {column: number(values.get(column, math.nan), spec) for column in columns}
+    table = pd.DataFrame.from_dict(entries, orient="index").reindex(columns=columns).fillna("")
+    return table.rename_axis("configuration").reset_index()
+
+
+def reference_rows(part: pd.DataFrame, task: str) -> dict[str, dict[str, float]]:
+    """Label -> {column: value} of the reference rows for one task's summary rows."""
+    by_column = {column_label(t): group for t, group in part.groupby("truncation")}
+    rows: dict[str, dict[str, float]] = {}
+    if task == "dependency":
+        keys = {k for row in part.to_dict("records") for k in floors_of(row)}
+        for key in sorted(keys, key=lambda k: targets.floor_level(k, len(keys))):
+            rows[f"floor: {targets.floor_label(key)}"] = {c: g[f"floor/{key}"].mean() for c, g in by_column.items()}
+        return rows
+    for metric, label in SINE_BASELINES.items():
+        if metric in part:
+            rows[label] = {c: g[metric].mean() for c, g in by_column.items()}
+    rows[f"seed 003: {targets.SEED_SINE_SETUP}"] = {column_label(10): targets.SEED_SINE_RMSE}
+    return rows
+
+
+def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration: mean costs over its finished seeds, and how soon it reached its target.
+
+    >>> summary = pd.DataFrame({"configuration": ["sine/gru-L1-uni-T10"], "n": [2], "reached": [1],
+    ...     "steps_to_target": [600.0], "time_to_target_s": [2.51], "num_params": [337.0], "wall_time_s": [3.0],
+    ...     "train/samples_per_s": [12345.6], "peak_memory_mb": [400.2]})
+    >>> cost_table(summary).iloc[0].tolist()
+    ['sine/gru-L1-uni-T10', '337', '3.0', '12,346', '400', '1/2', '600', '2.5']
+    """
+    rows = []
+    for row in summary.to_dict("records"):
+        costs = {title: number(row[metric], spec) for metric, (title, spec) in COSTS.items()}
+        reached = row["reached"] > 0
+        rows.append({"configuration": row["configuration"], **costs, "reached target": f"{row['reached']}/{row['n']}",
+                     "steps to target": number(row["steps_to_target"], ".0f") if reached else "not reached",
+                     "time to target (s)": number(row["time_to_target_s"], ".1f") if reached else "not reached"})
+    return pd.DataFrame(rows)

@@ -27,6 +27,18 @@ bench: setup
 smoke:
 	$(MAKE) bench SUITE=smoke
 
+compile: setup
+	$(PY) -m bench compile --suite $(SUITE) $(ARGS)
+
+# Rerun the smoke suite (--force: fresh results, not the store's old ones) and check it against the committed
+# baseline results/baseline/smoke.json; exits 1 on a regression. The check runs even when some runs failed.
+regress: setup
+	$(PY) -m bench run --suite smoke --force $(ARGS); $(PY) -m bench regress --suite smoke
+
+# Rewrite results/baseline/smoke.json from the store's smoke results: review its diff before committing it.
+baseline: setup
+	$(PY) -m bench baseline --suite smoke $(ARGS)
+
 perf: setup
 	$(PY) -m bench.perf $(ARGS)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.cli_results import add_commands as add_results_commands, compile_and_report
 from bench.config import FIELDS, TASK_DEFAULTS, COMMON_DEFAULTS, ConfigError, resolve
 
 
@@ -84,6 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        per_device=args.per_device, force=args.force, progress=not args.no_progress,
                        executor=args.executor, address=args.address)
     print_summary(suite, result)
+    if not args.no_compile:
+        compile_and_report(suite, uri, args.experiment)
     return 1 if result.count("failed") else 0
 
 
@@ -107,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     add_config_flags(train)
     add_tracking_flags(train)
     train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
-    train.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    train.add_argument("--threads", type=int, default=1,
+                       help="torch CPU threads (default 1: fastest for these small models; 0: torch's choice)")
     train.add_argument("--no-progress", action="store_true", help="hide Lightning's progress bar")
     train.set_defaults(handler=cmd_train)
 
@@ -129,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--address", default=None,
                      help="with --executor ray: the cluster's address, or auto; default: start a local Ray")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--no-compile", action="store_true", help="skip compiling the results (bench compile) at the end")
     add_tracking_flags(run)
     run.set_defaults(handler=cmd_run)
+    add_results_commands(commands, add_tracking_flags)
 
     args = parser.parse_args(argv)
     try:

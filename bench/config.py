@@ -11,8 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from lightning_modules.backbone import CELLS
-from lightning_modules.recurrent_task import LR_SCHEDULES, OPTIMIZERS
+from lightning_modules.choices import CELLS, LR_SCHEDULES, OPTIMIZER_NAMES
 
 TASKS = ("dependency", "sine")
 
@@ -51,7 +50,7 @@ FIELDS = [
     Field("truncation", int, "dependency: TBPTT window length; sine: input window length", _positive,
           "an integer >= 1"),
     Field("seed", int, "seeds every random source of the run", lambda v: v >= 0, "an integer >= 0"),
-    Field("optimizer", str, "optimizer", lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
+    Field("optimizer", str, "optimizer", lambda v: v in OPTIMIZER_NAMES, "one of " + ", ".join(OPTIMIZER_NAMES)),
     Field("lr", float, "learning rate", lambda v: v > 0, "a number > 0"),
     Field("lr_schedule", str, "learning-rate schedule (cosine: down to 0 at max_steps)",
           lambda v: v in LR_SCHEDULES, "one of " + ", ".join(LR_SCHEDULES)),

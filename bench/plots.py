@@ -85,8 +85,8 @@ def learning_curves(panels: dict[tuple[str, str], History], floors: dict[str, fl
                     title: str = "", ylabel: str = "cross-entropy (nats)") -> None:
     """A grid of panels keyed (row, column), each with its series coloured in order and the floors drawn."""
     rows, columns = _grid(list(panels))
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.2 * len(columns) + 1.5, 2.4 * len(rows) + 0.8),
-                             sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.2 * len(columns) + 3.5, 2.4 * len(rows) + 1),
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
     labels = list(dict.fromkeys(label for history in panels.values() for label in history))
     palette = plt.get_cmap("viridis")(
         [i / max(1, len(labels) - 1) * 0.9 for i in range(len(labels))]).tolist()
@@ -110,9 +110,8 @@ def learning_curves(panels: dict[tuple[str, str], History], floors: dict[str, fl
             if name not in names:
                 handles.append(handle)
                 names.append(name)
-    fig.legend(handles, names, loc="center right", fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0, 1 - 1.6 / fig.get_figwidth(), 1))
+    fig.legend(handles, names, loc="outside right center", fontsize=8)
+    fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
@@ -127,12 +126,11 @@ def heatmaps(facets: dict[tuple[str, str], tuple], path: Path, anchors: dict[str
     """
     rows, columns = _grid(list(facets))
     shape = next(iter(facets.values()))[0].shape
-    fig, axes = plt.subplots(len(rows), len(columns), squeeze=False,
+    fig, axes = plt.subplots(len(rows), len(columns), squeeze=False, layout="constrained",
                              figsize=(1.3 * shape[1] * len(columns) + 3, 0.55 * shape[0] * len(rows) + 1.5))
     low, high = min(anchors.values()), max(anchors.values())
     norm = LogNorm(low, high) if log else Normalize(low, high)
-    cmap = plt.get_cmap("RdYlGn_r").copy()
-    cmap.set_bad("lightgrey")
+    cmap = plt.get_cmap("RdYlGn_r").with_extremes(bad="lightgrey")
     image = None
     for (row, column), (values, texts) in facets.items():
         ax = axes[rows.index(row), columns.index(column)]
@@ -150,6 +148,6 @@ def heatmaps(facets: dict[tuple[str, str], tuple], path: Path, anchors: dict[str
     bar.set_ticks(list(anchors.values()), labels=[f"{k} {v:.4g}" for k, v in anchors.items()], fontsize=7)
     bar.minorticks_off()
     bar.set_label(label)
-    fig.suptitle(title)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -163,8 +163,9 @@ def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for row in summary.to_dict("records"):
         costs = {title: number(row[metric], spec) for metric, (title, spec) in COSTS.items()}
+        unknown = "no result" if row["n"] == 0 else "not reached"
         reached = row["reached"] > 0
         rows.append({"configuration": row["configuration"], **costs, "reached target": f"{row['reached']}/{row['n']}",
-                     "steps to target": number(row["steps_to_target"], ".0f") if reached else "not reached",
-                     "time to target (s)": number(row["time_to_target_s"], ".1f") if reached else "not reached"})
+                     "steps to target": number(row["steps_to_target"], ".0f") if reached else unknown,
+                     "time to target (s)": number(row["time_to_target_s"], ".1f") if reached else unknown})
     return pd.DataFrame(rows)

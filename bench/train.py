@@ -76,9 +76,6 @@ class RunLogger(MLFlowLogger):
         self.flush_every_s = flush_every_s
         self.buffer: list = []
         self.last_flush = time.monotonic()
-        # Set by fit_and_test. Lightning passes its batch count as the step; with several optimizer steps per
-        # batch that is not the step val_every, log_every, the final metrics and the plots count in.
-        self.step_trainer: pl.Trainer | None = None
 
     def log_hyperparams(self, params) -> None:
         pass
@@ -86,8 +83,6 @@ class RunLogger(MLFlowLogger):
     def log_metrics(self, metrics, step: int | None = None) -> None:
         from mlflow.entities import Metric
 
-        if self.step_trainer is not None:
-            step = self.step_trainer.global_step
         now = int(time.time() * 1000)
         self.buffer.extend(Metric(k, float(v), now, step or 0) for k, v in metrics.items())
         if time.monotonic() - self.last_flush > self.flush_every_s:
@@ -173,8 +168,6 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
     pl.seed_everything(cfg["seed"], workers=True, verbose=False)
     data, model = build(cfg)
     trainer = make_trainer(cfg, logger, device, progress_bar)
-    if isinstance(logger, RunLogger):
-        logger.step_trainer = trainer
     memory = PeakMemory(device)
     start = time.perf_counter()
     trainer.fit(model, datamodule=data)

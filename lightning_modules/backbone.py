@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+from lightning_modules.choices import CELLS
 
 # An LSTM state is the pair (h, c); the others are h alone. Keeping both as a tuple lets one code path
 # detach, reset and carry any cell's state.

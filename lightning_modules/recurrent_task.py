@@ -9,9 +9,9 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_modules.backbone import RecurrentBackbone
+from lightning_modules.choices import OPTIMIZER_NAMES
 
-OPTIMIZERS = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-LR_SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = dict(zip(OPTIMIZER_NAMES, (torch.optim.Adagrad, torch.optim.Adam, torch.optim.SGD)))
 
 
 class DivergedError(RuntimeError):

@@ -48,3 +48,41 @@ def _quiet_lightning():
         warnings.filterwarnings("ignore", ".*GPU available but not used.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*")
         yield
+
+
+# A real suite, small enough for the results tests: both tasks, truncations 2 and 10, two seeds, and a planted
+# diverging configuration (rnn_relu at lr 1e6, dependency task only).
+TINY_SUITE = """
+description: results tests (tests/test_compile.py, tests/test_regress.py)
+axes:
+  task: [dependency, sine]
+  cell: [lstm, rnn_relu]
+  truncation: [2, 10]
+  seed: [0, 1]
+  lr: [0.02, 1000000.0]
+fixed: {hidden: 8, optimizer: adam, steps_per_batch: 10, log_every: 10, val_every: 20}
+tasks:
+  dependency: {batch_size: 20, series_length: 20000, eval_length: 2000, epochs: -1, max_steps: 60}
+  sine: {max_steps: 40, train_examples: 700, val_examples: 100, test_examples: 100, batch_size: 16}
+exclude:
+  - {cell: lstm, lr: 1000000.0}
+  - {cell: rnn_relu, lr: 0.02}
+  - {task: sine, cell: rnn_relu}
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_suite_store(tmp_path_factory):
+    """:data:`TINY_SUITE` run once per session by ``bench run`` with two workers into a SQLite store, which
+    compiles it at the end. Returns (suite file, tracking URI, results folder: RNN_BENCH_RESULTS for it)."""
+    from bench.cli import main
+
+    root = tmp_path_factory.mktemp("tiny_suite")
+    suite_file = root / "tiny.yaml"
+    suite_file.write_text(TINY_SUITE)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RNN_BENCH_RESULTS", str(root / "results"))
+        code = main(["run", "--suite", str(suite_file), "--workers", "2", "--tracking-uri", uri, "--no-progress"])
+    assert code == 0
+    return suite_file, uri, root / "results"

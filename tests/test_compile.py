@@ -1,0 +1,140 @@
+"""`bench compile` on a real tiny suite run into a real MLflow store (the session's ``tiny_suite_store``)."""
+
+from __future__ import annotations
+
+import math
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from bench import results, tables, targets
+from bench.config import config_hash
+from bench.runner import mark_failed
+from bench.suite import load_suite
+
+FILES = ["README.md", "results.html", "summary.csv", "runs.csv", "comparison_dependency.csv", "comparison_sine.csv",
+         "cost.csv", "heatmap_dependency.png", "heatmap_sine.png", "learning_curves_dependency.png",
+         "sine_best_worst.png"]
+LSTM, RELU = "lstm L1 uni lr=0.02", "rnn_relu L1 uni lr=1000000.0"
+
+
+@pytest.fixture(scope="module")
+def compiled(tiny_suite_store):
+    """The folder ``bench run`` compiled the suite into, and the store's own view of every run."""
+    suite_file, uri, results_dir = tiny_suite_store
+    mlflow.set_tracking_uri(uri)
+    stored = mlflow.search_runs(experiment_names=["rnn-bench"])
+    return results_dir / "tiny", stored, uri
+
+
+def read(folder, name) -> pd.DataFrame:
+    """A written CSV; the formatted tables' empty cells stay empty strings, the numeric ones' NaN."""
+    return pd.read_csv(folder / name, keep_default_na=not name.startswith(("comparison_", "cost")))
+
+
+def test_compile_writes_every_file_and_a_self_contained_page(compiled):
+    folder, _, _ = compiled
+    assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)
+    page = (folder / "results.html").read_text()
+    assert page.count("src='data:image/png;base64,") == 4 and ".png'" not in page
+    readme = (folder / "README.md").read_text()
+    for image in (f for f in FILES if f.endswith(".png")):
+        assert f"]({image})" in readme
+
+
+def test_files_are_logged_on_the_suites_parent_run(compiled):
+    _, stored, uri = compiled
+    parent = stored[stored["tags.bench.role"] == "suite"]
+    assert len(parent) == 1
+    logged = [a.path for a in MlflowClient(uri).list_artifacts(parent["run_id"].iloc[0], "results")]
+    assert sorted(logged) == sorted(f"results/{name}" for name in FILES)
+
+
+def test_dependency_table_rows_columns_n_and_spread(compiled):
+    folder, stored, _ = compiled
+    table = read(folder, "comparison_dependency.csv")
+    assert list(table.columns) == ["configuration", "T=2", "T=10"]
+    assert list(table["configuration"]) == [LSTM, RELU, "floor: knows no lag", "floor: knows the first 1 lag(s)",
+                                            "floor: knows every lag (Bayes floor)"]
+    # Floors as REFERENCE.md gives them, in every column.
+    assert table.iloc[2:, 1:].to_numpy().tolist() == [["0.6616"] * 2, ["0.5192"] * 2, ["0.4545"] * 2]
+    summary = read(folder, "summary.csv").set_index("configuration")
+    for truncation in (2, 10):
+        ce = stored[(stored["tags.mlflow.runName"].str.startswith(f"dependency/lstm-L1-uni-T{truncation}-s"))
+                    ]["metrics.test/ce"]
+        row = summary.loc[f"dependency/lstm-L1-uni-T{truncation}-lr=0.02"]
+        assert (row["runs"], row["n"]) == (2, 2)
+        assert math.isclose(row["mean"], ce.mean()) and math.isclose(row["std"], ce.std(ddof=1))
+        entry = table.loc[0, f"T={truncation}"]
+        assert entry.endswith(f"{ce.mean():.4f} ± {ce.std(ddof=1):.4f} (n=2)"), entry
+
+
+def test_diverged_runs_are_counted_and_shown(compiled):
+    folder, _, _ = compiled
+    table = read(folder, "comparison_dependency.csv").set_index("configuration")
+    assert table.loc[RELU].tolist() == ["no result (n=0), 2 diverged"] * 2
+    summary = read(folder, "summary.csv").set_index("configuration")
+    assert summary.loc["dependency/rnn_relu-L1-uni-T10-lr=1000000.0", ["runs", "n", "diverged"]].tolist() == [2, 0, 2]
+    readme = (folder / "README.md").read_text()
+    assert readme.count("`dependency/rnn_relu-L1-uni-T") == 4 and "diverged: loss became nan" in readme
+
+
+def test_marks_agree_with_the_floors(compiled):
+    folder, _, _ = compiled
+    summary = read(folder, "summary.csv")
+    finished = summary[(summary["task"] == "dependency") & (summary["n"] > 0)]
+    assert len(finished) == 2
+    for row in finished.to_dict("records"):
+        none, first, both, mean, m = (row["floor/none"], row["floor/first1"], row["floor/all"], row["mean"],
+                                      targets.FLOOR_MARGIN)
+        meaning = {"–": mean >= none - m, "0+": first + m < mean < none - m, "1": abs(mean - first) <= m,
+                   "1+": both + m < mean < first - m, "2": mean <= both + m}
+        assert meaning[row["mark"]], row
+    assert "`1+` between `1` and `2`" in (folder / "README.md").read_text()
+
+
+def test_sine_table_has_baselines_and_the_seed_figure(compiled):
+    folder, stored, _ = compiled
+    table = read(folder, "comparison_sine.csv").set_index("configuration")
+    assert list(table.index) == ["lstm L2 uni", *tables.SINE_BASELINES.values(),
+                                 f"seed 003: {targets.SEED_SINE_SETUP}"]
+    assert table.loc[f"seed 003: {targets.SEED_SINE_SETUP}"].tolist() == ["", "0.0019"]
+    sine = stored[stored["tags.mlflow.runName"].str.startswith("sine/")]
+    for truncation in (2, 10):
+        runs = sine[sine["params.truncation"] == str(truncation)]
+        for metric, label in tables.SINE_BASELINES.items():
+            assert table.loc[label, f"T={truncation}"] == format(runs[f"metrics.{metric}"].mean(), ".3g")
+
+
+def test_cost_table_has_every_configuration_and_time_to_target(compiled):
+    folder, stored, _ = compiled
+    costs = read(folder, "cost.csv").set_index("configuration")
+    assert len(costs) == 6
+    lstm = costs.loc["dependency/lstm-L1-uni-T10-lr=0.02"]
+    params = stored[stored["tags.mlflow.runName"] == "dependency/lstm-L1-uni-T10-s0"]["metrics.num_params"].iloc[0]
+    assert lstm["parameters"] == f"{params:,.0f}" and float(lstm["samples/s"].replace(",", "")) > 0
+    # Nothing this small gets within 0.01 nats of the Bayes floor or to RMSE 0.0019: every run says so.
+    assert set(costs["time to target (s)"]) == {"not reached", "no result"}
+    relu = costs.loc["dependency/rnn_relu-L1-uni-T2-lr=1000000.0"]
+    assert (relu["reached target"], relu["steps to target"]) == ("0/0", "no result")
+    runs = read(folder, "runs.csv")
+    finished = runs[runs["outcome"] == "finished"]
+    assert len(finished) == 8 and (finished["reached"] == 0).all()
+
+
+def test_failed_and_missing_runs_are_counted(tiny_suite_store):
+    """A third seed: one config recorded as FAILED (as the runner does when a worker dies), the rest missing."""
+    suite_file, uri, _ = tiny_suite_store
+    suite = load_suite(str(suite_file), axis_overrides={"seed": ["0", "1", "2"]})
+    lost = next(c for c in suite.configs if c["seed"] == 2 and c["task"] == "sine" and c["truncation"] == 2)
+    experiment_id = MlflowClient(uri).get_experiment_by_name("rnn-bench").experiment_id
+    mark_failed(uri, experiment_id, None, lost, "no-parent", "worker died (planted by the test)")
+    runs = results.suite_runs(suite, results.store_runs(uri, "rnn-bench"))
+    summary = tables.summarize(results.add_time_to_target(runs, {})).set_index("configuration")
+    assert summary.loc["sine/lstm-L2-uni-T2", ["runs", "n", "failed", "missing"]].tolist() == [3, 2, 1, 0]
+    assert summary.loc["sine/lstm-L2-uni-T10", ["runs", "n", "failed", "missing"]].tolist() == [3, 2, 0, 1]
+    text = tables.comparison_table(summary.reset_index(), "sine").set_index("configuration")
+    assert text.loc["lstm L2 uni", "T=2"].endswith("(n=2), 1 failed")
+    assert config_hash(lost) in set(runs[runs["outcome"] == "failed"]["config_hash"])

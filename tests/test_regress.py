@@ -1,0 +1,184 @@
+"""`bench baseline` and `bench regress` on a real tiny suite in a real MLflow store (``tiny_suite_store``)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from bench import regress, results, tables
+from bench.cli import main
+from bench.suite import load_suite
+from bench.train import train_run
+
+LSTM_T10 = "dependency/lstm-L1-uni-T10-lr=0.02"
+
+
+@pytest.fixture(scope="module")
+def store(tiny_suite_store, tmp_path_factory):
+    """The tiny suite's store, a baseline written from it by ``bench baseline``, and its current summary."""
+    suite_file, uri, _ = tiny_suite_store
+    baseline_file = tmp_path_factory.mktemp("baseline") / "tiny.json"
+    assert main(["baseline", "--suite", str(suite_file), "--tracking-uri", uri, "--out", str(baseline_file)]) == 0
+    suite = load_suite(str(suite_file))
+    summary = tables.summarize(results.load(suite, uri, "rnn-bench").runs)
+    return suite_file, uri, baseline_file, suite, summary
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('empty') / 'mlflow.db'}"
+
+
+@pytest.fixture(autouse=True)
+def _results_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNN_BENCH_RESULTS", str(tmp_path / "results"))
+
+
+def run_regress(suite_file, uri, baseline_file, *extra) -> int:
+    return main(["regress", "--suite", str(suite_file), "--tracking-uri", uri, "--baseline", str(baseline_file),
+                 *extra])
+
+
+def edited(baseline_file, tmp_path, change) -> str:
+    doc = json.loads(baseline_file.read_text())
+    change(doc)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_baseline_file_holds_every_configuration(store):
+    suite_file, _, baseline_file, suite, summary = store
+    doc = regress.load_baseline(baseline_file)
+    assert doc["suite"] == "tiny" and doc["suite_hash"] == regress.suite_hash(suite) and doc["commit"]
+    assert sorted(doc["configurations"]) == sorted(summary["configuration"])
+    entry = doc["configurations"][LSTM_T10]
+    row = summary.set_index("configuration").loc[LSTM_T10]
+    assert entry["metric"] == "test/ce" and entry["n"] == 2 and entry["reached_target"] is False
+    assert entry["mean"] == pytest.approx(row["mean"], rel=1e-5) and entry["std"] == pytest.approx(row["std"], rel=1e-5)
+    relu = doc["configurations"]["dependency/rnn_relu-L1-uni-T2-lr=1000000.0"]
+    assert (relu["mean"], relu["n"], relu["diverged"]) == (None, 0, 2)
+
+
+def test_identical_results_pass(store, tmp_path, capsys):
+    suite_file, uri, baseline_file, _, _ = store
+    assert run_regress(suite_file, uri, baseline_file) == 0
+    report = (tmp_path / "results" / "tiny" / "regress.md").read_text()
+    assert "**PASS: 6 configurations of the baseline compared; 0 failing" in report
+    assert "PASS" in capsys.readouterr().out
+
+
+def test_planted_regression_fails_and_names_the_configuration(store, tmp_path, capsys):
+    suite_file, uri, baseline_file, _, _ = store
+
+    def claim_much_better(doc):
+        doc["configurations"][LSTM_T10].update(mean=doc["configurations"][LSTM_T10]["mean"] - 0.05, std=1e-4)
+
+    assert run_regress(suite_file, uri, edited(baseline_file, tmp_path, claim_much_better)) == 1
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith(f"| {LSTM_T10} |"))
+    assert "| worse | fail |" in line and "Δ +0.05" in line
+    assert "FAIL: 6 configurations of the baseline compared; 1 failing" in out
+
+
+def test_worse_training_fails(store, tmp_path, capsys):
+    """The same suite trained with 4 optimizer steps instead of 60 (sine: 40) against the good baseline."""
+    suite_file, _, baseline_file, _, _ = store
+    handicapped = tmp_path / "tiny.yaml"
+    handicapped.write_text(suite_file.read_text().replace("max_steps: 60", "max_steps: 4")
+                           .replace("max_steps: 40", "max_steps: 4"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    for cfg in load_suite(str(handicapped)).configs:
+        assert train_run(cfg, uri).status in ("finished", "diverged")
+    assert run_regress(handicapped, uri, baseline_file) == 1
+    worse = {line.split(" | ")[0].removeprefix("| ") for line in capsys.readouterr().out.splitlines()
+             if " | worse | fail | " in line}
+    assert {LSTM_T10, "sine/lstm-L2-uni-T10"} <= worse
+
+
+def test_missing_runs_fail(store, empty_store, capsys):
+    suite_file, _, baseline_file, _, _ = store
+    assert run_regress(suite_file, empty_store, baseline_file) == 1
+    out = capsys.readouterr().out
+    assert out.count("| missing | fail |") == 6 and "2 of 2 runs not in the store" in out
+
+
+def test_configuration_dropped_from_the_suite_fails(store, tmp_path, capsys):
+    suite_file, uri, baseline_file, _, _ = store
+
+    def add_gru(doc):
+        doc["configurations"]["dependency/gru-L1-uni-T10-lr=0.02"] = doc["configurations"][LSTM_T10]
+
+    assert run_regress(suite_file, uri, edited(baseline_file, tmp_path, add_gru)) == 1
+    assert "| dependency/gru-L1-uni-T10-lr=0.02 | missing | fail | " in capsys.readouterr().out
+
+
+def compare(store, change, **settings):
+    suite_file, _, baseline_file, suite, summary = store
+    doc = copy.deepcopy(regress.load_baseline(baseline_file))
+    change(doc["configurations"][LSTM_T10])
+    found = regress.compare(doc, baseline_file, suite, summary, **settings).findings
+    return found[found["configuration"] == LSTM_T10][["change", "severity"]].values.tolist()
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda e: None, []),
+    # Within 3 pooled std (baseline std 0.02 and the current one pool to ~0.014): seed noise, passes.
+    (lambda e: e.update(mean=e["mean"] - 0.02, std=0.02), []),
+    # Worse by less than the absolute floor (0.01 nats) despite a tiny spread: passes.
+    (lambda e: e.update(mean=e["mean"] - 0.005, std=1e-6), []),
+    (lambda e: e.update(mean=e["mean"] + 0.05, std=1e-6), [["better", "info"]]),
+    (lambda e: e.update(reached_target=True), [["no longer reaches target", "fail"]]),
+    (lambda e: e.update(samples_per_s=e["samples_per_s"] * 10), [["slower", "warn"]]),
+])
+def test_what_counts_as_a_regression(store, change, expected):
+    assert compare(store, change) == expected
+
+
+def test_more_divergence_fails(store):
+    suite_file, _, baseline_file, suite, summary = store
+    doc = regress.load_baseline(baseline_file)
+    doc["configurations"]["dependency/rnn_relu-L1-uni-T2-lr=1000000.0"]["diverged"] = 1
+    found = regress.compare(doc, baseline_file, suite, summary).findings
+    assert found[["configuration", "change", "severity"]].values.tolist() == [
+        ["dependency/rnn_relu-L1-uni-T2-lr=1000000.0", "more diverged", "fail"]]
+
+
+def test_slower_fails_only_when_asked(store, tmp_path):
+    suite_file, uri, baseline_file, _, _ = store
+
+    def ten_times_faster(doc):
+        doc["configurations"][LSTM_T10]["samples_per_s"] *= 10
+
+    path = edited(baseline_file, tmp_path, ten_times_faster)
+    assert run_regress(suite_file, uri, path) == 0
+    assert run_regress(suite_file, uri, path, "--fail-on-slow") == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"),
+    (None, "configurations.dependency/lstm-L1-uni-T10-lr=0.02.mean: missing; allowed: a number or null"),
+    ('{"suite": "tiny", "configurations": []}', "configurations: []; allowed: a mapping"),
+])
+def test_malformed_baseline_exits_2_naming_file_and_field(store, tmp_path, capsys, content, message):
+    suite_file, uri, baseline_file, _, _ = store
+    path = tmp_path / "bad.json"
+    if content is None:
+        doc = json.loads(baseline_file.read_text())
+        del doc["configurations"][LSTM_T10]["mean"]
+        content = json.dumps(doc)
+    path.write_text(content)
+    assert run_regress(suite_file, uri, path) == 2
+    err = capsys.readouterr().err
+    assert f"error: baseline: {path}: " in err and message in err
+
+
+def test_missing_baseline_file_and_incomplete_store_exit_2(store, empty_store, tmp_path, capsys):
+    suite_file, uri, _, _, _ = store
+    assert run_regress(suite_file, uri, tmp_path / "none.json") == 2
+    assert "none.json: no such file" in capsys.readouterr().err
+    out = str(tmp_path / "b.json")
+    assert main(["baseline", "--suite", str(suite_file), "--tracking-uri", empty_store, "--out", out]) == 2
+    assert "12 of 12 runs of suite 'tiny' are not in" in capsys.readouterr().err

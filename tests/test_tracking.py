@@ -1,0 +1,185 @@
+"""One tracked run read back from a real MLflow SQLite store; the CLI refuses bad input before touching it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from bench.config import config_hash, run_name
+from bench.train import train_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def is_ancestor_of_head(commit: str) -> bool:
+    return subprocess.run(["git", "merge-base", "--is-ancestor", commit, "HEAD"], cwd=REPO).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def mlflow_client():
+    from mlflow import MlflowClient
+
+    return MlflowClient
+
+
+@pytest.mark.parametrize("task", ["dependency", "sine"])
+def test_run_is_read_back_complete_from_the_store(tiny_cfg, tracking_uri, tmp_path, mlflow_client, task):
+    cfg = tiny_cfg(task)
+    outcome = train_run(cfg, tracking_uri)
+    assert outcome.status == "finished", outcome.reason
+
+    client = mlflow_client(tracking_uri)
+    run = client.get_run(outcome.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == run_name(cfg)
+
+    # Params: exactly the resolved config.
+    assert run.data.params == {k: str(v) for k, v in cfg.items()}
+
+    # Tags: where and from what it ran, and its identity.
+    tags = run.data.tags
+    commit = tags["mlflow.source.git.commit"]
+    if (REPO / ".git").exists():
+        assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", commit), commit
+        assert is_ancestor_of_head(commit.removesuffix("-dirty"))  # a real commit of this repository
+    else:  # an exported tree: said so, never left empty
+        assert commit == "unknown"
+    assert tags["bench.config_hash"] == config_hash(cfg)
+    assert tags["bench.version.torch"] == torch.__version__
+    assert tags["bench.device_name"].strip()
+    assert tags["bench.outcome"] == "finished"
+
+    # Histories, in optimizer steps: the training loss every log_every steps, validation every val_every.
+    steps = int(outcome.metrics["train/steps"])
+    assert steps == (200 if task == "dependency" else 40)
+    loss = client.get_metric_history(outcome.run_id, "train/loss")
+    loss_steps = [m.step for m in loss]
+    assert len(loss) >= 4
+    assert loss_steps == sorted(set(loss_steps))
+    assert loss_steps[-1] == steps
+    # At most log_every apart (an epoch's last bundle of steps may be shorter).
+    assert all(0 < b - a <= cfg["log_every"] for a, b in zip([0] + loss_steps, loss_steps))
+    assert all(0 < m.value < 10 for m in loss)
+    val_key = "val/ce" if task == "dependency" else "val/rmse"
+    val_steps = [m.step for m in client.get_metric_history(outcome.run_id, val_key)]
+    if task == "dependency":  # bundles of 10 steps that fill each epoch exactly: validation lands on the dot
+        assert loss_steps == list(range(10, 201, 10))
+        assert val_steps == [50, 100, 150, 200]
+    else:
+        assert len(val_steps) >= 2 and val_steps == sorted(set(val_steps)) and val_steps[-1] <= steps
+
+    # Test metrics and references, as returned by train_run.
+    metrics = run.data.metrics
+    expected = ("test/ce", "test/acc", "test/floor_gap", "floor/all") if task == "dependency" else \
+        ("test/rmse", "test/mae", "baseline/last_value_rmse", "baseline/linear_ar_rmse")
+    for key in expected + ("train/steps", "num_params", "fit_time_s", "peak_memory_mb"):
+        assert metrics[key] == pytest.approx(outcome.metrics[key], rel=1e-6), key
+    if task == "dependency":
+        assert 0.4 < metrics["test/ce"] < 0.7
+        assert metrics["floor/all"] == pytest.approx(0.4545, abs=1e-4)
+
+    # Artifacts: the config that reproduces the run and its plot.
+    assert {a.path for a in client.list_artifacts(outcome.run_id)} >= {"config.yaml", "plot.png"}
+    local = Path(client.download_artifacts(outcome.run_id, "", str(tmp_path / "download")))
+    record = yaml.safe_load((local / "config.yaml").read_text())
+    assert record["config"] == {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
+    assert record["rerun"].startswith("python -m bench train")
+    assert record["tags"]["bench.config_hash"] == config_hash(cfg)
+    png = (local / "plot.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+    # The store and its artifacts stay inside the folder given.
+    assert (tmp_path / "mlflow.db").is_file()
+    assert (tmp_path / "mlartifacts").is_dir()
+
+
+def test_diverging_run_is_a_finished_result(tiny_cfg, tracking_uri, mlflow_client):
+    cfg = tiny_cfg("dependency", cell="rnn_relu", lr=1e6, grad_clip=0.0)
+    outcome = train_run(cfg, tracking_uri)
+    assert outcome.status == "diverged"
+    step = outcome.metrics["diverged_step"]
+    assert 1 <= step <= 200 and step == int(step)
+    assert "loss became" in outcome.reason
+
+    client = mlflow_client(tracking_uri)
+    run = client.get_run(outcome.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["bench.outcome"] == "diverged"
+    assert "loss became" in run.data.tags["bench.reason"]
+    assert run.data.metrics["diverged_step"] == step
+    assert "test/ce" not in run.data.metrics
+
+
+def test_same_store_holds_several_runs_with_distinct_hashes(tiny_cfg, tracking_uri, mlflow_client):
+    a = train_run(tiny_cfg("dependency", max_steps=20), tracking_uri)
+    b = train_run(tiny_cfg("dependency", max_steps=20, seed=1), tracking_uri)
+    assert a.status == b.status == "finished"
+    client = mlflow_client(tracking_uri)
+    experiment = client.get_experiment_by_name("rnn-bench")
+    runs = client.search_runs([experiment.experiment_id])
+    assert {r.info.run_id for r in runs} == {a.run_id, b.run_id}
+    assert len({r.data.tags["bench.config_hash"] for r in runs}) == 2
+    assert {r.data.params["seed"] for r in runs} == {"0", "1"}
+
+
+# --- the command line refuses bad input before anything is written ------------------------------------------
+
+BAD_INPUTS = {
+    "unknown task": (["--task", "nope"], ["task", "'nope'", "allowed", "dependency, sine"]),
+    "unknown cell": (["--cell", "transformer"], ["cell", "'transformer'", "allowed", "rnn_tanh, rnn_relu, lstm, gru"]),
+    "layers 0": (["--layers", "0"], ["layers", "'0'", "allowed", "integer >= 1"]),
+    "hidden 1.5": (["--hidden", "1.5"], ["hidden", "'1.5'", "allowed", "integer >= 1"]),
+    "truncation 0": (["--truncation", "0"], ["truncation", "'0'", "allowed", "integer >= 1"]),
+    "dropout 1.0": (["--dropout", "1.0"], ["dropout", "'1.0'", "allowed", "[0, 1)"]),
+    "unreachable server": (["--tracking-uri", "http://127.0.0.1:9"],
+                           ["tracking_uri", "'http://127.0.0.1:9'", "unreachable", "allowed", "mlflow server"]),
+}
+
+
+SEVERAL = ["--layers", "0", "--dropout", "1.0", "--hidden", "1.5"]
+
+
+@pytest.fixture(scope="module")
+def cli_results(tmp_path_factory):
+    """Every bad command line, run at once (each is a fresh interpreter that imports torch)."""
+    procs = {}
+    for name, args in [*((n, a) for n, (a, _) in BAD_INPUTS.items()), ("several", SEVERAL)]:
+        folder = tmp_path_factory.mktemp(name.replace(" ", "_"))
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        env["RNN_BENCH_RESULTS"] = str(folder / "results")  # the default store, should a bug fall back to it
+        uri = ["--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}"] if "--tracking-uri" not in args else []
+        command = [sys.executable, "-m", "bench", "train", "--no-progress", *uri, *args]
+        procs[name] = (folder, subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                                stderr=subprocess.PIPE, text=True))
+    results = {}
+    for name, (folder, proc) in procs.items():
+        out, err = proc.communicate(timeout=180)
+        results[name] = (folder, proc.returncode, out, err)
+    return results
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_cli_bad_input_exits_2_naming_field_value_and_allowed(cli_results, name):
+    folder, rc, out, err = cli_results[name]
+    assert rc == 2, (out, err)
+    assert "Traceback" not in err
+    message = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(message) == 1, err
+    for part in BAD_INPUTS[name][1]:
+        assert part in message[0], (part, message[0])
+    # Nothing written: no database, no artifact folder, no default store.
+    assert list(folder.iterdir()) == []
+
+
+def test_cli_reports_every_problem_at_once(cli_results):
+    folder, rc, out, err = cli_results["several"]
+    assert rc == 2
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert sorted(e.removeprefix("error: ").split(":")[0] for e in errors) == ["dropout", "hidden", "layers"]
+    assert list(folder.iterdir()) == []

@@ -78,6 +78,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError([f"baseline: {missing} of {len(found.runs)} runs of suite {suite.name!r} are not in "
                            f"{uri}; allowed: a store where the whole suite ran (bench run --suite {args.suite})"])
+    failed = int((found.runs["outcome"] == "failed").sum())
+    if failed:
+        print(f"warning: {failed} runs failed; the baseline records them as failed")
     doc = regress.make_baseline(suite, tables.summarize(found.runs), list(found.runs["commit"].dropna()))
     path = Path(args.out) if args.out else regress.baseline_path(suite.name)
     path.parent.mkdir(parents=True, exist_ok=True)

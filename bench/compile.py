@@ -111,11 +111,14 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
              "target: the first validation that reaches it, averaged over the seeds that did."),
         Table(costs),
     ]
-    unfinished = runs[runs["outcome"] != "finished"]
-    if len(unfinished):
-        blocks += [Heading("Runs without a result"),
-                   Bullets([f"`{c}` seed {s}: {o}: {r}" for c, s, o, r in
-                            unfinished[["configuration", "seed", "outcome", "reason"]].itertuples(index=False)])]
+    unfinished = runs[runs["outcome"].isin(["diverged", "failed"])]
+    missing = int((runs["outcome"] == "missing").sum())
+    if len(unfinished) or missing:
+        blocks += [Heading("Runs without a result"), Bullets(
+            [f"`{c}` seed {s}: {o}: {r}" for c, s, o, r in
+             unfinished[["configuration", "seed", "outcome", "reason"]].itertuples(index=False)]
+            + ([f"{missing} runs missing: the store has no run of their configuration; "
+                f"`bench run --suite {suite.name}` adds them"] if missing else []))]
     return blocks
 
 

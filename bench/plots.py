@@ -3,6 +3,7 @@ per suite (heatmaps of a metric over the matrix, learning curves, best and worst
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -120,15 +121,17 @@ def heatmaps(facets: dict[tuple[str, str], tuple], path: Path, anchors: dict[str
              log: bool = False, title: str = "") -> None:
     """A grid of heatmaps keyed (row, column); each facet is (values, texts): DataFrames of the same shape.
 
-    All share one colour scale running from the lowest to the highest of ``anchors`` (floors, baselines:
-    green at the best, red at the worst, values beyond them clipped); the anchors are the colour bar's
-    ticks. NaN cells (no finished run) are grey; ``texts`` is written in every cell.
+    All share one colour scale (green: low, red: high) spanning the ``anchors`` (floors, baselines) and every
+    value; the anchors are the colour bar's ticks. NaN cells (no finished run) are grey; ``texts`` is
+    written in every cell.
     """
     rows, columns = _grid(list(facets))
     shape = next(iter(facets.values()))[0].shape
     fig, axes = plt.subplots(len(rows), len(columns), squeeze=False, layout="constrained",
                              figsize=(1.3 * shape[1] * len(columns) + 3, 0.55 * shape[0] * len(rows) + 1.5))
-    low, high = min(anchors.values()), max(anchors.values())
+    span = [*anchors.values(), *(v for frame, _ in facets.values() for v in frame.to_numpy(dtype=float).ravel()
+                                 if not math.isnan(v))]
+    low, high = min(span), max(span)
     norm = LogNorm(low, high) if log else Normalize(low, high)
     cmap = plt.get_cmap("RdYlGn_r").with_extremes(bad="lightgrey")
     image = None

@@ -64,14 +64,14 @@ def store_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
     from mlflow import MlflowClient
 
     found = MlflowClient(tracking_uri).get_experiment_by_name(experiment)
-    if found is None:
-        return pd.DataFrame(columns=["run_id", "status", "start_time", "tags.bench.config_hash"])
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)  # search_runs reads the store from the global setting only
-    try:
-        runs = mlflow.search_runs([found.experiment_id], max_results=1_000_000)
-    finally:
-        mlflow.set_tracking_uri(previous)
+    runs = pd.DataFrame(columns=["run_id", "status", "start_time"])
+    if found is not None:
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(tracking_uri)  # search_runs reads the store from the global setting only
+        try:
+            runs = mlflow.search_runs([found.experiment_id], max_results=1_000_000)
+        finally:
+            mlflow.set_tracking_uri(previous)
     for column in ("tags.bench.config_hash", "tags.bench.role", "tags.bench.suite"):
         if column not in runs:
             runs[column] = None
@@ -80,8 +80,6 @@ def store_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
 
 def latest_suite_parent(runs: pd.DataFrame, suite_name: str) -> str | None:
     """Run id of the suite's most recently started parent run, or None."""
-    if "tags.bench.role" not in runs:
-        return None
     parents = runs[(runs["tags.bench.role"] == "suite") & (runs["tags.bench.suite"] == suite_name)]
     return None if parents.empty else parents.sort_values("start_time").iloc[-1]["run_id"]
 

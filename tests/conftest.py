@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
 
 import pytest
 import torch
 
 from bench.config import resolve
+
+# Every test, and every process a test starts, writes results and its default store into a throw-away folder,
+# never into the repository's results/.
+os.environ["RNN_BENCH_RESULTS"] = tempfile.mkdtemp(prefix="rnn-bench-test-results-")
 
 # The models under test are tiny: intra-op threads only add synchronization, and on a shared 2-core machine
 # they turn a 0.3 s fit into several seconds. One thread also keeps timings stable between runs.

@@ -138,3 +138,15 @@ def test_failed_and_missing_runs_are_counted(tiny_suite_store):
     text = tables.comparison_table(summary.reset_index(), "sine").set_index("configuration")
     assert text.loc["lstm L2 uni", "T=2"].endswith("(n=2), 1 failed")
     assert config_hash(lost) in set(runs[runs["outcome"] == "failed"]["config_hash"])
+
+
+def test_time_to_target_is_the_first_validation_at_the_target():
+    """Histories as the store returns them: (optimizer step, value), validation metric beside val/elapsed_s."""
+    runs = pd.DataFrame({"task": ["dependency", "sine", "sine"], "run_id": ["a", "b", "c"],
+                         "outcome": ["finished", "finished", "diverged"], "floor/all": [0.4545, None, None]})
+    histories = {"a": {"val/ce": [(200, 0.6), (400, 0.46), (600, 0.455)],
+                       "val/elapsed_s": [(200, 1.0), (400, 2.5), (600, 3.0)]},
+                 "b": {"val/rmse": [(200, 0.01), (400, 0.002)], "val/elapsed_s": [(200, 1.0), (400, 2.0)]}}
+    found = results.add_time_to_target(runs, histories).fillna(-1)
+    assert found[["target", "reached", "steps_to_target", "time_to_target_s"]].round(4).values.tolist() == [
+        [0.4645, 1, 400, 2.5], [targets.SEED_SINE_RMSE, 0, -1, -1], [targets.SEED_SINE_RMSE, -1, -1, -1]]

@@ -96,7 +96,8 @@ def mlflow_server_process(tmp_path_factory):
         # concurrent requests of these suites go to its thread pool anyway.
         proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts")],
+             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+             "--artifacts-destination", str(root / "artifacts")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             # No job runner (a huey consumer for GenAI jobs): these tests have no use for it, and it competes for
             # the cores while it starts and holds the shutdown up for seconds.
@@ -179,14 +180,12 @@ def metrics_by_hash(runs) -> dict[str, dict[str, float]]:
     return out
 
 
-
-
 def node_ids(cluster) -> set[str]:
     return {node.node_id for node in cluster.list_all_nodes()}
 
 
 def is_ray_worker(pid: int) -> bool:
-    """A Ray worker process (``ray::…`` process title), and neither this process nor one of its ancestors."""
+    """A Ray worker process (``ray::…`` process title), and neither this process nor its parent."""
     if pid in (os.getpid(), os.getppid(), 0, 1):
         return False
     try:
@@ -239,7 +238,8 @@ def test_ray_executor_gives_the_local_executors_results(mlflow_server_process, t
     """Same configs and seeds: the Ray executor's test metrics (server store) equal the local executor's (SQLite).
 
     The two-node cluster is up on purpose: its address file is where ``ray.init()`` without an address would look,
-    and the executor without ``--address`` must still start its own local Ray (two CPUs here).
+    and the executor without ``--address`` must still start its own local Ray (two CPUs here). Fixture order
+    matters for time only: the MLflow server boots while the cluster starts.
     """
     experiment = "ray-vs-local"
     local_uri = f"sqlite:///{tmp_path / 'local' / 'mlflow.db'}"
@@ -253,7 +253,7 @@ def test_ray_executor_gives_the_local_executors_results(mlflow_server_process, t
     ray_s = time.perf_counter() - start
     with capsys.disabled():
         print(f"\n[timing] smoke-sized suite ({len(suite.configs)} runs, 2 workers): local executor {local_s:.1f} s, "
-              f"ray executor {ray_s:.1f} s (including ray.init and shutdown)")
+              f"ray executor {ray_s:.1f} s (ray: with ray.init and shutdown, server store; local: fresh SQLite)")
 
     assert local.count("finished") == remote.count("finished") == len(suite.configs), (local.outcomes, remote.outcomes)
     assert not ray.is_initialized()  # the executor shut its local Ray down

@@ -66,14 +66,19 @@ def _worker_main(slot: Slot, tasks: mp.Queue, results: mp.Queue, tracking_uri: s
             item = tasks.get(timeout=1.0)
         except queue.Empty:
             if os.getppid() != parent_pid:  # the runner is gone: nobody will read our results
-                return
+                break
             continue
         if item is None:
-            return
+            break
         index, cfg = item
         outcome = train_run(cfg, tracking_uri, experiment, parent_run_id, slot.device,
                             on_start=lambda run_id: results.put(("start", index, run_id)))
         results.put(("done", index, outcome))
+    # Everything is in the store and the queue: skip interpreter teardown, which spends seconds collecting
+    # torch and Lightning objects while the runner waits to join us.
+    results.close()
+    results.join_thread()
+    os._exit(0)
 
 
 class Worker:

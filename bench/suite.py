@@ -74,20 +74,24 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError([f"{where}: not valid YAML ({str(e).splitlines()[0]})"]) from None
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        context = getattr(e, "context", None)
+        what = f"{problem} ({context})" if problem and context else problem or str(e).splitlines()[0]
+        raise ConfigError([f"{where}: not valid YAML{at}: {what}"]) from None
     if not isinstance(doc, dict):
         raise ConfigError([f"{where}: {type(doc).__name__}; allowed: a mapping with keys {', '.join(TOP_LEVEL)}"])
     problems = [f"{where}: {key}: unknown key; allowed: {', '.join(TOP_LEVEL)}" for key in doc if key not in TOP_LEVEL]
     axes = _mapping(doc, "axes", where, problems)
     fixed = _mapping(doc, "fixed", where, problems)
     tasks = _mapping(doc, "tasks", where, problems)
+    if not axes and "axes" in doc and isinstance(doc["axes"] or {}, dict) and not axis_overrides:
+        problems.append(f"{where}: axes: empty; allowed: a mapping of setting -> list of values")
     set_overrides = dict(fixed_overrides or {})
     for key in set_overrides:  # --set fixes a setting for every run: it replaces the file's axis of it
         axes.pop(key, None)
     axes.update(axis_overrides or {})
     fixed.update(set_overrides)
-    if not axes and "axes" in doc:
-        problems.append(f"{where}: axes: empty; allowed: a mapping of setting -> list of values")
     for key, values in axes.items():
         if not isinstance(values, list) or not values:
             problems.append(f"{where}: axes.{key}: {values!r}; allowed: a non-empty list of values")

@@ -417,7 +417,10 @@ def test_axis_and_set_overrides_change_the_matrix(tiny_suite, reference, tmp_pat
     expands exactly that matrix. Run against a copy of the reference store, whose runs it finds done: the
     command-line strings ("gru", "1") give the same config hashes as the file's values."""
     db = tmp_path / "mlflow.db"
-    shutil.copy(reference[0].removeprefix("sqlite:///"), db)
+    source = Path(reference[0].removeprefix("sqlite:///"))
+    for suffix in ("", "-wal", "-shm", "-journal"):  # the database and whatever SQLite keeps beside it
+        if Path(f"{source}{suffix}").exists():
+            shutil.copy(f"{source}{suffix}", f"{db}{suffix}")
     uri = sqlite_uri(db)
     before = {r.info.run_id for r in children(uri)}
     proc = bench_run(tiny_suite, uri, "--workers", "1", "--set", "cell=gru", "--axis", "seed=1")

@@ -82,6 +82,8 @@ def plain_loop_seconds(cfg: dict, device: str) -> float:
     data.setup("fit")
     model.to(device)
     optimizer = OPTIMIZERS[cfg["optimizer"]](model.parameters(), lr=cfg["lr"])
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg["max_steps"])
+                if cfg["lr_schedule"] == "cosine" else None)
     batches = [(x.to(device), y.to(device)) for x, y in data.train_dataloader()]
     max_steps = cfg["max_steps"] if cfg["max_steps"] > 0 else float("inf")
     epochs = cfg["epochs"] if cfg["epochs"] > 0 else 10**9
@@ -102,6 +104,8 @@ def plain_loop_seconds(cfg: dict, device: str) -> float:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if schedule is not None:
+                    schedule.step()
                 steps += 1
                 if steps >= max_steps:
                     break

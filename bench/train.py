@@ -38,7 +38,8 @@ def build(cfg: dict) -> tuple[pl.LightningDataModule, pl.LightningModule]:
     """The data module and the LightningModule for a resolved config."""
     model_args = dict(cell=cfg["cell"], hidden_size=cfg["hidden"], num_layers=cfg["layers"],
                       bidirectional=cfg["bidirectional"], dropout=cfg["dropout"], optimizer=cfg["optimizer"],
-                      lr=cfg["lr"], grad_clip=cfg["grad_clip"], lr_schedule=cfg["lr_schedule"])
+                      lr=cfg["lr"], grad_clip=cfg["grad_clip"], lr_schedule=cfg["lr_schedule"],
+                      log_every=cfg["log_every"])
     if cfg["task"] == "dependency":
         data = DependencyDataModule(truncation=cfg["truncation"], batch_size=cfg["batch_size"],
                                     series_length=cfg["series_length"], eval_length=cfg["eval_length"],
@@ -153,7 +154,7 @@ def make_trainer(cfg: dict, logger, device: str, progress_bar: bool) -> pl.Train
         max_epochs=cfg["epochs"],
         max_steps=cfg["max_steps"],
         logger=logger if logger is not None else False,
-        log_every_n_steps=max(1, cfg["log_every"] // per_batch),
+        log_every_n_steps=1,  # the module decides when to log: every log_every optimizer steps
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=progress_bar,

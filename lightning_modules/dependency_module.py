@@ -26,9 +26,10 @@ class DependencyModule(RecurrentTaskModule):
 
     def __init__(self, cell: str = "lstm", hidden_size: int = 16, num_layers: int = 1, bidirectional: bool = False,
                  dropout: float = 0.0, truncation: int = 10, optimizer: str = "adagrad", lr: float = 0.1,
-                 grad_clip: float = 0.0, lr_schedule: str = "constant", floor: float = 0.0):
+                 grad_clip: float = 0.0, lr_schedule: str = "constant", log_every: int = 50,
+                 floor: float = 0.0):
         super().__init__(cell, 1, hidden_size, num_layers, bidirectional, dropout, 1, optimizer, lr, grad_clip,
-                         lr_schedule)
+                         lr_schedule, log_every)
         self.save_hyperparameters()
         self.truncation = truncation
         self.train_state: State | None = None

@@ -22,9 +22,9 @@ class SineModule(RecurrentTaskModule):
 
     def __init__(self, cell: str = "lstm", hidden_size: int = 30, num_layers: int = 2, bidirectional: bool = False,
                  dropout: float = 0.0, optimizer: str = "adagrad", lr: float = 0.1, grad_clip: float = 0.0,
-                 lr_schedule: str = "constant"):
+                 lr_schedule: str = "constant", log_every: int = 50):
         super().__init__(cell, 1, hidden_size, num_layers, bidirectional, dropout, 1, optimizer, lr, grad_clip,
-                         lr_schedule)
+                         lr_schedule, log_every)
         self.save_hyperparameters()
         self.metrics = torch.nn.ModuleDict({
             split: torch.nn.ModuleDict({"rmse": MeanSquaredError(squared=False), "mae": MeanAbsoluteError()})

@@ -60,11 +60,12 @@ def _train_task(cfg: dict, tracking_uri: str, experiment: str, parent_run_id: st
 
     context = ray.get_runtime_context()
     torch.set_num_threads(max(1, int(context.get_assigned_resources().get("CPU", 1))))
-    from bench.train import train_run
+    from bench.train import collect_garbage, train_run
 
     device = "cuda" if ray.get_gpu_ids() else "cpu"
     outcome = train_run(cfg, tracking_uri, experiment, parent_run_id, device,
                         extra_tags={"bench.ray_node": context.get_node_id()})
+    collect_garbage()  # the worker lives on for the next task
     if outcome.status == "failed":
         raise RunFailed(outcome.reason)
     return outcome

@@ -59,7 +59,7 @@ def _worker_main(slot: Slot, tasks: mp.Queue, results: mp.Queue, tracking_uri: s
     import torch
 
     torch.set_num_threads(slot.threads)
-    from bench.train import train_run
+    from bench.train import collect_garbage, train_run
 
     while True:
         try:
@@ -74,6 +74,7 @@ def _worker_main(slot: Slot, tasks: mp.Queue, results: mp.Queue, tracking_uri: s
         outcome = train_run(cfg, tracking_uri, experiment, parent_run_id, slot.device,
                             on_start=lambda run_id: results.put(("start", index, run_id)))
         results.put(("done", index, outcome))
+        collect_garbage()
     # Everything is in the store and the queue: skip interpreter teardown, which spends seconds collecting
     # torch and Lightning objects while the runner waits to join us.
     results.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import tempfile
@@ -188,6 +189,14 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
         "num_params": model.num_parameters(),
     }
     return model, data, metrics
+
+
+def collect_garbage() -> None:
+    """Between runs of a long-lived worker: Lightning and torch leave reference cycles behind, and without a
+    collection the resident set creeps up (~3 MB a run) and inflates every later run's peak memory. Freezing
+    what survives keeps the next collection short (only objects made since are scanned)."""
+    gc.collect()
+    gc.freeze()
 
 
 def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMENT, parent_run_id: str | None = None,

@@ -271,6 +271,8 @@ def markdown(figures: list[Figure], header: str) -> str:
 
 
 def run(scale: str = "full", out: Path | None = None, tracking_uri: str | None = None) -> Path:
+    # Resolved first: MLFlowLogger sets the process-wide tracking URI to the throw-away stores used below.
+    tracking_uri = tracking_uri or tracking.default_tracking_uri()
     tiny = scale == "tiny"
     repeats = 1 if tiny else 5
     torch.set_num_threads(1)
@@ -301,7 +303,7 @@ def run(scale: str = "full", out: Path | None = None, tracking_uri: str | None =
     out = out or tracking.results_dir() / "perf.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown(figures, header))
-    log_report(out, figures, tracking_uri or tracking.default_tracking_uri())
+    log_report(out, figures, tracking_uri)
     return out
 
 

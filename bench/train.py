@@ -68,8 +68,8 @@ class RunLogger(MLFlowLogger):
     - Metrics are buffered in memory and written in one batch every ``flush_every_s`` seconds and at the
       end: one synchronous SQLite write costs ~3.7 ms, more than a small RNN's training step, and MLflow's
       own asynchronous queue takes about a second to drain at the end of every run.
-    - Finishing the fit does not mark the run FINISHED: that happens only after test metrics and artifacts
-      are in, so a crash in between never leaves a run that resume logic would take for complete.
+    - Finishing the fit does not mark the run FINISHED (nor flush): that happens only after test metrics and
+      artifacts are in, so a crash in between never leaves a run that resume logic would take for complete.
     - Hyperparameters are not logged here: ``train_run`` logs the whole resolved config itself.
     """
 
@@ -95,13 +95,15 @@ class RunLogger(MLFlowLogger):
         from mlflow.entities import RunTag
 
         tag_list = [RunTag(k, v) for k, v in (tags or {}).items()]
+        if not self.buffer and not tag_list:
+            return
         for i in range(0, max(1, len(self.buffer)), 1000):  # MLflow takes at most 1000 metrics per batch
             self.experiment.log_batch(self.run_id, metrics=self.buffer[i : i + 1000], tags=tag_list if i == 0 else [])
         self.buffer.clear()
         self.last_flush = time.monotonic()
 
     def finalize(self, status: str = "success") -> None:
-        self.flush()
+        pass  # train_run flushes once, with the run's outcome, after fit and test (each calls finalize)
 
 
 @dataclass

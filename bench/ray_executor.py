@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.config import ConfigError, config_hash
+from bench.config import ConfigError
 from bench.runner import SuiteBook, mark_failed, usable_cores
 
 
@@ -71,20 +71,6 @@ def _train_task(cfg: dict, tracking_uri: str, experiment: str, parent_run_id: st
     return outcome
 
 
-def fail_attempts(book: SuiteBook, index: int, reason: str, record: bool = True) -> None:
-    """Mark the run's attempts that a dead worker left RUNNING as FAILED; with ``record``, count the run as
-    failed (and leave a FAILED run in the store even if no attempt got as far as creating one)."""
-    cfg = book.suite.configs[index]
-    stale = book.client.search_runs(
-        [book.experiment_id],
-        f"tags.`bench.config_hash` = '{config_hash(cfg)}' and tags.`mlflow.parentRunId` = '{book.parent_id}' "
-        "and attributes.status = 'RUNNING'")
-    for run in stale or ([None] if record else []):
-        mark_failed(book.tracking_uri, book.experiment_id, run and run.info.run_id, cfg, book.parent_id, reason)
-    if record:
-        book.record(index, "failed", reason)
-
-
 def execute(book: SuiteBook, cluster: Cluster, per_device: int = 1) -> None:
     """Submit every pending run as a Ray task and record outcomes as they arrive."""
     import ray
@@ -106,11 +92,13 @@ def execute(book: SuiteBook, cluster: Cluster, per_device: int = 1) -> None:
                     cause = e.cause if isinstance(e.cause, RunFailed) else e
                     book.record(index, "failed", f"failed twice: {cause}")
                 except ray.exceptions.RayError as e:  # worker or node died, twice
-                    fail_attempts(book, index, f"worker or node died during the run ({type(e).__name__})")
+                    book.fail(index, None, f"worker or node died during the run ({type(e).__name__})")
                 else:
                     book.record(index, outcome.status, outcome.reason, outcome.metrics)
     finally:
         for ref, index in futures.items():
             ray.cancel(ref, force=True)
-            fail_attempts(book, index, "interrupted by the user", record=False)
+            # Only attempts already running leave a trace; runs still queued simply stay missing.
+            mark_failed(book.tracking_uri, book.experiment_id, None, book.suite.configs[index], book.parent_id,
+                        "interrupted by the user", create=False)
         ray.shutdown()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench import targets
+from bench import tables, targets
 from bench.config import FIELDS, config_hash, run_name
 from bench.suite import Suite
 
@@ -145,7 +145,7 @@ def add_time_to_target(table: pd.DataFrame, histories: dict[str, dict[str, list]
     table = table.copy()
     goals, reached, steps, seconds = [], [], [], []
     for row in table.to_dict("records"):
-        floors = {k.removeprefix("floor/"): v for k, v in row.items() if k.startswith("floor/") and pd.notna(v)}
+        floors = tables.floors_of(row)
         goal = targets.target(row["task"], floors) if row["task"] == "sine" or floors else float("nan")
         history = histories.get(row["run_id"]) if row["outcome"] == "finished" else None
         if history is None or pd.isna(goal):

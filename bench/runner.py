@@ -123,21 +123,24 @@ def finished_hashes(tracking_uri: str, experiment_id: str) -> dict[str, str]:
 
 
 def mark_failed(tracking_uri: str, experiment_id: str, run_id: str | None, cfg: dict, parent_run_id: str,
-                reason: str) -> None:
-    """Record a run whose worker died: its own run if it had one, else a new run that says so."""
+                reason: str, create: bool = True) -> None:
+    """Mark FAILED, with ``reason``, the run ``run_id`` or, when its id is unknown (a worker may die after
+    creating its run but before reporting it; Ray retries leave several), every attempt of ``cfg`` under
+    ``parent_run_id`` still RUNNING. With ``create``, a run that says so is recorded if there is none."""
     from mlflow import MlflowClient
+    from mlflow.entities import RunTag
 
     client = MlflowClient(tracking_uri)
-    if run_id is None:  # the worker may have died after creating its run but before telling us its id
-        found = client.search_runs([experiment_id], f"tags.`bench.config_hash` = '{config_hash(cfg)}' and "
-                                   f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'")
-        run_id = found[0].info.run_id if found else None
-    if run_id is None:
+    run_ids = [run_id] if run_id else [
+        run.info.run_id for run in client.search_runs(
+            [experiment_id], f"tags.`bench.config_hash` = '{config_hash(cfg)}' and "
+            f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'")]
+    if not run_ids and create:
         tags = {"bench.config_hash": config_hash(cfg), "mlflow.parentRunId": parent_run_id}
-        run_id = client.create_run(experiment_id, run_name=run_name(cfg), tags=tags).info.run_id
-    client.set_tag(run_id, "bench.outcome", "failed")
-    client.set_tag(run_id, "bench.reason", reason)
-    client.set_terminated(run_id, "FAILED")
+        run_ids = [client.create_run(experiment_id, run_name=run_name(cfg), tags=tags).info.run_id]
+    for failed in run_ids:
+        client.log_batch(failed, tags=[RunTag("bench.outcome", "failed"), RunTag("bench.reason", reason)])
+        client.set_terminated(failed, "FAILED")
 
 
 @dataclass

@@ -81,6 +81,7 @@ def git_commit() -> str:
         return "unknown"
 
 
+@functools.cache
 def device_name(device: str) -> str:
     import torch
 

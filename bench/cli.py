@@ -6,15 +6,16 @@ import argparse
 import sys
 
 from bench.cli_results import add_commands as add_results_commands, compile_and_report
-from bench.config import FIELDS, TASK_DEFAULTS, COMMON_DEFAULTS, ConfigError, resolve
+from bench import tasks
+from bench.config import COMMON_DEFAULTS, ConfigError, fields_for, resolve
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per config field; values stay strings so that :func:`resolve` reports every problem alike."""
     group = parser.add_argument_group("run configuration (defaults depend on --task)")
-    for f in FIELDS:
+    for f in fields_for().values():
         flag = "--" + f.name.replace("_", "-")
-        defaults = {t: d[f.name] for t, d in TASK_DEFAULTS.items() if f.name in d}
+        defaults = {name: task.defaults[f.name] for name, task in tasks.BUILTIN.items() if f.name in task.defaults}
         default = COMMON_DEFAULTS.get(f.name, defaults or None)
         help_text = f"{f.help}; {f.allowed} (default: {default})"
         if f.kind is bool:
@@ -24,7 +25,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def config_overrides(args: argparse.Namespace) -> dict:
-    return {f.name: getattr(args, f.name) for f in FIELDS if getattr(args, f.name) is not None}
+    return {name: getattr(args, name) for name in fields_for() if getattr(args, name) is not None}
 
 
 def add_tracking_flags(parser: argparse.ArgumentParser) -> None:

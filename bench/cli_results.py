@@ -11,7 +11,7 @@ from bench.config import ConfigError
 
 def add_commands(commands, add_tracking_flags) -> None:
     """Add the three subcommands to ``commands`` (the CLI's subparsers)."""
-    from bench import regress
+    from bench import regress, tasks
 
     compile_ = commands.add_parser(
         "compile", help="compile a suite's results into tables and plots (results/<suite>/)",
@@ -29,8 +29,8 @@ def add_commands(commands, add_tracking_flags) -> None:
     check.add_argument("--sigmas", type=float, default=regress.SIGMAS,
                        help=f"worse means worse by more than this many pooled seed std (default {regress.SIGMAS:g})")
     check.add_argument("--min-delta", action="append", default=[], metavar="TASK=VALUE",
-                       help="...and by more than this absolute amount (default: "
-                            + ", ".join(f"{t}={v:g}" for t, v in regress.MIN_DELTA.items()) + ")")
+                       help="...and by more than this absolute amount (default: the task's own, "
+                            + ", ".join(f"{n}={t.min_delta:g}" for n, t in tasks.BUILTIN.items()) + ")")
     check.add_argument("--slow-ratio", type=float, default=regress.SLOW_RATIO,
                        help=f"flag samples/s below this fraction of the baseline's (default {regress.SLOW_RATIO:g})")
     check.add_argument("--fail-on-slow", action="store_true", help="fail on slower configurations, not just warn")
@@ -90,7 +90,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    from bench import regress, results, tables, targets, tracking
+    from bench import regress, results, tables, tasks, tracking
     from bench.suite import parse_overrides
 
     suite, uri = suite_and_store(args)
@@ -102,9 +102,9 @@ def cmd_regress(args: argparse.Namespace) -> int:
             min_delta[task] = float(value)
         except ValueError:
             min_delta[task] = -1.0
-        if task not in targets.METRIC or min_delta[task] < 0:
-            raise ConfigError([f"--min-delta: {task}={value}; allowed: TASK=VALUE with TASK one of "
-                               f"{', '.join(targets.METRIC)} and VALUE a number >= 0"])
+        if tasks.problem(task) or min_delta[task] < 0:
+            raise ConfigError([f"--min-delta: {task}={value}; allowed: TASK=VALUE with TASK a registered task "
+                               f"({', '.join(tasks.BUILTIN)}, …) and VALUE a number >= 0"])
     if args.sigmas < 0 or not 0 < args.slow_ratio <= 1:
         raise ConfigError([f"--sigmas {args.sigmas:g} / --slow-ratio {args.slow_ratio:g}; allowed: sigmas >= 0, "
                            "0 < slow-ratio <= 1"])

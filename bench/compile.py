@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import figures, results, tables, targets, tracking
+from bench import figures, results, tables, tasks, tracking
 from bench.report import Block, Bullets, Heading, Image, Table, Text, to_html, to_markdown
+from bench.config import config_hash
 from bench.suite import Suite
 
-TASK_TITLES = {"dependency": "Dependency (echo) task", "sine": "Sine prediction task"}
 RUN_COLUMNS = ["configuration", "seed", "outcome", "reason", "metric", "target", "reached", "steps_to_target",
                "time_to_target_s", "run_id", "config_hash", "commit"]
 
@@ -39,8 +39,8 @@ def compile_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EX
     out_dir.mkdir(parents=True, exist_ok=True)
     found = results.load(suite, tracking_uri, experiment)
     summary = tables.summarize(found.runs)
-    tasks = [t for t in targets.METRIC if (summary["task"] == t).any()]
-    comparisons = {task: tables.comparison_table(summary, task) for task in tasks}
+    task_names = list(dict.fromkeys(summary["task"]))
+    comparisons = {task: tables.comparison_table(summary, task) for task in task_names}
     costs = tables.cost_table(summary)
 
     files = []
@@ -52,10 +52,10 @@ def compile_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EX
     write_csv(summary, "summary.csv")
     write_csv(found.runs[RUN_COLUMNS + [c for c in found.runs.columns if c not in RUN_COLUMNS]], "runs.csv")
     for task, table in comparisons.items():
-        write_csv(table, f"comparison_{task}.csv")
+        write_csv(table, f"comparison_{tasks.get(task).name}.csv")
     write_csv(costs, "cost.csv")
-    images = draw_figures(suite, summary, found, tasks, out_dir)
-    files += [out_dir / name for name in images]
+    images = draw_figures(suite, summary, found, task_names, out_dir)
+    files += [out_dir / name for task_images in images.values() for name in task_images]
     blocks = report_blocks(suite, tracking_uri, found.runs, summary, comparisons, costs, images)
     (out_dir / "README.md").write_text(to_markdown(blocks))
     (out_dir / "results.html").write_text(to_html(blocks, f"rnn-bench results: {suite.name}", out_dir))
@@ -70,24 +70,27 @@ def compile_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EX
     return Compiled(out_dir, summary, comparisons, costs, files, found.parent_run_id)
 
 
-def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResults, tasks: list[str],
-                 out_dir: Path) -> dict[str, str]:
-    """File name -> what it shows, for every figure there is data for."""
-    images = {}
-    for task in tasks:
-        if (summary[summary["task"] == task]["n"] > 0).any():
-            figures.metric_heatmap(summary, task, out_dir / f"heatmap_{task}.png")
-            images[f"heatmap_{task}.png"] = f"{task}: mean {targets.METRIC_LABEL[task]} over cell × truncation"
-    if "dependency" in tasks and (summary[summary["task"] == "dependency"]["n"] > 0).any():
-        figures.dependency_learning_curves(found.runs, found.histories, out_dir / "learning_curves_dependency.png")
-        images["learning_curves_dependency.png"] = "dependency: learning curves against the analytic floors"
-    if "sine" in tasks and figures.sine_best_and_worst(summary, found.runs, suite, out_dir / "sine_best_worst.png"):
-        images["sine_best_worst.png"] = "sine: prediction against truth, best and worst configuration"
+def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResults, task_names: list[str],
+                 out_dir: Path) -> dict[str, dict[str, str]]:
+    """Per task: file name -> what it shows, for every figure there is data for."""
+    configs = {config_hash(cfg): cfg for cfg in suite.configs}
+    images: dict[str, dict[str, str]] = {}
+    for name in task_names:
+        task, part = tasks.get(name), summary[summary["task"] == name]
+        images[name] = {}
+        if not (part["n"] > 0).any():
+            continue
+        heatmap = f"heatmap_{task.name}.png"
+        figures.metric_heatmap(summary, name, out_dir / heatmap)
+        images[name][heatmap] = f"{name}: mean {task.metric_label} over cell × truncation"
+        images[name].update(task.figures(part, found.runs[found.runs["task"] == name], found.histories, configs,
+                                         out_dir))
     return images
 
 
 def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: pd.DataFrame,
-                  comparisons: dict[str, pd.DataFrame], costs: pd.DataFrame, images: dict[str, str]) -> list[Block]:
+                  comparisons: dict[str, pd.DataFrame], costs: pd.DataFrame,
+                  images: dict[str, dict[str, str]]) -> list[Block]:
     counts = runs["outcome"].value_counts()
     commits = ", ".join(sorted(runs["commit"].dropna().unique())) or "none"
     blocks: list[Block] = [
@@ -100,15 +103,16 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
                  "Diverged (loss became NaN/inf), failed and missing runs are counted beside it, never dropped.",
                  "Columns: T = truncation length (dependency: TBPTT window; sine: input window)."]),
     ]
-    for task, table in comparisons.items():
-        blocks += [Heading(f"{TASK_TITLES[task]}: {targets.METRIC_LABEL[task]}"), *task_notes(task, summary),
+    for name, table in comparisons.items():
+        task = tasks.get(name)
+        blocks += [Heading(f"{task.title or name}: {task.metric_label}"), *task.notes(summary[summary["task"] == name]),
                    Table(table)]
-        blocks += [Image(name, alt) for name, alt in images.items() if task in name]
+        blocks += [Image(file, alt) for file, alt in images[name].items()]
+    goals = "; ".join(text for name in comparisons if (text := tasks.get(name).target_text()))
     blocks += [
         Heading("Cost and time to target"),
-        Text(f"Means over finished seeds. Target: dependency `val/ce` ≤ Bayes floor + {targets.FLOOR_MARGIN:g} "
-             f"nats; sine `val/rmse` ≤ {targets.SEED_SINE_RMSE:g} (the seed's figure). Steps and wall time to "
-             "target: the first validation that reaches it, averaged over the seeds that did."),
+        Text(f"Means over finished seeds. Target: {goals}. Steps and wall time to target: the first validation "
+             "that reaches it, averaged over the seeds that did."),
         Table(costs),
     ]
     unfinished = runs[runs["outcome"].isin(["diverged", "failed"])]
@@ -120,16 +124,3 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
             + ([f"{missing} runs missing: the store has no run of their configuration; "
                 f"`bench run --suite {suite.name}` adds them"] if missing else []))]
     return blocks
-
-
-def task_notes(task: str, summary: pd.DataFrame) -> list[Block]:
-    """The legend of a task's table."""
-    if task == "dependency":
-        floors = tables.floors_of(tables.references(summary[summary["task"] == task]))
-        if not floors:
-            return [Text("No dependency run finished: no floors to mark against.")]
-        return [Text("Marks: which dependencies the mean shows learned, read against the analytic floors "
-                     "(the floor rows at the bottom):"), Bullets(targets.mark_legend(floors))]
-    return [Text(f"Reference rows: the last value of the window; a least-squares linear autoregressive model "
-                 f"on the same window (a pure sine is an exact AR(2)); and the seed's figure "
-                 f"({targets.SEED_SINE_SETUP}: {targets.SEED_SINE_RMSE:g}).")]

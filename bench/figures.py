@@ -1,4 +1,8 @@
-"""A suite's figures, drawn with :mod:`bench.plots` from the compiled tables and the runs' metric histories."""
+"""A suite's figures, drawn with :mod:`bench.plots` from the compiled tables and the runs' metric histories.
+
+Task-independent: what a task adds (anchors of the colour scale, floors, which figures it wants) comes from its
+:class:`bench.tasks.base.Task`.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import plots, tables, targets
-from bench.config import config_hash
-from bench.suite import Suite
-
-SHORT_FLOOR = {"none": "no lag", "all": "every lag"}
+from bench import plots, tables, tasks
 
 
 def facet_label(row: dict) -> str:
@@ -30,13 +30,14 @@ def heatmap_cell_text(row: dict, spec: str) -> str:
     return tables.number(row["mean"], spec) + (f" [{row['mark']}]" if row["mark"] else "")
 
 
-def metric_heatmap(summary: pd.DataFrame, task: str, path: Path) -> None:
+def metric_heatmap(summary: pd.DataFrame, task_name: str, path: Path) -> None:
     """The task's metric over cell (rows) × truncation (columns), one facet per layers × direction, coloured on
-    a scale anchored at the floors (dependency) or at the seed's figure and the last-value baseline (sine)."""
-    part = summary[summary["task"] == task].assign(
+    a scale anchored at the task's references (floors, baselines)."""
+    task = tasks.get(task_name)
+    part = summary[summary["task"] == task_name].assign(
         row=lambda f: [" ".join(p for p in (c, v) if p) for c, v in zip(f["cell"], f["variant"])],
         column=lambda f: [tables.column_label(t) for t in f["truncation"]])
-    spec = ".3f" if task == "dependency" else ".2g"
+    spec = ".2g" if task.log_scale else ".3f"
     part = part.assign(text=[heatmap_cell_text(r, spec) for r in part.to_dict("records")])
     rows, columns = list(dict.fromkeys(part["row"])), [tables.column_label(t) for t in sorted(part["truncation"].unique())]
     facets = {}
@@ -44,16 +45,10 @@ def metric_heatmap(summary: pd.DataFrame, task: str, path: Path) -> None:
         values = group.pivot(index="row", columns="column", values="mean").reindex(index=rows, columns=columns)
         texts = group.pivot(index="row", columns="column", values="text").reindex(index=rows, columns=columns)
         facets[(f"{layers} layer(s)", direction)] = (values, texts.fillna(""))
-    if task == "dependency":
-        floors = tables.floors_of(tables.references(part))
-        anchors = {SHORT_FLOOR.get(k, f"first {k.removeprefix('first')}"): v for k, v in floors.items()}
-        plots.heatmaps(facets, path, anchors, targets.METRIC_LABEL[task],
-                       title="dependency task: mean test cross-entropy; [mark] = dependencies learned")
-    else:
-        anchors = {"seed 003": targets.SEED_SINE_RMSE,
-                   "last value": part["baseline/last_value_rmse"].mean()}
-        plots.heatmaps(facets, path, anchors, targets.METRIC_LABEL[task], log=True,
-                       title="sine task: mean test RMSE (log colour scale)")
+    marks = f"; [mark] = {task.mark_meaning}" if task.mark_meaning else ""
+    scale = " (log colour scale)" if task.log_scale else ""
+    plots.heatmaps(facets, path, task.heatmap_anchors(part), task.metric_label, log=task.log_scale,
+                   title=f"{task_name} task: mean {task.metric_label}{scale}{marks}")
 
 
 def seed_mean(histories: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
@@ -67,10 +62,11 @@ def seed_mean(histories: list[list[tuple[int, float]]]) -> list[tuple[int, float
     return [(int(s), round(float(v), 12)) for s, v in means.items()]
 
 
-def dependency_learning_curves(runs: pd.DataFrame, histories: dict, path: Path, key: str = "train/loss") -> None:
-    """Training loss (mean over seeds) against step: a panel per layers × direction (rows) and cell (columns),
-    a line per truncation, the floors as grey lines."""
-    finished = runs[(runs["task"] == "dependency") & (runs["outcome"] == "finished")]
+def learning_curves(runs: pd.DataFrame, histories: dict, path: Path, key: str, floors: dict[str, float],
+                    title: str) -> None:
+    """``key`` (mean over seeds) against step: a panel per layers × direction (rows) and cell (columns), a line
+    per truncation, the ``floors`` as grey lines. ``runs``: one task's runs."""
+    finished = runs[runs["outcome"] == "finished"]
     panels: dict[tuple[str, str], dict] = {}
     for (_, truncation), group in finished.sort_values("truncation").groupby(["configuration", "truncation"],
                                                                             sort=False):
@@ -78,38 +74,4 @@ def dependency_learning_curves(runs: pd.DataFrame, histories: dict, path: Path, 
         row = " ".join(p for p in (facet_label(first), first["variant"]) if p)
         series = [histories[run_id][key] for run_id in group["run_id"]]
         panels.setdefault((row, first["cell"]), {})[tables.column_label(truncation)] = seed_mean(series)
-    floors = tables.floors_of(tables.references(finished))
-    plots.learning_curves(panels, floors, path,
-                          title=f"dependency task: {key} (mean over seeds), by truncation T; grey: analytic floors")
-
-
-def replay_sine_run(cfg: dict) -> tuple:
-    """(truth, prediction, test RMSE) of the test segment, from training ``cfg`` again on this CPU.
-
-    Runs keep no weights, but every random source is seeded from the config and training is deterministic,
-    so the replay gives the recorded run's predictions (on the CPU, exactly; a GPU run may differ slightly).
-    """
-    from bench.train import fit_and_test
-
-    model, data, metrics = fit_and_test(cfg)
-    return data.splits["test"][1].numpy(), model.test_predictions.numpy(), metrics["test/rmse"]
-
-
-def sine_best_and_worst(summary: pd.DataFrame, runs: pd.DataFrame, suite: Suite, path: Path) -> list[str]:
-    """Prediction against truth for the best and the worst sine configuration (by mean test RMSE), each
-    replayed from its lowest finished seed; returns the configurations shown (none if no sine run finished)."""
-    scored = summary[(summary["task"] == "sine") & (summary["n"] > 0)]
-    if scored.empty:
-        return []
-    configs = {config_hash(cfg): cfg for cfg in suite.configs}
-    panels, shown = {}, []
-    for label, index in (("best", scored["mean"].idxmin()), ("worst", scored["mean"].idxmax())):
-        chosen = scored.loc[index]
-        shown.append(chosen["configuration"])
-        run = (runs[(runs["configuration"] == chosen["configuration"]) & (runs["outcome"] == "finished")]
-               .sort_values("seed").iloc[0])
-        truth, prediction, replayed = replay_sine_run(configs[run["config_hash"]])
-        panels[f"{label}: {chosen['configuration']} (mean RMSE {chosen['mean']:.3g}, n={chosen['n']})\n"
-               f"seed {run['seed']}: recorded RMSE {run['metric']:.3g}, replayed {replayed:.3g}"] = (truth, prediction)
-    plots.sine_predictions(panels, path)
-    return shown
+    plots.learning_curves(panels, floors, path, title=title)

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from bench import tracking
 from bench.config import resolve
-from bench.targets import SEED_SINE_RMSE
+from bench.tasks.sine import SOURCE_RMSE as SEED_SINE_RMSE
 from bench.train import RunLogger, build, fit_and_test, make_trainer
 from datamodules.dependency import generate_dependency_series
 from lightning_modules.recurrent_task import OPTIMIZERS

@@ -24,13 +24,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import targets, tracking
+from bench import tasks, tracking
 from bench.config import ConfigError, config_hash
 from bench.report import markdown_table
 from bench.suite import Suite
 
 SIGMAS = 3.0
-MIN_DELTA = {"dependency": 0.01, "sine": 0.002}  # nats (the floor margin); RMSE (about the seed's whole error)
 SLOW_RATIO = 0.5
 
 
@@ -62,7 +61,7 @@ def make_baseline(suite: Suite, summary: pd.DataFrame, commits: list[str]) -> di
     configurations = {}
     for row in summary.to_dict("records"):
         configurations[row["configuration"]] = {
-            "metric": targets.METRIC[row["task"]], "mean": _json_number(row["mean"]),
+            "metric": tasks.get(row["task"]).metric, "mean": _json_number(row["mean"]),
             "std": _json_number(row["std"]), "n": int(row["n"]), "runs": int(row["runs"]),
             "diverged": int(row["diverged"]), "failed": int(row["failed"]),
             "reached_target": reached_target(row["reached"], row["n"]),
@@ -85,7 +84,7 @@ TOP_FIELDS = {"suite": (lambda v: isinstance(v, str), "a string"),
               "commit": (lambda v: isinstance(v, str), "a string"),
               "date": (lambda v: isinstance(v, str), "a string"),
               "configurations": (lambda v: isinstance(v, dict), "a mapping of configuration key -> entry")}
-ENTRY_FIELDS = {"metric": (lambda v: v in targets.METRIC.values(), "one of " + ", ".join(targets.METRIC.values())),
+ENTRY_FIELDS = {"metric": (lambda v: isinstance(v, str), "a metric name"),
                 "mean": (lambda v: v is None or _is_number(v), "a number or null"),
                 "std": (lambda v: v is None or _is_number(v), "a number or null"),
                 "n": (_is_count, "an integer >= 0"), "runs": (_is_count, "an integer >= 0"),
@@ -142,6 +141,11 @@ def pooled_std(std_a: float | None, n_a: int, std_b: float | None, n_b: int) -> 
     return math.sqrt(squares / dof)
 
 
+def number_format(task: str) -> str:
+    """The task's number format; a generic one for a task this installation does not know."""
+    return ".4g" if tasks.problem(task) else tasks.get(task).number_format
+
+
 def _text(mean, std, n, spec: str) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return f"no result (n={n})"
@@ -167,7 +171,7 @@ def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataF
             min_delta: dict[str, float] | None = None, slow_ratio: float = SLOW_RATIO,
             fail_on_slow: bool = False) -> Comparison:
     """Every change between the baseline and the current summary (:func:`bench.tables.summarize`)."""
-    min_delta = {**MIN_DELTA, **(min_delta or {})}
+    min_delta = {**{name: tasks.get(name).min_delta for name in set(summary["task"])}, **(min_delta or {})}
     current = {row["configuration"]: row for row in summary.to_dict("records")}
     findings = []
 
@@ -177,7 +181,7 @@ def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataF
 
     for key, base in baseline["configurations"].items():
         task = key.split("/", 1)[0]
-        spec = targets.NUMBER_FORMAT.get(task, ".4g")
+        spec = number_format(task)
         base_text = _text(base["mean"], base["std"], base["n"], spec)
         now = current.get(key)
         if now is None:
@@ -218,7 +222,7 @@ def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataF
                 note(key, "faster", "info", f"{base_speed:,.0f} samples/s", f"{speed:,.0f} samples/s", f"× {ratio:.2f}")
     for key in current.keys() - baseline["configurations"].keys():
         note(key, "new", "info", "", _text(current[key]["mean"], current[key]["std"], current[key]["n"],
-                                           targets.NUMBER_FORMAT[current[key]["task"]]), "not in the baseline")
+                                           number_format(current[key]["task"])), "not in the baseline")
     columns = ["configuration", "change", "severity", "baseline", "current", "detail"]
     order = {"fail": 0, "warn": 1, "info": 2}
     frame = pd.DataFrame(findings, columns=columns)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench import tables, targets
-from bench.config import FIELDS, config_hash, run_name
+from bench import targets, tasks
+from bench.config import config_hash, fields_for, run_name
 from bench.suite import Suite
 
 # Settings that name a configuration's place in the comparison tables; anything else that varies within a
@@ -33,7 +33,7 @@ def varying_fields(configs: list[dict]) -> dict[str, list[str]]:
     for cfg in configs:
         for name, value in cfg.items():
             values.setdefault(cfg["task"], {}).setdefault(name, set()).add(value)
-    order = [f.name for f in FIELDS if f.name not in PLACED_FIELDS]
+    order = [name for name in fields_for({cfg["task"] for cfg in configs}) if name not in PLACED_FIELDS]
     return {task: [n for n in order if len(seen.get(n, ())) > 1] for task, seen in values.items()}
 
 
@@ -114,7 +114,7 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
         "no run in the store" if pd.isna(status) else (
             reason if isinstance(reason, str) else ("" if status == "FINISHED" else f"run left {status}"))
         for status, reason in zip(picked["status"], reason_tag)]
-    table["metric"] = [row.get(targets.METRIC[row["task"]], float("nan")) if row["outcome"] == "finished"
+    table["metric"] = [row.get(tasks.get(row["task"]).metric, float("nan")) if row["outcome"] == "finished"
                        else float("nan") for row in table.to_dict("records")]
     return table
 
@@ -145,13 +145,13 @@ def add_time_to_target(table: pd.DataFrame, histories: dict[str, dict[str, list]
     table = table.copy()
     goals, reached, steps, seconds = [], [], [], []
     for row in table.to_dict("records"):
-        floors = tables.floors_of(row)
-        goal = targets.target(row["task"], floors) if row["task"] == "sine" or floors else float("nan")
+        task = tasks.get(row["task"])
+        goal = task.target(row)
         history = histories.get(row["run_id"]) if row["outcome"] == "finished" else None
         if history is None or pd.isna(goal):
             step, elapsed = float("nan"), float("nan")
         else:
-            step, elapsed = targets.first_reaching(history[targets.VAL_METRIC[row["task"]]],
+            step, elapsed = targets.first_reaching(history[task.val_metric],
                                                    history["val/elapsed_s"], goal)
         goals.append(goal)
         reached.append(float("nan") if history is None else float(pd.notna(step)))
@@ -162,13 +162,10 @@ def add_time_to_target(table: pd.DataFrame, histories: dict[str, dict[str, list]
     return table
 
 
-HISTORY_KEYS = {"dependency": ["val/ce", "val/elapsed_s", "train/loss"], "sine": ["val/rmse", "val/elapsed_s"]}
-
-
 @dataclass
 class SuiteResults:
     runs: pd.DataFrame  # one row per configuration of the suite (see suite_runs), with time to target
-    histories: dict[str, dict[str, list]]  # finished run id -> HISTORY_KEYS of its task -> [(step, value), …]
+    histories: dict[str, dict[str, list]]  # finished run id -> its task's history_keys -> [(step, value), …]
     parent_run_id: str | None  # the suite's latest parent run
 
 
@@ -177,7 +174,6 @@ def load(suite: Suite, tracking_uri: str, experiment: str) -> SuiteResults:
     stored = store_runs(tracking_uri, experiment)
     runs = suite_runs(suite, stored)
     histories = {}
-    for task, keys in HISTORY_KEYS.items():
-        finished = runs[(runs["task"] == task) & (runs["outcome"] == "finished")]
-        histories.update(metric_histories(tracking_uri, list(finished["run_id"]), keys))
+    for task, finished in runs[runs["outcome"] == "finished"].groupby("task"):
+        histories.update(metric_histories(tracking_uri, list(finished["run_id"]), list(tasks.get(task).history_keys)))
     return SuiteResults(add_time_to_target(runs, histories), histories, latest_suite_parent(stored, suite.name))

@@ -24,7 +24,9 @@ from typing import Any
 
 import yaml
 
-from bench.config import FIELDS_BY_NAME, TASKS, ConfigError, _convert, check_value, config_hash, resolve
+from bench import tasks as task_registry
+from bench.config import ConfigError, check_value, config_hash, fields_for, resolve
+from bench.fields import convert
 
 SUITES_DIR = Path(__file__).parent / "suites"
 TOP_LEVEL = ("description", "axes", "fixed", "tasks", "exclude")
@@ -87,6 +89,11 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     tasks = _mapping(doc, "tasks", where, problems)
     if not axes and "axes" in doc and isinstance(doc["axes"] or {}, dict) and not axis_overrides:
         problems.append(f"{where}: axes: empty; allowed: a mapping of setting -> list of values")
+    # Settings of every task the suite names are known settings (a plug-in task brings its own).
+    named = {*task_registry.BUILTIN, *(v for v in [*_as_list(axes.get("task")), *_as_list((axis_overrides or {}).get("task")),
+                                                   (fixed_overrides or {}).get("task"), fixed.get("task")]
+                                       if isinstance(v, str))}
+    known = [n for n in named if task_registry.problem(n) is None]
     set_overrides = dict(fixed_overrides or {})
     for key in set_overrides:  # --set fixes a setting for every run: it replaces the file's axis of it
         axes.pop(key, None)
@@ -96,15 +103,16 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
         if not isinstance(values, list) or not values:
             problems.append(f"{where}: axes.{key}: {values!r}; allowed: a non-empty list of values")
             continue
-        problems += [f"{where}: axes.{key}: {p}" for v in values if (p := check_value(key, v))]
-    problems += [f"{where}: fixed.{key}: {p}" for key, v in fixed.items() if (p := check_value(key, v))]
+        problems += [f"{where}: axes.{key}: {p}" for v in values if (p := check_value(key, v, known))]
+    problems += [f"{where}: fixed.{key}: {p}" for key, v in fixed.items() if (p := check_value(key, v, known))]
     for task, settings in tasks.items():
-        if task not in TASKS:
-            problems.append(f"{where}: tasks.{task}: unknown task; allowed: {', '.join(TASKS)}")
+        if (reason := task_registry.problem(task)) is not None:
+            problems.append(f"{where}: tasks.{task}: {reason}")
         elif not isinstance(settings, dict):
             problems.append(f"{where}: tasks.{task}: {settings!r}; allowed: a mapping of setting -> value")
         else:
-            problems += [f"{where}: tasks.{task}.{k}: {p}" for k, v in settings.items() if (p := check_value(k, v))]
+            problems += [f"{where}: tasks.{task}.{k}: {p}" for k, v in settings.items()
+                         if (p := check_value(k, v, known))]
     excludes = doc.get("exclude") or []
     if not isinstance(excludes, list) or not all(isinstance(e, dict) for e in excludes):
         problems.append(f"{where}: exclude: {excludes!r}; allowed: a list of mappings setting -> value(s)")
@@ -112,7 +120,7 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     for n, rule in enumerate(excludes):  # a misspelt rule would silently exclude nothing
         for key, wanted in rule.items():
             options = wanted if isinstance(wanted, list) else [wanted]
-            problems += [f"{where}: exclude[{n}].{key}: {p}" for v in options if (p := check_value(key, v))]
+            problems += [f"{where}: exclude[{n}].{key}: {p}" for v in options if (p := check_value(key, v, known))]
     problems = list(dict.fromkeys(problems))  # an unknown axis is reported once, not once per value
     if problems:
         raise ConfigError(problems)
@@ -121,7 +129,7 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     names = list(axes)
     for combo in itertools.product(*(axes[n] for n in names)):
         point = dict(zip(names, combo))
-        task = point.get("task", fixed.get("task", "dependency"))
+        task = point.get("task", fixed.get("task", task_registry.DEFAULT))
         settings = {**fixed, **(tasks.get(task) or {}), **set_overrides, **point}  # --set beats tasks:
         if any(_matches(settings, rule) for rule in excludes):
             continue
@@ -148,10 +156,14 @@ def _mapping(doc: dict, key: str, where: str, problems: list[str]) -> dict:
     return dict(value)
 
 
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _typed(key: str, value: Any) -> Any:
     """A setting as its field's type, so that ``"3"`` from ``--axis`` matches ``3`` in an exclude rule."""
     try:
-        return _convert(FIELDS_BY_NAME[key], value)
+        return convert(fields_for()[key], value)
     except (KeyError, ValueError, TypeError):
         return value
 

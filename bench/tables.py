@@ -1,8 +1,8 @@
 """The maths and layout of the compiled tables, as plain pandas functions over :func:`bench.results.suite_runs`.
 
 ``summarize`` reduces runs (one per seed) to configurations; ``comparison_table`` lays a task's
-configurations out as rows cell × layers × direction against columns of truncation lengths, with reference
-rows (floors, baselines) beside them; ``cost_table`` lists what each configuration costs.
+configurations out as rows cell × layers × direction against columns of truncation lengths, with the task's
+reference rows (floors, baselines) beside them; ``cost_table`` lists what each configuration costs.
 """
 
 from __future__ import annotations
@@ -11,17 +11,13 @@ import math
 
 import pandas as pd
 
-from bench import targets
+from bench import tasks
 
 COSTS = {  # run metric -> column title, format
     "num_params": ("parameters", ",.0f"),
     "wall_time_s": ("wall time (s)", ".1f"),
     "train/samples_per_s": ("samples/s", ",.0f"),
     "peak_memory_mb": ("peak memory (MB)", ",.0f"),
-}
-SINE_BASELINES = {
-    "baseline/last_value_rmse": "baseline: last value of the window",
-    "baseline/linear_ar_rmse": "baseline: least-squares linear AR on the same window",
 }
 PLACE = ["task", "configuration", "cell", "layers", "direction", "variant", "truncation"]
 
@@ -42,21 +38,11 @@ def references(finished: pd.DataFrame) -> dict[str, float]:
     return {k: float(v) for k, v in means.items() if pd.notna(v)}
 
 
-def floors_of(row: dict) -> dict[str, float]:
-    """The ``floor/*`` entries of a summary row, keyed ``none``, ``first1``, …, ``all``.
-
-    >>> floors_of({"floor/none": 0.66, "floor/all": 0.45, "baseline/x": 1.0, "floor/first1": float("nan")})
-    {'none': 0.66, 'all': 0.45}
-    """
-    return {k.removeprefix("floor/"): v for k, v in row.items()
-            if k.startswith("floor/") and isinstance(v, float) and not math.isnan(v)}
-
-
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration (seeds averaged): where it sits (``PLACE``), counts ``runs``, ``n`` (finished
     with a metric), ``diverged``, ``failed``, ``missing``; ``mean`` and ``std`` (ddof 1; NaN below two) of the
     metric over finished runs; ``reached`` (finished runs that reached the target) with the mean
-    ``steps_to_target`` and ``time_to_target_s`` of those; mean costs; mean references; the floor ``mark``.
+    ``steps_to_target`` and ``time_to_target_s`` of those; mean costs; mean references; the task's ``mark``.
 
     >>> runs = pd.DataFrame({"task": "dependency", "configuration": "dependency/gru-L1-uni-T5", "cell": "gru",
     ...     "layers": 1, "direction": "uni", "variant": "", "truncation": 5, "outcome": ["finished"] * 3 + ["diverged"],
@@ -82,8 +68,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         row["time_to_target_s"] = hit["time_to_target_s"].mean()
         row.update({metric: finished[metric].mean() if metric in finished else math.nan for metric in COSTS})
         row.update(references(finished))
-        floors = floors_of(row)
-        row["mark"] = targets.floor_mark(row["mean"], floors) if floors else ""
+        row["mark"] = tasks.get(row["task"]).mark(row)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -121,34 +106,19 @@ def column_label(truncation: int) -> str:
 
 
 def comparison_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
-    """Rows cell × layers × direction, columns truncation lengths, entries :func:`entry_text`; then the
-    reference rows: the analytic floors (dependency), or the baselines and the seed's figure (sine)."""
+    """Rows cell × layers × direction, columns truncation lengths, entries :func:`entry_text`; then the task's
+    reference rows (floors, baselines, a source's figure)."""
     part = summary[summary["task"] == task]
-    spec = targets.NUMBER_FORMAT[task]
+    spec = tasks.get(task).number_format
     columns = [column_label(t) for t in sorted(part["truncation"].unique())]
     entries: dict[str, dict[str, str]] = {}
     for row in part.to_dict("records"):
         entries.setdefault(row_label(row), {})[column_label(row["truncation"])] = entry_text(row, spec)
-    for label, values in reference_rows(part, task).items():
+    by_column = {column_label(t): group for t, group in part.groupby("truncation")}
+    for label, values in tasks.get(task).reference_rows(part, by_column).items():
         entries[label] = {column: number(values.get(column, math.nan), spec) for column in columns}
     table = pd.DataFrame.from_dict(entries, orient="index").reindex(columns=columns).fillna("")
     return table.rename_axis("configuration").reset_index()
-
-
-def reference_rows(part: pd.DataFrame, task: str) -> dict[str, dict[str, float]]:
-    """Label -> {column: value} of the reference rows for one task's summary rows."""
-    by_column = {column_label(t): group for t, group in part.groupby("truncation")}
-    rows: dict[str, dict[str, float]] = {}
-    if task == "dependency":
-        keys = {k for row in part.to_dict("records") for k in floors_of(row)}
-        for key in sorted(keys, key=lambda k: targets.floor_level(k, len(keys))):
-            rows[f"floor: {targets.floor_label(key)}"] = {c: g[f"floor/{key}"].mean() for c, g in by_column.items()}
-        return rows
-    for metric, label in SINE_BASELINES.items():
-        if metric in part:
-            rows[label] = {c: g[metric].mean() for c, g in by_column.items()}
-    rows[f"seed 003: {targets.SEED_SINE_SETUP}"] = {column_label(10): targets.SEED_SINE_RMSE}
-    return rows
 
 
 def cost_table(summary: pd.DataFrame) -> pd.DataFrame:

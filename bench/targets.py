@@ -1,22 +1,14 @@
-"""What a task's results are judged by: its metric, the target a run should reach, and the floor marks.
+"""Judging a result against analytic floors: which floor a cross-entropy sits at, the marks tables show, the
+target a run should reach, and when a validation history first reached it.
 
-Dependency task: test cross-entropy (nats) against the analytic floors of a predictor that knows none, the
-first k, or all of the lagged inputs (``floor/none``, ``floor/first1`` …, ``floor/all``); the target is the
-Bayes floor plus :data:`FLOOR_MARGIN`. Sine task: test RMSE; the target is the seed's figure.
+Floors are keyed ``none``, ``first1`` …, ``all``: the best cross-entropy of a predictor that knows none, the
+first k, or all of the lagged inputs (see :func:`datamodules.dependency_spec.cross_entropy_floors`).
 """
 
 from __future__ import annotations
 
 import math
 
-METRIC = {"dependency": "test/ce", "sine": "test/rmse"}
-VAL_METRIC = {"dependency": "val/ce", "sine": "val/rmse"}
-METRIC_LABEL = {"dependency": "test cross-entropy (nats)", "sine": "test RMSE"}
-NUMBER_FORMAT = {"dependency": ".4f", "sine": ".3g"}  # RMSEs span 1e-7 (linear AR) to 1e-1
-
-# Seed 003 (REFERENCE.md): LSTM 2x30, window 10, Adagrad lr 0.1, 10,000 steps; a public rerun reports 0.001863.
-SEED_SINE_RMSE = 0.0019
-SEED_SINE_SETUP = "LSTM 2×30, window 10, 10,000 steps"
 FLOOR_MARGIN = 0.01  # nats: how close to a floor counts as having reached it
 
 FLOOR_LABELS = {"none": "knows no lag", "all": "knows every lag (Bayes floor)"}
@@ -101,15 +93,13 @@ def mark_legend(floors: dict[str, float], margin: float = FLOOR_MARGIN) -> list[
     return lines
 
 
-def target(task: str, floors: dict[str, float] | None = None) -> float:
-    """The validation metric a run should reach: Bayes floor + margin (dependency), the seed's RMSE (sine).
+def target(floors: dict[str, float]) -> float:
+    """The validation cross-entropy a run should reach: the Bayes floor + :data:`FLOOR_MARGIN`.
 
-    >>> round(target("dependency", {"none": 0.66, "all": 0.4545}), 4), target("sine")
-    (0.4645, 0.0019)
+    >>> round(target({"none": 0.66, "all": 0.4545}), 4)
+    0.4645
     """
-    if task == "dependency":
-        return floors["all"] + FLOOR_MARGIN
-    return SEED_SINE_RMSE
+    return floors["all"] + FLOOR_MARGIN
 
 
 def first_reaching(metric: list[tuple[int, float]], elapsed: list[tuple[int, float]],

@@ -20,13 +20,9 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from pytorch_lightning.loggers import MLFlowLogger  # noqa: E402
 
-from bench import tracking  # noqa: E402
+from bench import tasks, tracking  # noqa: E402
 from bench.config import config_hash, run_name  # noqa: E402
-from datamodules.dependency import DependencyDataModule  # noqa: E402
-from datamodules.sine import SineDataModule  # noqa: E402
-from lightning_modules.dependency_module import DependencyModule  # noqa: E402
 from lightning_modules.recurrent_task import DivergedError  # noqa: E402
-from lightning_modules.sine_module import SineModule  # noqa: E402
 
 logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -36,30 +32,8 @@ warnings.filterwarnings("ignore", ".*LeafSpec.*")  # pytorch-lightning 2.6 on to
 
 
 def build(cfg: dict) -> tuple[pl.LightningDataModule, pl.LightningModule]:
-    """The data module and the LightningModule for a resolved config."""
-    model_args = dict(cell=cfg["cell"], hidden_size=cfg["hidden"], num_layers=cfg["layers"],
-                      bidirectional=cfg["bidirectional"], dropout=cfg["dropout"], optimizer=cfg["optimizer"],
-                      lr=cfg["lr"], grad_clip=cfg["grad_clip"], lr_schedule=cfg["lr_schedule"],
-                      log_every=cfg["log_every"])
-    if cfg["task"] == "dependency":
-        data = DependencyDataModule(truncation=cfg["truncation"], batch_size=cfg["batch_size"],
-                                    series_length=cfg["series_length"], eval_length=cfg["eval_length"],
-                                    lags=cfg["lags"], weights=cfg["weights"], base=cfg["base"], seed=cfg["seed"],
-                                    segment_steps=cfg["steps_per_batch"] * cfg["truncation"])
-        return data, DependencyModule(truncation=cfg["truncation"], floor=data.floors["all"], **model_args)
-    data = SineDataModule(truncation=cfg["truncation"], batch_size=cfg["batch_size"],
-                          train_examples=cfg["train_examples"], val_examples=cfg["val_examples"],
-                          test_examples=cfg["test_examples"], frequency=cfg["frequency"],
-                          amplitude=cfg["amplitude"], noise=cfg["noise"], seed=cfg["seed"],
-                          steps_per_item=cfg["steps_per_batch"])
-    return data, SineModule(**model_args)
-
-
-def reference_metrics(cfg: dict, data: pl.LightningDataModule) -> dict[str, float]:
-    """Analytic floors (dependency) or simple baselines (sine) that tables show beside the neural result."""
-    if cfg["task"] == "dependency":
-        return {f"floor/{k}": v for k, v in data.floors.items()}
-    return {f"baseline/{k}": v for k, v in data.baselines().items()}
+    """The data module and the LightningModule for a resolved config, as its task builds them."""
+    return tasks.get(cfg["task"]).build(cfg)
 
 
 class RunLogger(MLFlowLogger):
@@ -178,15 +152,15 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
     fit_time = time.perf_counter() - start
     steps = trainer.global_step
     test = trainer.test(model, datamodule=data, verbose=False)[0]
-    samples_per_step = cfg["batch_size"] * (cfg["truncation"] if cfg["task"] == "dependency" else 1)
+    task = tasks.get(cfg["task"])
     metrics = {
         **{k: float(v) for k, v in test.items() if k.startswith("test/")},
-        **reference_metrics(cfg, data),
+        **task.references(cfg, data),
         "fit_time_s": fit_time,
         "train_loop_s": model.train_loop_s,
         "train/steps": steps,
         "train/steps_per_s": steps / fit_time,
-        "train/samples_per_s": steps * samples_per_step / fit_time,
+        "train/samples_per_s": steps * task.samples_per_step(cfg) / fit_time,
         "peak_memory_mb": memory.megabytes(),
         "num_params": model.num_parameters(),
     }
@@ -255,8 +229,6 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
 
 def log_artifacts(client, run_id: str, cfg: dict, tags: dict, model, data) -> None:
     """The resolved config (with how to rerun it) and the run's plot."""
-    from bench import plots
-
     with tempfile.TemporaryDirectory() as tmp:
         config_path = Path(tmp) / "config.yaml"
         record = {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
@@ -264,13 +236,11 @@ def log_artifacts(client, run_id: str, cfg: dict, tags: dict, model, data) -> No
         config_path.write_text(yaml.safe_dump(record, sort_keys=False))
         client.log_artifact(run_id, str(config_path))
         plot_path = Path(tmp) / "plot.png"
-        if cfg["task"] == "dependency":
-            history = {key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
-                       for key in ("train/loss", "val/ce")}
-            plots.dependency_curve(history, data.floors, plot_path, title=run_name(cfg))
-        else:
-            x, y = data.splits["test"]
-            plots.sine_prediction(y.numpy(), model.test_predictions.numpy(), plot_path, title=run_name(cfg))
+
+        def history(keys: list[str]) -> dict:
+            return {key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)] for key in keys}
+
+        tasks.get(cfg["task"]).run_plot(cfg, data, model, history, plot_path)
         client.log_artifact(run_id, str(plot_path))
 
 

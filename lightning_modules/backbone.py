@@ -1,36 +1,24 @@
-"""One recurrent backbone over ``nn.RNN`` (tanh, relu), ``nn.LSTM`` and ``nn.GRU``."""
+"""One recurrent backbone over any registered cell: ``nn.RNN`` (tanh, relu), ``nn.LSTM``, ``nn.GRU`` or a plug-in."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from lightning_modules.choices import CELLS
+from lightning_modules import cell_registry
 
 # An LSTM state is the pair (h, c); the others are h alone. Keeping both as a tuple lets one code path
 # detach, reset and carry any cell's state.
 State = tuple[torch.Tensor, ...]
 
 
-def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool,
-                   dropout: float) -> nn.RNNBase:
-    """The torch module for ``cell``; ``dropout`` acts between stacked layers only, never on the recurrent state."""
-    if cell not in CELLS:
-        raise ValueError(f"cell: {cell!r}; allowed: {', '.join(CELLS)}")
-    kwargs = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, batch_first=True,
-                  bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
-    if cell == "lstm":
-        return nn.LSTM(**kwargs)
-    if cell == "gru":
-        return nn.GRU(**kwargs)
-    return nn.RNN(nonlinearity=cell.removeprefix("rnn_"), **kwargs)
-
-
 class RecurrentBackbone(nn.Module):
     """Batch-first recurrent stack returning every step's output and the final state.
 
-    Shapes (seed 002): output (batch, seq, hidden·directions); each state tensor (layers·directions, batch,
-    hidden).
+    The cell is built by its registered factory (:mod:`lightning_modules.cell_registry`) and must follow
+    ``nn.RNN``'s batch-first contract: ``module(x, state)`` with x (batch, seq, input) returns the output
+    (batch, seq, hidden·directions) and the final state, a tensor or a tuple of tensors, each (layers·directions,
+    batch, hidden), rows ordered layer by layer with the forward direction first. ``state`` may be None.
 
     >>> net = RecurrentBackbone("lstm", input_size=1, hidden_size=8, num_layers=2, bidirectional=True)
     >>> out, (h, c) = net(torch.zeros(5, 7, 1))
@@ -43,14 +31,16 @@ class RecurrentBackbone(nn.Module):
         super().__init__()
         self.cell = cell
         self.num_directions = 2 if bidirectional else 1
-        self.rnn = make_recurrent(cell, input_size, hidden_size, num_layers, bidirectional, dropout)
+        self.rnn = cell_registry.load(cell)(input_size, hidden_size, num_layers, bidirectional, dropout)
         self.output_size = hidden_size * self.num_directions
+        self.tuple_state = False  # whether the cell's state is a tuple (LSTM) or one tensor; set by forward
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        if state is not None and self.cell != "lstm":
+        if state is not None and not self.tuple_state:
             (state,) = state
         output, final = self.rnn(x, state)
-        return output, (final if isinstance(final, tuple) else (final,))
+        self.tuple_state = isinstance(final, tuple)
+        return output, (tuple(final) if self.tuple_state else (final,))
 
     def carry(self, state: State) -> State:
         """The state the next truncation window starts from: detached, backward direction zeroed.

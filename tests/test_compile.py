@@ -10,6 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from bench import results, tables, targets
+from bench.tasks import sine
 from bench.config import config_hash
 from bench.runner import mark_failed
 from bench.suite import load_suite
@@ -98,13 +99,12 @@ def test_marks_agree_with_the_floors(compiled):
 def test_sine_table_has_baselines_and_the_seed_figure(compiled):
     folder, stored, _ = compiled
     table = read(folder, "comparison_sine.csv").set_index("configuration")
-    assert list(table.index) == ["lstm L2 uni", *tables.SINE_BASELINES.values(),
-                                 f"seed 003: {targets.SEED_SINE_SETUP}"]
-    assert table.loc[f"seed 003: {targets.SEED_SINE_SETUP}"].tolist() == ["", "0.0019"]
-    sine = stored[stored["tags.mlflow.runName"].str.startswith("sine/")]
+    assert list(table.index) == ["lstm L2 uni", *sine.BASELINES.values(), sine.SOURCE_SETUP]
+    assert table.loc[sine.SOURCE_SETUP].tolist() == ["", "0.0019"]
+    sine_runs = stored[stored["tags.mlflow.runName"].str.startswith("sine/")]
     for truncation in (2, 10):
-        runs = sine[sine["params.truncation"] == str(truncation)]
-        for metric, label in tables.SINE_BASELINES.items():
+        runs = sine_runs[sine_runs["params.truncation"] == str(truncation)]
+        for metric, label in sine.BASELINES.items():
             assert table.loc[label, f"T={truncation}"] == format(runs[f"metrics.{metric}"].mean(), ".3g")
 
 
@@ -149,4 +149,4 @@ def test_time_to_target_is_the_first_validation_at_the_target():
                  "b": {"val/rmse": [(200, 0.01), (400, 0.002)], "val/elapsed_s": [(200, 1.0), (400, 2.0)]}}
     found = results.add_time_to_target(runs, histories).fillna(-1)
     assert found[["target", "reached", "steps_to_target", "time_to_target_s"]].round(4).values.tolist() == [
-        [0.4645, 1, 400, 2.5], [targets.SEED_SINE_RMSE, 0, -1, -1], [targets.SEED_SINE_RMSE, -1, -1, -1]]
+        [0.4645, 1, 400, 2.5], [sine.SOURCE_RMSE, 0, -1, -1], [sine.SOURCE_RMSE, -1, -1, -1]]

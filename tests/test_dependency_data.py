@@ -9,14 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.dependency import (
-    DependencyDataModule,
-    check_dependency_spec,
-    cross_entropy_floors,
-    expected_cross_entropy,
-    generate_dependency_series,
-    split_into_streams,
-)
+from datamodules.dependency import DependencyDataModule, generate_dependency_series, split_into_streams
+from datamodules.dependency_spec import check_dependency_spec, cross_entropy_floors, expected_cross_entropy
 from lightning_modules.dependency_module import DependencyModule
 
 N = 1_000_000

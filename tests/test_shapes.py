@@ -1,4 +1,5 @@
-"""Shapes and weight layouts of every cell, depth and direction (REFERENCE.md, seeds 001 and 002)."""
+"""Shapes and weight layouts of every built-in cell, depth and direction: the batch-first ``nn.RNN`` contract
+every cell, built-in or plug-in, follows."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import itertools
 import pytest
 import torch
 
-from lightning_modules.backbone import CELLS, RecurrentBackbone, make_recurrent
+from lightning_modules import cell_registry, cells
+from lightning_modules.backbone import RecurrentBackbone
+
+CELLS = tuple(cell_registry.BUILTIN)
+
+
+def make_recurrent(cell: str, *args):
+    return cell_registry.load(cell)(*args)
 
 BATCH, SEQ, INPUT, HIDDEN = 5, 7, 3, 6
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
@@ -60,7 +68,7 @@ def test_gate_weights_are_multiples_of_the_plain_rnn(cell, factor):
     assert sum(p.numel() for p in gated.parameters()) == factor * sum(p.numel() for p in plain.parameters())
 
 
-def test_seed_001_example_shapes():
+def test_nn_rnn_documentation_example_shapes():
     """``nn.RNN(20, 50, 2)`` on (batch 32, 100 steps, 20): output (32, 100, 50), h_n (2, 32, 50) — batch-first here."""
     net = RecurrentBackbone("rnn_tanh", 20, 50, 2)
     out, (h,) = net(torch.zeros(32, 100, 20))
@@ -77,15 +85,6 @@ def test_nonlinearity_follows_the_cell_name():
 
 
 def test_dropout_only_between_stacked_layers():
-    assert make_recurrent("lstm", 1, 4, 1, False, 0.5).dropout == 0.0  # nothing to sit between
-    assert make_recurrent("lstm", 1, 4, 2, False, 0.5).dropout == 0.5
-    net = RecurrentBackbone("gru", 1, 4, num_layers=1, dropout=0.5)
-    net.train()
-    x = torch.randn(2, 6, 1)
-    # One layer: training mode adds no randomness (no dropout on the recurrent state or the output).
-    assert torch.equal(net(x)[0], net(x)[0])
-
-
-def test_unknown_cell_names_the_field():
-    with pytest.raises(ValueError, match="cell: 'transformer'; allowed: rnn_tanh, rnn_relu, lstm, gru"):
-        make_recurrent("transformer", 1, 4, 1, False, 0.0)
+    for factory in (cells.rnn_tanh, cells.rnn_relu, cells.lstm, cells.gru):
+        assert factory(1, 4, 1, False, 0.5).dropout == 0.0  # nothing to sit between
+        assert factory(1, 4, 2, False, 0.5).dropout == 0.5

@@ -16,6 +16,7 @@ import pytest
 from bench import cli
 from bench.config import ConfigError, config_hash, resolve, run_name
 from bench.suite import available_suites, load_suite, parse_overrides
+from lightning_modules import cell_registry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,7 +114,7 @@ def test_misspelt_exclude_rules_are_errors_not_silent_no_ops(tmp_path):
     problems = problems_of(path)
     assert len(problems) == 2, problems
     assert "exclude[0].cel: cel: unknown setting; allowed: " in problems[0] and "cell" in problems[0]
-    assert "exclude[1].cell: cell: 'lstn'; allowed: one of " in problems[1] and "lstm" in problems[1]
+    assert "exclude[1].cell: cell: 'lstn'; allowed: a built-in cell (" in problems[1] and "lstm" in problems[1]
 
 
 def test_exclude_must_be_a_list_of_mappings(tmp_path):
@@ -204,8 +205,8 @@ def test_empty_axes_is_an_error(tmp_path):
     ("bidirectional", "maybe", "true or false"),
     ("seed", -1, "an integer >= 0"),
     ("dropout", 1.0, "a number in [0, 1)"),
-    ("cell", "transformer", "one of rnn_tanh, rnn_relu, lstm, gru"),
-    ("task", "speech", "one of dependency, sine"),
+    ("cell", "transformer", cell_registry.ALLOWED),
+    ("task", "speech", "one of dependency, sine, or a dotted path package.module:TaskClass"),
 ])
 def test_wrong_value_names_file_key_value_and_what_is_allowed(tmp_path, key, value, allowed):
     path = write(tmp_path, f"axes: {{seed: [0], {key}: [{value}]}}\n" + FIXED.replace("task: dependency, ", ""))
@@ -235,7 +236,8 @@ def test_unknown_top_level_key(tmp_path):
 
 def test_unknown_task_in_tasks(tmp_path):
     problem = only_problem(write(tmp_path, "axes: {seed: [0]}\ntasks: {speech: {hidden: 3}}\n" + FIXED))
-    assert problem.endswith("tasks.speech: unknown task; allowed: dependency, sine")
+    assert problem.endswith("tasks.speech: task: 'speech'; allowed: one of dependency, sine, or a dotted path "
+                            "package.module:TaskClass")
 
 
 @pytest.mark.parametrize("text, where", [
@@ -286,7 +288,7 @@ def test_every_problem_of_a_file_is_listed_at_once(tmp_path):
     path = write(tmp_path, text)
     problems = problems_of(path)
     expected = ["extra: unknown key", "axes.layers: layers: 'one'", "axes.colour: colour: unknown setting",
-                "axes.seed: []", "fixed.dropout: dropout: 1.5", "tasks.speech: unknown task",
+                "axes.seed: []", "fixed.dropout: dropout: 1.5", "tasks.speech: task: 'speech'",
                 "exclude[0].cel: cel: unknown setting"]
     for fragment in expected:
         assert sum(fragment in p for p in problems) == 1, (fragment, problems)

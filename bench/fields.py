@@ -1,0 +1,89 @@
+"""Settings as typed fields: what a value must be, and how YAML or command-line text becomes one.
+
+Shared by the common run settings (:mod:`bench.config`) and each task's own (:mod:`bench.tasks`), so that a
+task's fields are checked, converted and reported exactly like the built-in ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class ConfigError(ValueError):
+    """One or more invalid settings; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting. ``check`` gets the converted value and returns True when it is allowed, or False or a short
+    reason when it is not; ``allowed`` says what is allowed, for error messages and ``--help``."""
+
+    name: str
+    kind: type  # int, float, bool, str, or tuple (a comma-separated list)
+    help: str
+    check: Callable[[Any], bool | str] = lambda v: True
+    allowed: str = "any value"
+    item: type = float  # element type when kind is tuple
+
+
+def positive(v) -> bool:
+    return v >= 1
+
+
+def convert(field: Field, value: Any) -> Any:
+    """Turn a YAML or command-line value into the field's type; raise ValueError if it is not one.
+
+    >>> convert(Field("lags", tuple, "", item=int), "3,8"), convert(Field("on", bool, ""), "yes")
+    ((3, 8), True)
+    """
+    if field.kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ValueError
+    if field.kind is int:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, str):
+            value = value.strip()
+            return int(value)  # "1.5" and "abc" raise
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        if isinstance(value, (int, float)):
+            return int(value)
+        raise ValueError
+    if field.kind is float:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    if field.kind is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ValueError
+        return tuple(convert(Field(field.name, field.item, ""), v) for v in items)
+    if not isinstance(value, str):
+        raise ValueError
+    return value
+
+
+def problem(field: Field, value: Any) -> str | None:
+    """The problem with one value of ``field`` (``name: value; allowed: …``), or None if it is fine.
+
+    >>> problem(Field("dropout", float, "", lambda v: 0 <= v < 1, "a number in [0, 1)"), 1.0)
+    'dropout: 1.0; allowed: a number in [0, 1)'
+    """
+    try:
+        verdict = field.check(convert(field, value))
+    except (ValueError, TypeError, OverflowError):
+        verdict = False
+    if verdict is True:
+        return None
+    if isinstance(verdict, str):
+        return verdict
+    return f"{field.name}: {value!r}; allowed: {field.allowed}"

@@ -1,0 +1,75 @@
+"""The task registry: a task is found by its built-in name, by the name an installed package gives it under the
+entry-point group ``rnn_bench.tasks``, or by a dotted path ``package.module:TaskClass``; an unknown task is an
+error, never a fallback.
+
+A task is a :class:`bench.tasks.base.Task` subclass; see that module for what it owns.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+from importlib.metadata import entry_points
+
+from bench.fields import ConfigError
+from bench.tasks.base import Task
+from bench.tasks.dependency import DependencyTask
+from bench.tasks.sine import SineTask
+
+ENTRY_POINT_GROUP = "rnn_bench.tasks"
+BUILTIN: dict[str, Task] = {task.name: task for task in (DependencyTask(), SineTask())}
+DEFAULT = "dependency"
+SAFE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # a task's name becomes part of file names
+
+
+def allowed() -> str:
+    names = [*BUILTIN, *(n for n in installed() if n not in BUILTIN)]
+    return f"one of {', '.join(names)}, or a dotted path package.module:TaskClass"
+
+
+def installed() -> dict[str, str]:
+    """Tasks other packages register: name -> ``module:attr``."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def get(name: str) -> Task:
+    """The task called ``name``; raises :class:`ConfigError` (one line) for an unknown or broken one.
+
+    >>> get("sine").metric
+    'test/rmse'
+    >>> get("echo")
+    Traceback (most recent call last):
+    ...
+    bench.fields.ConfigError: task: 'echo'; allowed: one of dependency, sine, or a dotted path package.module:TaskClass
+    """
+    if not isinstance(name, str):
+        raise ConfigError([f"task: {name!r}; allowed: {allowed()}"])
+    return BUILTIN[name] if name in BUILTIN else _load(name)
+
+
+@functools.cache
+def _load(name: str) -> Task:
+    """A plug-in task, imported once per process."""
+    target = installed().get(name) or (name if ":" in name else None)
+    if target is None:
+        raise ConfigError([f"task: {name!r}; allowed: {allowed()}"])
+    module_name, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+        task = cls()
+    except Exception as e:  # a broken plug-in is a bad setting, reported in one line
+        raise ConfigError([f"task: {name!r} cannot be loaded ({type(e).__name__}: {e}); allowed: {allowed()}"]) from None
+    if not isinstance(task, Task) or not SAFE_NAME.fullmatch(task.name or ""):
+        raise ConfigError([f"task: {name!r} is not a Task with a name matching {SAFE_NAME.pattern}; "
+                           f"allowed: a subclass of bench.tasks.base.Task"])
+    return task
+
+
+def problem(name) -> str | None:
+    """Why ``name`` is not a usable task (one line), or None."""
+    try:
+        get(name)
+    except ConfigError as e:
+        return e.problems[0]
+    return None

@@ -1,0 +1,102 @@
+"""What a task is to the harness: one object that owns everything task-specific.
+
+The runner, tables, plots and regression check never ask which task they hold; they ask the task. A task says
+which settings it adds (and the defaults of the common ones), how its data module and LightningModule are built,
+how many samples an optimizer step consumes, which metric judges it and in which direction, what it is compared
+against (analytic floors, baselines) and what target a run should reach, how a table entry is marked, and which
+plots it draws. The Lightning classes themselves live in ``datamodules/`` and ``lightning_modules/``; the task
+imports them only when it builds a run, so that validating a config stays free of torch.
+
+Hooks a task implements (see :class:`Task`): ``build``, ``samples_per_step``, ``references``, ``target``; and,
+where it has something to say, ``cross_checks``, ``mark``, ``reference_rows``, ``notes``, ``heatmap_anchors``,
+``run_plot``, ``figures``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from bench.fields import Field
+
+if TYPE_CHECKING:  # only for annotations: importing these would pull in torch, pandas and matplotlib
+    import pandas as pd
+
+    from bench.report import Block
+
+History = dict[str, list[tuple[int, float]]]  # metric key -> [(optimizer step, value), …]
+
+
+class Task:
+    """Base class of a task. Class attributes describe it; methods are its hooks."""
+
+    name: str = ""
+    title: str = ""  # heading of its section in the compiled results
+    fields: tuple[Field, ...] = ()  # settings only this task has
+    defaults: dict[str, Any] = {}  # defaults of its own fields and, where they differ, of common ones
+    metric: str = ""  # the test metric that judges a run, e.g. "test/ce"
+    val_metric: str = ""  # the same metric on validation, for time-to-target
+    metric_label: str = ""  # how tables and plots name the metric
+    lower_is_better: bool = True
+    number_format: str = ".4g"  # table entries
+    min_delta: float = 0.0  # regression check: a change smaller than this never counts as worse
+    history_keys: tuple[str, ...] = ()  # metric histories the compiled figures need (val_metric first)
+    log_scale: bool = False  # heatmap colours on a log scale (metrics spanning decades)
+    mark_meaning: str = ""  # what the marks of :meth:`mark` say, for figure titles
+
+    def cross_checks(self, cfg: dict) -> list[str]:
+        """Problems between settings of one resolved config (one line each); none by default."""
+        return []
+
+    def build(self, cfg: dict) -> tuple:
+        """The LightningDataModule and LightningModule of a resolved config."""
+        raise NotImplementedError
+
+    def samples_per_step(self, cfg: dict) -> int:
+        """Training samples (timesteps or examples) one optimizer step consumes: gives samples/s."""
+        raise NotImplementedError
+
+    def references(self, cfg: dict, data) -> dict[str, float]:
+        """Metrics logged on every run beside the neural result: ``floor/*`` (analytic) or ``baseline/*``."""
+        return {}
+
+    def target(self, row: dict) -> float:
+        """The validation metric a run should reach, given a row holding the run's reference metrics."""
+        raise NotImplementedError
+
+    def target_text(self) -> str:
+        """One sentence: what the target is."""
+        return ""
+
+    def mark(self, row: dict) -> str:
+        """A short mark for a summary row (e.g. which dependencies it shows learned); '' for none."""
+        return ""
+
+    def reference_rows(self, part: "pd.DataFrame", columns: dict[str, "pd.DataFrame"]) -> dict[str, dict[str, float]]:
+        """Rows shown under the comparison table: label -> {column label: value}. ``columns`` maps each column
+        label to the summary rows in it."""
+        return {}
+
+    def notes(self, part: "pd.DataFrame") -> list["Block"]:
+        """The legend of the task's comparison table."""
+        return []
+
+    def heatmap_anchors(self, part: "pd.DataFrame") -> dict[str, float]:
+        """Named reference values the heatmap's colour scale spans and ticks."""
+        return {}
+
+    def run_plot(self, cfg: dict, data, model, history: Callable[[list[str]], History], path: Path) -> None:
+        """Draw one finished run's plot to ``path`` (PNG). ``history(keys)`` fetches its metric histories."""
+
+    def figures(self, summary: "pd.DataFrame", runs: "pd.DataFrame", histories: dict[str, History],
+                configs: dict[str, dict], out_dir: Path) -> dict[str, str]:
+        """Draw the task's suite-level figures (besides the heatmap) into ``out_dir``; file name -> alt text.
+        ``configs`` maps config hash -> resolved config, for figures that replay a run."""
+        return {}
+
+
+def model_args(cfg: dict) -> dict:
+    """The LightningModule arguments every task shares, from a resolved config."""
+    return dict(cell=cfg["cell"], hidden_size=cfg["hidden"], num_layers=cfg["layers"],
+                bidirectional=cfg["bidirectional"], dropout=cfg["dropout"], optimizer=cfg["optimizer"], lr=cfg["lr"],
+                grad_clip=cfg["grad_clip"], lr_schedule=cfg["lr_schedule"], log_every=cfg["log_every"])

@@ -1,0 +1,133 @@
+"""The dependency ("echo") task: per-step binary prediction of Y_t from lagged inputs, trained with stateful
+truncated BPTT, judged by test cross-entropy against the analytic floors of a predictor that knows none, the
+first k, or all of the lags.
+
+Source: R2RT, "Recurrent Neural Networks in Tensorflow I" (one series of 1,000,000 steps in 200 parallel
+streams, state size 4, Adagrad 0.1). The Lightning classes are :class:`datamodules.dependency.DependencyDataModule`
+and :class:`lightning_modules.dependency_module.DependencyModule`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from bench import targets
+from bench.fields import Field, positive
+from bench.tasks.base import Task, model_args
+from datamodules.dependency_spec import check_dependency_spec
+
+SHORT_FLOOR = {"none": "no lag", "all": "every lag"}
+
+
+def floors_of(row: dict) -> dict[str, float]:
+    """The ``floor/*`` entries of a row, keyed ``none``, ``first1``, …, ``all``; NaNs left out.
+
+    >>> floors_of({"floor/none": 0.66, "floor/all": 0.45, "baseline/x": 1.0, "floor/first1": float("nan")})
+    {'none': 0.66, 'all': 0.45}
+    """
+    return {k.removeprefix("floor/"): v for k, v in row.items()
+            if k.startswith("floor/") and isinstance(v, float) and not math.isnan(v)}
+
+
+def mean_floors(part) -> dict[str, float]:
+    """Each floor's mean over the rows of ``part`` that have it."""
+    columns = [c for c in part.columns if c.startswith("floor/")]
+    return floors_of({c: float(part[c].mean()) for c in columns})
+
+
+class DependencyTask(Task):
+    name = "dependency"
+    title = "Dependency (echo) task"
+    fields = (
+        Field("series_length", int, "training series length in steps", positive, "an integer >= 1"),
+        Field("eval_length", int, "validation and test series length in steps", positive, "an integer >= 1"),
+        Field("lags", tuple, "lags of the inputs Y depends on", lambda v: len(v) >= 1 and all(x >= 1 for x in v),
+              "a comma-separated list of integers >= 1", item=int),
+        Field("weights", tuple, "weight of each lagged input on P(Y=1)", lambda v: len(v) >= 1,
+              "a comma-separated list of numbers, one per lag"),
+        Field("base", float, "P(Y=1) when every lagged input is 0", lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]"),
+    )
+    # R2RT's set-up: one series of 1,000,000 steps in 200 streams, one epoch.
+    defaults = dict(hidden=16, layers=1, truncation=10, batch_size=200, epochs=1, max_steps=-1,
+                    series_length=1_000_000, eval_length=100_000, lags=(3, 8), weights=(0.5, -0.25), base=0.5)
+    metric, val_metric = "test/ce", "val/ce"
+    metric_label = "test cross-entropy (nats)"
+    number_format = ".4f"
+    min_delta = targets.FLOOR_MARGIN
+    history_keys = ("val/ce", "val/elapsed_s", "train/loss")
+    mark_meaning = "dependencies learned"
+
+    def cross_checks(self, cfg: dict) -> list[str]:
+        problems = []
+        try:
+            check_dependency_spec(cfg["lags"], cfg["weights"], cfg["base"])
+        except ValueError as e:
+            problems.append(str(e))
+        for name in ("series_length", "eval_length"):
+            if cfg[name] < cfg["batch_size"] * cfg["truncation"]:
+                problems.append(f"{name}: {cfg[name]}; allowed: at least batch_size x truncation "
+                                f"({cfg['batch_size'] * cfg['truncation']}) so every stream holds one window")
+        return problems
+
+    def build(self, cfg: dict) -> tuple:
+        from datamodules.dependency import DependencyDataModule
+        from lightning_modules.dependency_module import DependencyModule
+
+        data = DependencyDataModule(truncation=cfg["truncation"], batch_size=cfg["batch_size"],
+                                    series_length=cfg["series_length"], eval_length=cfg["eval_length"],
+                                    lags=cfg["lags"], weights=cfg["weights"], base=cfg["base"], seed=cfg["seed"],
+                                    segment_steps=cfg["steps_per_batch"] * cfg["truncation"])
+        model = DependencyModule(truncation=cfg["truncation"], floor=data.floors["all"], **model_args(cfg))
+        return data, model
+
+    def samples_per_step(self, cfg: dict) -> int:
+        return cfg["batch_size"] * cfg["truncation"]
+
+    def references(self, cfg: dict, data) -> dict[str, float]:
+        return {f"floor/{k}": v for k, v in data.floors.items()}
+
+    def target(self, row: dict) -> float:
+        floors = floors_of(row)
+        return targets.target(floors) if floors else math.nan
+
+    def target_text(self) -> str:
+        return f"dependency `val/ce` ≤ Bayes floor + {targets.FLOOR_MARGIN:g} nats"
+
+    def mark(self, row: dict) -> str:
+        floors = floors_of(row)
+        return targets.floor_mark(row["mean"], floors) if floors else ""
+
+    def reference_rows(self, part, columns) -> dict[str, dict[str, float]]:
+        keys = {k for row in part.to_dict("records") for k in floors_of(row)}
+        return {f"floor: {targets.floor_label(key)}": {c: group[f"floor/{key}"].mean() for c, group in columns.items()}
+                for key in sorted(keys, key=lambda k: targets.floor_level(k, len(keys)))}
+
+    def notes(self, part) -> list:
+        from bench.report import Bullets, Text
+
+        floors = mean_floors(part)
+        if not floors:
+            return [Text("No dependency run finished: no floors to mark against.")]
+        return [Text("Marks: which dependencies the mean shows learned, read against the analytic floors "
+                     "(the floor rows at the bottom):"), Bullets(targets.mark_legend(floors))]
+
+    def heatmap_anchors(self, part) -> dict[str, float]:
+        return {SHORT_FLOOR.get(k, f"first {k.removeprefix('first')}"): v for k, v in mean_floors(part).items()}
+
+    def run_plot(self, cfg: dict, data, model, history, path: Path) -> None:
+        from bench import plots
+        from bench.config import run_name
+
+        plots.dependency_curve(history(["train/loss", "val/ce"]), data.floors, path, title=run_name(cfg))
+
+    def figures(self, summary, runs, histories, configs, out_dir: Path) -> dict[str, str]:
+        from bench import figures
+
+        if not (summary["n"] > 0).any():
+            return {}
+        figures.learning_curves(runs, histories, out_dir / "learning_curves_dependency.png", "train/loss",
+                                mean_floors(runs[runs["outcome"] == "finished"]),
+                                "dependency task: train/loss (mean over seeds), by truncation T; grey: analytic floors")
+        return {"learning_curves_dependency.png": "dependency: learning curves against the analytic floors"}
+

@@ -1,0 +1,67 @@
+"""Where a cell name leads: a built-in, an installed plug-in (entry-point group ``rnn_bench.cells``), or a dotted
+path ``package.module:factory``.
+
+Kept free of torch imports: validating a config that names a built-in or installed cell answers instantly.
+Only a dotted path (or loading an entry point to build a model) imports the cell's module, which is also the
+only way to tell, before anything runs, that it is importable.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Callable
+
+ENTRY_POINT_GROUP = "rnn_bench.cells"
+BUILTIN = {name: f"lightning_modules.cells:{name}" for name in ("rnn_tanh", "rnn_relu", "lstm", "gru")}
+ALLOWED = (f"a built-in cell ({', '.join(BUILTIN)}), a cell installed under the entry-point group "
+           f"{ENTRY_POINT_GROUP}, or a dotted path package.module:factory")
+
+
+def installed() -> dict[str, str]:
+    """Cells other packages register: name -> ``module:attr``."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def target_of(name: str) -> str | None:
+    """The ``module:attr`` a cell name stands for, or None if the name is neither known nor a dotted path.
+
+    >>> target_of("gru"), target_of("mypackage.cells:MinGRU"), target_of("nosuchcell")
+    ('lightning_modules.cells:gru', 'mypackage.cells:MinGRU', None)
+    """
+    if name in BUILTIN:
+        return BUILTIN[name]
+    if ":" in name:
+        return name
+    return installed().get(name)
+
+
+def load(name: str) -> Callable:
+    """The factory of cell ``name``; raises ``ValueError`` (one line: why) if it cannot be had."""
+    target = target_of(name)
+    if target is None:
+        raise ValueError(f"cell: {name!r}; allowed: {ALLOWED}")
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"cell: {name!r}; allowed: {ALLOWED}")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # any import-time error of a user's module is a bad setting, reported in one line
+        raise ValueError(f"cell: {name!r} cannot be imported ({type(e).__name__}: {e}); allowed: {ALLOWED}") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ValueError(f"cell: {name!r}: module {module_name!r} has no callable {attr!r}; allowed: {ALLOWED}")
+    return factory
+
+
+def problem(name: str) -> str | None:
+    """Why ``name`` is not a usable cell, or None. Built-in names are accepted without importing torch."""
+    if not isinstance(name, str):
+        return f"cell: {name!r}; allowed: {ALLOWED}"
+    if name in BUILTIN:
+        return None
+    try:
+        load(name)
+    except ValueError as e:
+        return str(e)
+    return None

@@ -9,6 +9,8 @@ only way to tell, before anything runs, that it is importable.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from importlib.metadata import entry_points
 from typing import Callable
 
@@ -45,13 +47,26 @@ def load(name: str) -> Callable:
     if not module_name or not attr:
         raise ValueError(f"cell: {name!r}; allowed: {ALLOWED}")
     try:
-        module = importlib.import_module(module_name)
+        module = import_from_path_or_cwd(module_name)
     except Exception as e:  # any import-time error of a user's module is a bad setting, reported in one line
         raise ValueError(f"cell: {name!r} cannot be imported ({type(e).__name__}: {e}); allowed: {ALLOWED}") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise ValueError(f"cell: {name!r}: module {module_name!r} has no callable {attr!r}; allowed: {ALLOWED}")
     return factory
+
+
+def import_from_path_or_cwd(module_name: str):
+    """Import ``module_name`` as ``python -m`` would find it: from the installed packages or, failing that, from
+    the current directory (a console script such as ``rnn-bench`` does not put it on the path). Worker processes
+    inherit the path, so they find the module too."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        if os.getcwd() in sys.path:
+            raise
+        sys.path.insert(0, os.getcwd())
+        return importlib.import_module(module_name)
 
 
 def problem(name: str) -> str | None:

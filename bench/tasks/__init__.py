@@ -8,7 +8,6 @@ A task is a :class:`bench.tasks.base.Task` subclass; see that module for what it
 from __future__ import annotations
 
 import functools
-import importlib
 import re
 from importlib.metadata import entry_points
 
@@ -16,6 +15,7 @@ from bench.fields import ConfigError
 from bench.tasks.base import Task
 from bench.tasks.dependency import DependencyTask
 from bench.tasks.sine import SineTask
+from lightning_modules import cell_registry
 
 ENTRY_POINT_GROUP = "rnn_bench.tasks"
 BUILTIN: dict[str, Task] = {task.name: task for task in (DependencyTask(), SineTask())}
@@ -56,7 +56,7 @@ def _load(name: str) -> Task:
         raise ConfigError([f"task: {name!r}; allowed: {allowed()}"])
     module_name, _, attr = target.partition(":")
     try:
-        cls = getattr(importlib.import_module(module_name), attr)
+        cls = getattr(cell_registry.import_from_path_or_cwd(module_name), attr)
         task = cls()
     except Exception as e:  # a broken plug-in is a bad setting, reported in one line
         raise ConfigError([f"task: {name!r} cannot be loaded ({type(e).__name__}: {e}); allowed: {allowed()}"]) from None

@@ -1,4 +1,4 @@
-"""The sine-prediction task of seed 003: a window of ``truncation`` samples predicts the next one.
+"""The sine-prediction task of the TensorFlow sine example (docs/references.md): a window of ``truncation`` samples predicts the next one.
 
 Samples are ``amplitude * sin(frequency * gap * k) + noise``. Train, validation and test are disjoint
 segments in time (train, then validation, then test), so no window of one split shares a sample with
@@ -111,7 +111,7 @@ class SineDataModule(pl.LightningDataModule):
             return
         h = self.hparams
         t = h.truncation
-        # Seed 003's layout: the training range yields train_examples windows, the test segment starts right
+        # The TensorFlow example's layout: the training range yields train_examples windows, the test segment starts right
         # after it. Validation is carved from the end of the training range: its windows start after the last
         # training target, so the two share no sample.
         n_train = h.train_examples - h.val_examples - t

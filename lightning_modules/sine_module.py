@@ -1,4 +1,5 @@
-"""Next-value regression on the sine task: a window in, the next sample out (seed 003)."""
+"""Next-value regression on the sine task: a window in, the next sample out (the TensorFlow sine-prediction example;
+docs/references.md)."""
 
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ def test_dependency_table_rows_columns_n_and_spread(compiled):
     assert list(table.columns) == ["configuration", "T=2", "T=10"]
     assert list(table["configuration"]) == [LSTM, RELU, "floor: knows no lag", "floor: knows the first 1 lag(s)",
                                             "floor: knows every lag (Bayes floor)"]
-    # Floors as REFERENCE.md gives them, in every column.
+    # The analytic floors of R2RT's task, in every column.
     assert table.iloc[2:, 1:].to_numpy().tolist() == [["0.6616"] * 2, ["0.5192"] * 2, ["0.4545"] * 2]
     summary = read(folder, "summary.csv").set_index("configuration")
     for truncation in (2, 10):

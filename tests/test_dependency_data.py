@@ -1,4 +1,5 @@
-"""The dependency generator, its analytic floors and its stateful TBPTT batching (REFERENCE.md, seed 004)."""
+"""The dependency generator, its analytic floors and its stateful TBPTT batching (R2RT, "Recurrent Neural Networks in
+Tensorflow I")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The sine task's windows, its disjoint splits and its baselines (REFERENCE.md, seed 003)."""
+"""The sine task's windows, its disjoint splits and its baselines (the TensorFlow sine example)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_splits_are_disjoint_consecutive_segments_in_time(truncation):
     # No sample (input or target) is shared: each split starts after the previous one's last target.
     assert spans["train"][1] < spans["val"][0]
     assert spans["val"][1] < spans["test"][0]
-    # The test segment starts right after the training range, as in seed 003.
+    # The test segment starts right after the training range, as in the TensorFlow example.
     assert spans["test"][0] == 2_000 + truncation
     assert spans["val"][1] == 2_000 + truncation - 1
 

@@ -1,4 +1,4 @@
-"""Stateful truncated BPTT: the state's value carries across windows, its gradient does not (REFERENCE.md, seed 004)."""
+"""Stateful truncated BPTT: the state's value carries across windows, its gradient does not (R2RT's set-up)."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ where it has something to say, ``cross_checks``, ``mark``, ``reference_rows``, `
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -43,6 +44,7 @@ class Task:
     history_keys: tuple[str, ...] = ()  # metric histories the compiled figures need (val_metric first)
     log_scale: bool = False  # heatmap colours on a log scale (metrics spanning decades)
     mark_meaning: str = ""  # what the marks of :meth:`mark` say, for figure titles
+    converge_tolerance: float = 0.0  # improvement over the last fifth of training that still counts as converging
 
     def cross_checks(self, cfg: dict) -> list[str]:
         """Problems between settings of one resolved config (one line each); none by default."""
@@ -59,6 +61,27 @@ class Task:
     def references(self, cfg: dict, data) -> dict[str, float]:
         """Metrics logged on every run beside the neural result: ``floor/*`` (analytic) or ``baseline/*``."""
         return {}
+
+    def converged(self, history: list[tuple[int, float]]) -> bool:
+        """Whether a run had stopped improving: its best validation metric in the last fifth of training beats
+        the last one before it by at most :attr:`converge_tolerance` (on the log scale for a ``log_scale``
+        metric). A run still improving ran out of budget; it may not be unable to learn. With fewer than two
+        validations there is nothing to compare, and the run counts as converged.
+
+        >>> Task().converged([(200, 0.60), (400, 0.50), (800, 0.47), (1000, 0.46)])
+        False
+        >>> Task().converged([(200, 0.60), (800, 0.46), (1000, 0.46)])
+        True
+        """
+        cut = 0.8 * history[-1][0] if history else 0
+        before = [v for step, v in history if step <= cut]
+        after = [v for step, v in history if step > cut]
+        if not before or not after:
+            return True
+        scale = (lambda v: math.log(max(v, 1e-300))) if self.log_scale else (lambda v: v)
+        sign = 1 if self.lower_is_better else -1
+        best = min(after, key=lambda v: sign * v)
+        return sign * (scale(before[-1]) - scale(best)) <= self.converge_tolerance
 
     def target(self, row: dict) -> float:
         """The validation metric a run should reach, given a row holding the run's reference metrics."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from bench import targets
 from bench.fields import Field, positive
 from bench.tasks.base import Task, model_args
-from datamodules.dependency_spec import check_dependency_spec
+from datamodules.dependency_spec import check_dependency_spec, cross_entropy_floors
 
 SHORT_FLOOR = {"none": "no lag", "all": "every lag"}
 
@@ -30,10 +30,19 @@ def floors_of(row: dict) -> dict[str, float]:
             if k.startswith("floor/") and isinstance(v, float) and not math.isnan(v)}
 
 
-def mean_floors(part) -> dict[str, float]:
-    """Each floor's mean over the rows of ``part`` that have it."""
+def config_floors(cfg: dict) -> dict[str, float]:
+    """The analytic floors of a resolved config, "first k" meaning the k shortest lags."""
+    return cross_entropy_floors(cfg["weights"], cfg["base"], cfg["lags"])
+
+
+def shared_floors(part) -> dict[str, float]:
+    """The floors every row of ``part`` shares, or {} when its configurations differ in lags or weights: a
+    suite-level floor line or legend then means nothing, and each row is read against its own floors."""
     columns = [c for c in part.columns if c.startswith("floor/")]
-    return floors_of({c: float(part[c].mean()) for c in columns})
+    found = {c: part[c].dropna().unique() for c in columns}
+    if any(len(v) > 1 and (v.max() - v.min()) > 1e-9 for v in found.values()):
+        return {}
+    return floors_of({c: float(v[0]) for c, v in found.items() if len(v)})
 
 
 class DependencyTask(Task):
@@ -54,9 +63,10 @@ class DependencyTask(Task):
     metric, val_metric = "test/ce", "val/ce"
     metric_label = "test cross-entropy (nats)"
     number_format = ".4f"
-    min_delta = targets.FLOOR_MARGIN
+    min_delta = 0.005  # nats: a change smaller than this never counts as a regression
     history_keys = ("val/ce", "val/elapsed_s", "train/loss")
     mark_meaning = "dependencies learned"
+    converge_tolerance = 0.002  # nats
 
     def cross_checks(self, cfg: dict) -> list[str]:
         problems = []
@@ -85,7 +95,7 @@ class DependencyTask(Task):
         return cfg["batch_size"] * cfg["truncation"]
 
     def references(self, cfg: dict, data) -> dict[str, float]:
-        return {f"floor/{k}": v for k, v in data.floors.items()}
+        return {f"floor/{k}": v for k, v in config_floors(cfg).items()}
 
     def target(self, row: dict) -> float:
         floors = floors_of(row)
@@ -96,30 +106,45 @@ class DependencyTask(Task):
 
     def mark(self, row: dict) -> str:
         floors = floors_of(row)
-        return targets.floor_mark(row["mean"], floors) if floors else ""
+        return targets.floor_mark(row["mean"], row["low"], row["high"], floors) if floors else ""
 
     def reference_rows(self, part, columns) -> dict[str, dict[str, float]]:
-        keys = {k for row in part.to_dict("records") for k in floors_of(row)}
-        return {f"floor: {targets.floor_label(key)}": {c: group[f"floor/{key}"].mean() for c, group in columns.items()}
-                for key in sorted(keys, key=lambda k: targets.floor_level(k, len(keys)))}
+        floors = shared_floors(part)  # when configurations differ in lags or weights, no row fits them all
+        return {f"floor: {targets.floor_label(key)}": {c: value for c in columns}
+                for key, value in sorted(floors.items(), key=lambda kv: targets.floor_level(kv[0], len(floors)))}
 
     def notes(self, part) -> list:
         from bench.report import Bullets, Text
 
-        floors = mean_floors(part)
-        if not floors:
+        if not part.filter(like="floor/").notna().any().any():
             return [Text("No dependency run finished: no floors to mark against.")]
-        return [Text("Marks: which dependencies the mean shows learned, read against the analytic floors "
-                     "(the floor rows at the bottom):"), Bullets(targets.mark_legend(floors))]
+        floors = shared_floors(part)
+        if floors:
+            return [Text("Marks: which dependencies each configuration shows learned, read from its 95% interval "
+                         "over seeds against the analytic floors (the floor rows at the bottom):"),
+                    Bullets(targets.mark_legend(floors))]
+        own = {}
+        for row in part.to_dict("records"):
+            if floors_of(row):
+                own.setdefault(row["variant"], floors_of(row))
+        return [Text("Marks: which dependencies each configuration shows learned, read from its 95% interval over "
+                     "seeds against its own analytic floors — the configurations differ in lags or weights, so no "
+                     "floor row fits them all:"),
+                Bullets([f"{variant or 'default'}: " + ", ".join(f"{targets.floor_label(k)} {v:.4f}"
+                                                                 for k, v in floors.items()) for variant, floors in own.items()]),
+                Text("`–`: no dependency learned; `K`: the K shortest lags; `K+`: between `K` and `K+1`; `?`: the "
+                     "interval reaches past the mark but is too wide to say more (or one seed only). Bands: "
+                     f"{targets.BAND_FRACTION:g} of the gap to the neighbouring floor, at most {targets.BAND_CAP:g} "
+                     "nats.")]
 
     def heatmap_anchors(self, part) -> dict[str, float]:
-        return {SHORT_FLOOR.get(k, f"first {k.removeprefix('first')}"): v for k, v in mean_floors(part).items()}
+        return {SHORT_FLOOR.get(k, f"first {k.removeprefix('first')}"): v for k, v in shared_floors(part).items()}
 
     def run_plot(self, cfg: dict, data, model, history, path: Path) -> None:
         from bench import plots
         from bench.config import run_name
 
-        plots.dependency_curve(history(["train/loss", "val/ce"]), data.floors, path, title=run_name(cfg))
+        plots.dependency_curve(history(["train/loss", "val/ce"]), config_floors(cfg), path, title=run_name(cfg))
 
     def figures(self, summary, runs, histories, configs, out_dir: Path) -> dict[str, str]:
         from bench import figures
@@ -127,7 +152,7 @@ class DependencyTask(Task):
         if not (summary["n"] > 0).any():
             return {}
         figures.learning_curves(runs, histories, out_dir / "learning_curves_dependency.png", "train/loss",
-                                mean_floors(runs[runs["outcome"] == "finished"]),
+                                shared_floors(runs[runs["outcome"] == "finished"]),
                                 "dependency task: train/loss (mean over seeds), by truncation T; grey: analytic floors")
         return {"learning_curves_dependency.png": "dependency: learning curves against the analytic floors"}
 

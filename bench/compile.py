@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import figures, results, tables, tasks, tracking
+from bench import figures, reproduce, results, tables, tasks, tracking
 from bench.report import Block, Bullets, Heading, Image, Table, Text, to_html, to_markdown
 from bench.config import config_hash
 from bench.suite import Suite
@@ -99,10 +99,22 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
         Text(f"Compiled {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC from `{tracking_uri}`; "
              f"runs of commit {commits}. {len(summary)} configurations, {len(runs)} runs: "
              + ", ".join(f"{counts.get(o, 0)} {o}" for o in ("finished", "diverged", "failed", "missing")) + "."),
-        Bullets(["Entries: mean ± standard deviation of the test metric over seeds; n = runs that finished. "
-                 "Diverged (loss became NaN/inf), failed and missing runs are counted beside it, never dropped.",
-                 "Columns: T = truncation length (dependency: TBPTT window; sine: input window)."]),
+        Bullets(["Entries: the mean of the test metric over seeds and its 95% Student-t interval [low, high] "
+                 "(for RMSE, which spreads by factors, the geometric mean and the interval of the logs); n = runs "
+                 "that finished. Diverged (loss became NaN/inf), failed and missing runs are counted beside it, "
+                 "never dropped; so are runs still improving over the last fifth of training (not converged: "
+                 "they ran out of budget, which is not the same as being unable to learn).",
+                 "Columns: T = truncation length (dependency: TBPTT window; sine: input window). What each row "
+                 "holds equal is in the suite's description above: the rows of one column share data, budget, "
+                 "optimizer and everything not named in the row."]),
     ]
+    if suite.published:
+        found = reproduce.verdicts(suite, runs, summary)
+        counts = found["verdict"].value_counts()
+        blocks += [Heading("Reproduction: published figures beside ours"),
+                   Text("Verdicts: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + ". " +
+                        reproduce.__doc__.split("\n\n", 1)[1].replace("\n", " ").strip()),
+                   Table(found)]
     for name, table in comparisons.items():
         task = tasks.get(name)
         blocks += [Heading(f"{task.title or name}: {task.metric_label}"), *task.notes(summary[summary["task"] == name]),

@@ -44,6 +44,8 @@ FIELDS = [
           neutral=-1),
     Field("val_every", int, "validate every this many optimizer steps (0: once per epoch)", lambda v: v >= 0,
           "an integer >= 0"),
+    Field("val_count", int, "validate this many times, evenly over the step budget (0: as val_every says); "
+          "needs max_steps or max_samples", lambda v: v >= 0, "an integer >= 0", neutral=0),
     Field("log_every", int, "log the training loss every this many optimizer steps", positive,
           "an integer >= 1"),
     Field("steps_per_batch", int, "optimizer steps bundled in one Lightning batch (amortizes Trainer cost)",
@@ -51,7 +53,7 @@ FIELDS = [
 ]
 COMMON_DEFAULTS = dict(cell="lstm", bidirectional=False, dropout=0.0, seed=0, optimizer="adagrad", lr=0.1,
                        lr_schedule="constant", grad_clip=0.0, val_every=0, log_every=50, steps_per_batch=50,
-                       max_samples=-1)
+                       max_samples=-1, val_count=0)
 
 
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
@@ -114,6 +116,7 @@ def resolve(overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
             resolved[key] = convert(own[key], value)
     if not problems:
         problems += [prefix + p for p in _budget_in_samples(resolved, overrides, task)]
+        problems += [prefix + p for p in _validation_count(resolved)]
     if not problems:
         problems += [prefix + p for p in _cross_checks(resolved) + task.cross_checks(resolved)]
     if problems:
@@ -137,6 +140,22 @@ def _budget_in_samples(cfg: dict[str, Any], overrides: dict[str, Any], task) -> 
                 "and/or epochs)"]
     cfg["max_steps"] = -(-cfg["max_samples"] // task.samples_per_step(cfg))
     cfg["epochs"] = -1
+    return []
+
+
+def _validation_count(cfg: dict[str, Any]) -> list[str]:
+    """Turn ``val_count`` into ``val_every`` (in place): a fixed number of validations per run, whatever its
+    step budget — runs with equal data but different truncations take very different numbers of steps.
+
+    >>> cfg = resolve({"task": "dependency", "max_steps": 8000, "val_count": 10})
+    >>> cfg["val_every"]
+    800
+    """
+    if cfg["val_count"] == 0:
+        return []
+    if cfg["max_steps"] == -1:
+        return [f"val_count: {cfg['val_count']} with max_steps -1; allowed: 0, or set max_steps or max_samples"]
+    cfg["val_every"] = max(1, cfg["max_steps"] // cfg["val_count"])
     return []
 
 

@@ -11,14 +11,19 @@ A suite file (``bench/suites/<name>.yaml`` or any path)::
     tasks:                # per-task settings (training budgets), applied over ``fixed``
       dependency: {series_length: 100000}
       sine: {max_steps: 300}
+    points:               # optional: explicit settings, each combined with every combination of the axes
+      - {task: dependency, truncation: 5, epochs: 1}
+      - {task: dependency, truncation: 10, hidden: 16, epochs: 10}
     exclude:              # drop combinations matching every key given (a list means any of)
       - {task: sine, truncation: 1}
+    published:            # optional: what a source reports, set beside ours with a verdict (bench.reproduce)
+      - {source: "R2RT", where: {truncation: 5}, claim: learns the first dependency, mark: "1"}
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +34,7 @@ from bench.config import ConfigError, check_value, config_hash, fields_for, reso
 from bench.fields import convert
 
 SUITES_DIR = Path(__file__).parent / "suites"
-TOP_LEVEL = ("description", "axes", "fixed", "tasks", "exclude")
+TOP_LEVEL = ("description", "axes", "fixed", "tasks", "points", "exclude", "published")
 
 
 @dataclass
@@ -38,6 +43,7 @@ class Suite:
     path: Path
     description: str
     configs: list[dict[str, Any]]  # resolved, in matrix order
+    published: list[dict[str, Any]] = field(default_factory=list)  # figures of a source to reproduce (see below)
 
     def hashes(self) -> list[str]:
         return [config_hash(c) for c in self.configs]
@@ -113,6 +119,7 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
         else:
             problems += [f"{where}: tasks.{task}.{k}: {p}" for k, v in settings.items()
                          if (p := check_value(k, v, known))]
+    published = _published(doc.get("published"), where, problems)
     excludes = doc.get("exclude") or []
     if not isinstance(excludes, list) or not all(isinstance(e, dict) for e in excludes):
         problems.append(f"{where}: exclude: {excludes!r}; allowed: a list of mappings setting -> value(s)")
@@ -125,10 +132,18 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     if problems:
         raise ConfigError(problems)
 
+    points = doc.get("points") or [{}]
+    if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+        problems.append(f"{where}: points: {points!r}; allowed: a list of mappings setting -> value")
+        points = [{}]
+    for n, extra in enumerate(points):
+        problems += [f"{where}: points[{n}].{key}: {p}" for key, v in extra.items() if (p := check_value(key, v, known))]
+    if problems:
+        raise ConfigError(list(dict.fromkeys(problems)))
     configs, seen = [], set()
     names = list(axes)
-    for combo in itertools.product(*(axes[n] for n in names)):
-        point = dict(zip(names, combo))
+    for extra, combo in itertools.product(points, itertools.product(*(axes[n] for n in names))):
+        point = {**extra, **dict(zip(names, combo))}
         task = point.get("task", fixed.get("task", task_registry.DEFAULT))
         settings = {**fixed, **(tasks.get(task) or {}), **set_overrides, **point}  # --set beats tasks:
         if any(_matches(settings, rule) for rule in excludes):
@@ -145,7 +160,33 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     if not configs:
         raise ConfigError([f"{where}: exclude: removes every combination; allowed: rules that leave some runs"])
     unique = list({config_hash(c): c for c in configs}.values())
-    return Suite(path.stem, path, str(doc.get("description", "")), unique)
+    return Suite(path.stem, path, str(doc.get("description", "")), unique, published)
+
+
+PUBLISHED_KEYS = ("source", "where", "claim", "mark", "value")
+
+
+def _published(entries: Any, where: str, problems: list[str]) -> list[dict]:
+    """The ``published:`` list: figures a source reports, each to be set beside ours with a verdict
+    (:mod:`bench.reproduce`). An entry names its ``source``, the settings it applies to (``where``), what the
+    source says (``claim``), and either the floor ``mark`` it claims or the ``value`` it reports."""
+    if entries is None:
+        return []
+    allowed = ("a list of mappings with source (text), where (settings), claim (text) and a mark (text) or a "
+               "value (number)")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        problems.append(f"{where}: published: {entries!r}; allowed: {allowed}")
+        return []
+    for n, entry in enumerate(entries):
+        bad = [k for k in entry if k not in PUBLISHED_KEYS]
+        if bad or not isinstance(entry.get("source"), str) or not isinstance(entry.get("where"), dict) \
+                or ("mark" in entry) == ("value" in entry) \
+                or ("value" in entry and not isinstance(entry["value"], (int, float))):
+            problems.append(f"{where}: published[{n}]: {entry!r}; allowed: {allowed}")
+            continue
+        problems += [f"{where}: published[{n}].where.{k}: {p}" for k, v in entry["where"].items()
+                     if (p := check_value(k, v))]
+    return entries
 
 
 def _mapping(doc: dict, key: str, where: str, problems: list[str]) -> dict:

@@ -165,8 +165,10 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
         "train/samples_per_s": steps * task.samples_per_step(cfg) / fit_time,
         "peak_memory_mb": memory.megabytes(),
         "num_params": model.num_parameters(),
-        "converged": float(task.converged(validations.points)),
     }
+    converged = task.converged(validations.points)
+    if converged is not None:  # a run validated too rarely to tell records nothing
+        metrics["converged"] = float(converged)
     return model, data, metrics
 
 

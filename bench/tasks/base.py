@@ -62,11 +62,11 @@ class Task:
         """Metrics logged on every run beside the neural result: ``floor/*`` (analytic) or ``baseline/*``."""
         return {}
 
-    def converged(self, history: list[tuple[int, float]]) -> bool:
+    def converged(self, history: list[tuple[int, float]]) -> bool | None:
         """Whether a run had stopped improving: its best validation metric in the last fifth of training beats
         the last one before it by at most :attr:`converge_tolerance` (on the log scale for a ``log_scale``
-        metric). A run still improving ran out of budget; it may not be unable to learn. With fewer than two
-        validations there is nothing to compare, and the run counts as converged.
+        metric). A run still improving ran out of budget; it may not be unable to learn. Without a validation on
+        each side of that line there is nothing to compare: None.
 
         >>> Task().converged([(200, 0.60), (400, 0.50), (800, 0.47), (1000, 0.46)])
         False
@@ -77,7 +77,7 @@ class Task:
         before = [v for step, v in history if step <= cut]
         after = [v for step, v in history if step > cut]
         if not before or not after:
-            return True
+            return None
         scale = (lambda v: math.log(max(v, 1e-300))) if self.log_scale else (lambda v: v)
         sign = 1 if self.lower_is_better else -1
         best = min(after, key=lambda v: sign * v)

@@ -33,6 +33,9 @@ class Field:
     allowed: str = "any value"
     tasks: tuple[str, ...] = TASKS
     item: type = float  # element type when kind is tuple
+    # Name of the field whose value this one takes when unset. Left out of the identity hash while equal to
+    # it, so that runs made before the field existed keep their identity.
+    follows: str = ""
 
 
 def _positive(v) -> bool:
@@ -49,6 +52,10 @@ FIELDS = [
           lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
     Field("truncation", int, "dependency: TBPTT window length; sine: input window length", _positive,
           "an integer >= 1"),
+    Field("tbptt_stride", int, "dependency: TBPTT step h': windows of truncation h steps advance by h' steps and "
+          "count only their last h' outputs (Williams & Peng's BPTT(h; h'); h' = h: TF-style, 1: true "
+          "truncation)", _positive, "an integer in [1, truncation]; unset: = truncation", tasks=("dependency",),
+          follows="truncation"),
     Field("seed", int, "seeds every random source of the run", lambda v: v >= 0, "an integer >= 0"),
     Field("optimizer", str, "optimizer", lambda v: v in OPTIMIZER_NAMES, "one of " + ", ".join(OPTIMIZER_NAMES)),
     Field("lr", float, "learning rate", lambda v: v > 0, "a number > 0"),
@@ -181,6 +188,9 @@ def resolve(overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
             problems.append(prefix + problem)
         else:
             resolved[name] = _convert(FIELDS_BY_NAME[name], value)
+    for field in FIELDS:
+        if field.follows and task in field.tasks:
+            resolved.setdefault(field.name, resolved.get(field.follows))
     if not problems:
         problems += _cross_checks(resolved, prefix)
     if problems:
@@ -202,6 +212,9 @@ def _cross_checks(cfg: dict[str, Any], prefix: str) -> list[str]:
             check_dependency_spec(cfg["lags"], cfg["weights"], cfg["base"])
         except ValueError as e:
             problems.append(f"{prefix}{e}")
+        if cfg["tbptt_stride"] > cfg["truncation"]:
+            problems.append(f"{prefix}tbptt_stride: {cfg['tbptt_stride']}; allowed: an integer in [1, truncation "
+                            f"({cfg['truncation']})]")
         for name in ("series_length", "eval_length"):
             if cfg[name] < cfg["batch_size"] * cfg["truncation"]:
                 problems.append(f"{prefix}{name}: {cfg[name]}; allowed: at least batch_size x truncation "
@@ -216,11 +229,16 @@ def _cross_checks(cfg: dict[str, Any], prefix: str) -> list[str]:
 
 def config_hash(cfg: dict[str, Any]) -> str:
     """Identity of a run: a short hash of its resolved config (same config, same hash, on any machine)."""
-    canonical = json.dumps(cfg, sort_keys=True, default=list)
+    identity = {k: v for k, v in cfg.items()
+                if not (k in FIELDS_BY_NAME and FIELDS_BY_NAME[k].follows and v == cfg.get(FIELDS_BY_NAME[k].follows))}
+    canonical = json.dumps(identity, sort_keys=True, default=list)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def run_name(cfg: dict[str, Any]) -> str:
-    """Readable run name, e.g. ``dependency/lstm-L2-bi-T10-s0``."""
+    """Readable run name, e.g. ``dependency/lstm-L2-bi-T10-s0``; a TBPTT stride other than the truncation
+    follows the T: ``dependency/lstm-L1-uni-T10-stride1-s0``."""
     direction = "bi" if cfg["bidirectional"] else "uni"
-    return f"{cfg['task']}/{cfg['cell']}-L{cfg['layers']}-{direction}-T{cfg['truncation']}-s{cfg['seed']}"
+    stride = cfg.get("tbptt_stride", cfg["truncation"])
+    window = f"T{cfg['truncation']}" + (f"-stride{stride}" if stride != cfg["truncation"] else "")
+    return f"{cfg['task']}/{cfg['cell']}-L{cfg['layers']}-{direction}-{window}-s{cfg['seed']}"

@@ -45,8 +45,10 @@ def build(cfg: dict) -> tuple[pl.LightningDataModule, pl.LightningModule]:
         data = DependencyDataModule(truncation=cfg["truncation"], batch_size=cfg["batch_size"],
                                     series_length=cfg["series_length"], eval_length=cfg["eval_length"],
                                     lags=cfg["lags"], weights=cfg["weights"], base=cfg["base"], seed=cfg["seed"],
-                                    segment_steps=cfg["steps_per_batch"] * cfg["truncation"])
-        return data, DependencyModule(truncation=cfg["truncation"], floor=data.floors["all"], **model_args)
+                                    segment_steps=cfg["steps_per_batch"] * cfg["truncation"],
+                                    stride=cfg["tbptt_stride"])
+        return data, DependencyModule(truncation=cfg["truncation"], stride=cfg["tbptt_stride"],
+                                      floor=data.floors["all"], **model_args)
     data = SineDataModule(truncation=cfg["truncation"], batch_size=cfg["batch_size"],
                           train_examples=cfg["train_examples"], val_examples=cfg["val_examples"],
                           test_examples=cfg["test_examples"], frequency=cfg["frequency"],
@@ -178,7 +180,9 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
     fit_time = time.perf_counter() - start
     steps = trainer.global_step
     test = trainer.test(model, datamodule=data, verbose=False)[0]
-    samples_per_step = cfg["batch_size"] * (cfg["truncation"] if cfg["task"] == "dependency" else 1)
+    # Dependency: the outputs an optimizer step counts (batch x stride), so every truncation style is charged
+    # once per timestep of training data, however often its windows reread it.
+    samples_per_step = cfg["batch_size"] * (cfg["tbptt_stride"] if cfg["task"] == "dependency" else 1)
     metrics = {
         **{k: float(v) for k, v in test.items() if k.startswith("test/")},
         **reference_metrics(cfg, data),

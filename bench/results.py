@@ -15,11 +15,13 @@ import pandas as pd
 
 from bench import tables, targets
 from bench.config import FIELDS, config_hash, run_name
+from bench.styles import style_label
 from bench.suite import Suite
 
-# Settings that name a configuration's place in the comparison tables; anything else that varies within a
-# task joins the configuration key, and seeds are what a configuration is averaged over.
-PLACED_FIELDS = ("task", "cell", "layers", "bidirectional", "truncation", "seed")
+# Settings that name a configuration's place in the comparison tables (a truncation style other than TF-style
+# joins the row label, see variant_text); anything else that varies within a task joins the configuration key,
+# and seeds are what a configuration is averaged over.
+PLACED_FIELDS = ("task", "cell", "layers", "bidirectional", "truncation", "tbptt_stride", "seed")
 
 
 def varying_fields(configs: list[dict]) -> dict[str, list[str]]:
@@ -47,6 +49,22 @@ def configuration_key(cfg: dict, extra_fields: list[str] = ()) -> str:
     """
     extras = "".join(f"-{name}={setting_text(cfg[name])}" for name in extra_fields)
     return run_name(cfg).removesuffix(f"-s{cfg['seed']}") + extras
+
+
+def variant_text(cfg: dict, extra_fields: list[str]) -> str:
+    """What sets a configuration apart within its table cell: the varying settings, and a truncation style
+    other than TF-style, named relative to T so that one row holds a style at every T.
+
+    >>> variant_text({"hidden": 4, "truncation": 10, "tbptt_stride": 5}, ["hidden"])
+    'hidden=4 stride=T/2'
+    >>> variant_text({"hidden": 4, "truncation": 10, "tbptt_stride": 10}, ["hidden"])
+    'hidden=4'
+    """
+    parts = [f"{name}={setting_text(cfg[name])}" for name in extra_fields]
+    stride = cfg.get("tbptt_stride", cfg["truncation"])
+    if stride != cfg["truncation"]:
+        parts.append(f"stride={style_label(cfg['truncation'], stride)}")
+    return " ".join(parts)
 
 
 def setting_text(value) -> str:
@@ -92,7 +110,7 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(suite.configs)
     table["config_hash"] = [config_hash(cfg) for cfg in suite.configs]
     table["configuration"] = [configuration_key(cfg, extras[cfg["task"]]) for cfg in suite.configs]
-    table["variant"] = [" ".join(f"{n}={setting_text(cfg[n])}" for n in extras[cfg["task"]]) for cfg in suite.configs]
+    table["variant"] = [variant_text(cfg, extras[cfg["task"]]) for cfg in suite.configs]
     table["direction"] = table["bidirectional"].map({True: "bi", False: "uni"})
 
     mine = runs[runs["tags.bench.config_hash"].isin(set(table["config_hash"]))].copy()

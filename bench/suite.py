@@ -13,21 +13,30 @@ A suite file (``bench/suites/<name>.yaml`` or any path)::
       sine: {max_steps: 300}
     exclude:              # drop combinations matching every key given (a list means any of)
       - {task: sine, truncation: 1}
+
+A setting that follows another (``tbptt_stride`` follows ``truncation``) may be written relative to it:
+``T`` (equal to it: the same as leaving it unset, so also fine for tasks without the setting) or ``T/k`` (a
+k-th of it), e.g. ``tbptt_stride: [T, T/2, 1]``; exclude rules match the relative value as written. ``T/k``
+must come out a whole number in every combination: exclude the others (``- {tbptt_stride: T/2, truncation:
+[3, 5]}``), so that nothing is dropped silently.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench.config import FIELDS_BY_NAME, TASKS, ConfigError, _convert, check_value, config_hash, resolve
+from bench.config import (COMMON_DEFAULTS, FIELDS_BY_NAME, TASK_DEFAULTS, TASKS, ConfigError, _convert, check_value,
+                          config_hash, resolve)
 
 SUITES_DIR = Path(__file__).parent / "suites"
 TOP_LEVEL = ("description", "axes", "fixed", "tasks", "exclude")
+RELATIVE = re.compile(r"T(?:/([1-9][0-9]*))?")  # a value relative to the followed setting: T, T/2, …
 
 
 @dataclass
@@ -96,15 +105,15 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
         if not isinstance(values, list) or not values:
             problems.append(f"{where}: axes.{key}: {values!r}; allowed: a non-empty list of values")
             continue
-        problems += [f"{where}: axes.{key}: {p}" for v in values if (p := check_value(key, v))]
-    problems += [f"{where}: fixed.{key}: {p}" for key, v in fixed.items() if (p := check_value(key, v))]
+        problems += [f"{where}: axes.{key}: {p}" for v in values if (p := _check(key, v))]
+    problems += [f"{where}: fixed.{key}: {p}" for key, v in fixed.items() if (p := _check(key, v))]
     for task, settings in tasks.items():
         if task not in TASKS:
             problems.append(f"{where}: tasks.{task}: unknown task; allowed: {', '.join(TASKS)}")
         elif not isinstance(settings, dict):
             problems.append(f"{where}: tasks.{task}: {settings!r}; allowed: a mapping of setting -> value")
         else:
-            problems += [f"{where}: tasks.{task}.{k}: {p}" for k, v in settings.items() if (p := check_value(k, v))]
+            problems += [f"{where}: tasks.{task}.{k}: {p}" for k, v in settings.items() if (p := _check(k, v))]
     excludes = doc.get("exclude") or []
     if not isinstance(excludes, list) or not all(isinstance(e, dict) for e in excludes):
         problems.append(f"{where}: exclude: {excludes!r}; allowed: a list of mappings setting -> value(s)")
@@ -112,7 +121,7 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     for n, rule in enumerate(excludes):  # a misspelt rule would silently exclude nothing
         for key, wanted in rule.items():
             options = wanted if isinstance(wanted, list) else [wanted]
-            problems += [f"{where}: exclude[{n}].{key}: {p}" for v in options if (p := check_value(key, v))]
+            problems += [f"{where}: exclude[{n}].{key}: {p}" for v in options if (p := _check(key, v))]
     problems = list(dict.fromkeys(problems))  # an unknown axis is reported once, not once per value
     if problems:
         raise ConfigError(problems)
@@ -126,7 +135,7 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
         if any(_matches(settings, rule) for rule in excludes):
             continue
         try:
-            cfg = resolve(settings)
+            cfg = resolve(_absolute(settings, task))
         except ConfigError as e:
             problems += [f"{where}: {_describe(point)}: {p}" for p in e.problems if p not in seen]
             seen.update(e.problems)
@@ -138,6 +147,42 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
         raise ConfigError([f"{where}: exclude: removes every combination; allowed: rules that leave some runs"])
     unique = list({config_hash(c): c for c in configs}.values())
     return Suite(path.stem, path, str(doc.get("description", "")), unique)
+
+
+def _relative(key: str, value: Any) -> re.Match | None:
+    field = FIELDS_BY_NAME.get(key)
+    return RELATIVE.fullmatch(value.strip()) if field and field.follows and isinstance(value, str) else None
+
+
+def _check(key: str, value: Any) -> str | None:
+    """:func:`check_value`, which also takes a value relative to the followed setting (``T``, ``T/k``)."""
+    return None if _relative(key, value) else check_value(key, value)
+
+
+def _absolute(settings: dict[str, Any], task: str) -> dict[str, Any]:
+    """``settings`` with relative values in steps (``T/2`` at truncation 10: 5) and ``T`` left unset; raise
+    :class:`ConfigError` when one is not a whole number of steps.
+
+    >>> _absolute({"truncation": 10, "tbptt_stride": "T/2"}, "dependency")
+    {'truncation': 10, 'tbptt_stride': 5}
+    >>> _absolute({"tbptt_stride": "T/5"}, "dependency")  # the task's default truncation, 10
+    {'tbptt_stride': 2}
+    >>> _absolute({"truncation": 10, "tbptt_stride": "T"}, "sine")
+    {'truncation': 10}
+    """
+    out = dict(settings)
+    for key, value in settings.items():
+        if (match := _relative(key, value)) and match.group(1) is None:
+            del out[key]
+        elif match:
+            follows = FIELDS_BY_NAME[key].follows
+            base = _typed(follows, {**COMMON_DEFAULTS, **TASK_DEFAULTS[task], **settings}[follows])
+            parts = int(match.group(1) or 1)
+            if not isinstance(base, int) or base % parts:
+                raise ConfigError([f"{key}: {value!r} at {follows} {base!r}; allowed: T/k only where k divides "
+                                   f"{follows} (exclude the other combinations)"])
+            out[key] = base // parts
+    return out
 
 
 def _mapping(doc: dict, key: str, where: str, problems: list[str]) -> dict:

@@ -55,8 +55,7 @@ FIELDS = [
     Field("tbptt_stride", int, "dependency: TBPTT step h': windows of truncation h steps advance by h' steps and "
           "count only their last h' outputs (Williams & Peng's BPTT(h; h'); h' = h: TF-style, 1: true "
           "truncation)", _positive, "an integer in [1, truncation]; unset: = truncation; in a suite also T or T/k",
-          tasks=("dependency",),
-          follows="truncation"),
+          tasks=("dependency",), follows="truncation"),
     Field("seed", int, "seeds every random source of the run", lambda v: v >= 0, "an integer >= 0"),
     Field("optimizer", str, "optimizer", lambda v: v in OPTIMIZER_NAMES, "one of " + ", ".join(OPTIMIZER_NAMES)),
     Field("lr", float, "learning rate", lambda v: v > 0, "a number > 0"),

@@ -56,10 +56,11 @@ def compile_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EX
     write_csv(costs, "cost.csv")
     images = draw_figures(suite, summary, found, task_names, out_dir)
     files += [out_dir / name for task_images in images.values() for name in task_images]
-    blocks = report_blocks(suite, tracking_uri, found.runs, summary, comparisons, costs, images)
+    blocks = report_blocks(suite, tracking_uri, found.runs, summary, comparisons, costs, images, out_dir)
     (out_dir / "README.md").write_text(to_markdown(blocks))
     (out_dir / "results.html").write_text(to_html(blocks, f"rnn-bench results: {suite.name}", out_dir))
     files += [out_dir / "README.md", out_dir / "results.html"]
+    files += [out_dir / block.file for block in blocks if isinstance(block, Image) and out_dir / block.file not in files]
 
     if found.parent_run_id:
         from mlflow import MlflowClient
@@ -90,7 +91,7 @@ def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResult
 
 def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: pd.DataFrame,
                   comparisons: dict[str, pd.DataFrame], costs: pd.DataFrame,
-                  images: dict[str, dict[str, str]]) -> list[Block]:
+                  images: dict[str, dict[str, str]], out_dir: Path) -> list[Block]:
     counts = runs["outcome"].value_counts()
     commits = ", ".join(sorted(runs["commit"].dropna().unique())) or "none"
     blocks: list[Block] = [
@@ -120,6 +121,7 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
         blocks += [Heading(f"{task.title or name}: {task.metric_label}"), *task.notes(summary[summary["task"] == name]),
                    Table(table)]
         blocks += [Image(file, alt) for file, alt in images[name].items()]
+        blocks += task.sections(summary[summary["task"] == name], runs[runs["task"] == name], out_dir)
     goals = "; ".join(text for name in comparisons if (text := tasks.get(name).target_text()))
     blocks += [
         Heading("Cost and time to target"),

@@ -114,6 +114,9 @@ def resolve(overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
             problems.append(prefix + found)
         else:
             resolved[key] = convert(own[key], value)
+    for field in own.values():
+        if field.follows and field.follows in resolved:
+            resolved.setdefault(field.name, resolved[field.follows])
     if not problems:
         problems += [prefix + p for p in _budget_in_samples(resolved, overrides, task)]
         problems += [prefix + p for p in _validation_count(resolved)]
@@ -175,12 +178,16 @@ def config_hash(cfg: dict[str, Any]) -> str:
     at its ``neutral`` value is left out, so adding a field never changes the identity of existing runs."""
     fields = fields_for([cfg["task"]]) if "task" in cfg else {}
     kept = {k: v for k, v in cfg.items()
-            if k not in fields or fields[k].neutral is NO_NEUTRAL or v != fields[k].neutral}
+            if k not in fields or ((fields[k].neutral is NO_NEUTRAL or v != fields[k].neutral)
+                                   and not (fields[k].follows and v == cfg.get(fields[k].follows)))}
     canonical = json.dumps(kept, sort_keys=True, default=list)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def run_name(cfg: dict[str, Any]) -> str:
-    """Readable run name, e.g. ``dependency/lstm-L2-bi-T10-s0``."""
+    """Readable run name, e.g. ``dependency/lstm-L2-bi-T10-s0``; a TBPTT stride other than the truncation
+    follows the T: ``dependency/lstm-L1-uni-T10-stride1-s0``."""
     direction = "bi" if cfg["bidirectional"] else "uni"
-    return f"{cfg['task']}/{cfg['cell']}-L{cfg['layers']}-{direction}-T{cfg['truncation']}-s{cfg['seed']}"
+    stride = cfg.get("tbptt_stride", cfg["truncation"])
+    window = f"T{cfg['truncation']}" + (f"-stride{stride}" if stride != cfg["truncation"] else "")
+    return f"{cfg['task']}/{cfg['cell']}-L{cfg['layers']}-{direction}-{window}-s{cfg['seed']}"

@@ -34,6 +34,9 @@ class Field:
     # A value meaning "not used": a config holding it hashes as if the field did not exist, so runs recorded
     # before the field was added keep their identity (see bench.config.config_hash).
     neutral: Any = NO_NEUTRAL
+    # Name of the field whose value this one takes when unset; left out of the identity hash while equal to it,
+    # for the same reason. In a suite it may be written relative to that field (``T``, ``T/k``: bench.suite).
+    follows: str = ""
 
 
 def positive(v) -> bool:

@@ -14,6 +14,26 @@ FLOOR_MARGIN = 0.01  # nats: how close to a floor counts as having reached it
 FLOOR_LABELS = {"none": "knows no lag", "all": "knows every lag (Bayes floor)"}
 
 
+def floors_of(row: dict) -> dict[str, float]:
+    """The ``floor/*`` entries of a row, keyed ``none``, ``first1``, …, ``all``; NaNs left out.
+
+    >>> floors_of({"floor/none": 0.66, "floor/all": 0.45, "baseline/x": 1.0, "floor/first1": float("nan")})
+    {'none': 0.66, 'all': 0.45}
+    """
+    return {k.removeprefix("floor/"): v for k, v in row.items()
+            if k.startswith("floor/") and isinstance(v, float) and not math.isnan(v)}
+
+
+def shared_floors(part) -> dict[str, float]:
+    """The floors every row of ``part`` shares, or {} when its configurations differ in lags or weights: a
+    suite-level floor line or legend then means nothing, and each row is read against its own floors."""
+    columns = [c for c in part.columns if c.startswith("floor/")]
+    found = {c: part[c].dropna().unique() for c in columns}
+    if any(len(v) > 1 and (v.max() - v.min()) > 1e-9 for v in found.values()):
+        return {}
+    return floors_of({c: float(v[0]) for c, v in found.items() if len(v)})
+
+
 def floor_label(key: str) -> str:
     """What a predictor at floor ``key`` knows.
 

@@ -45,6 +45,7 @@ class Task:
     log_scale: bool = False  # heatmap colours on a log scale (metrics spanning decades)
     mark_meaning: str = ""  # what the marks of :meth:`mark` say, for figure titles
     converge_tolerance: float = 0.0  # improvement over the last fifth of training that still counts as converging
+    labelled_fields: tuple[str, ...] = ()  # own settings that :meth:`variant` names in row labels
 
     def cross_checks(self, cfg: dict) -> list[str]:
         """Problems between settings of one resolved config (one line each); none by default."""
@@ -110,6 +111,14 @@ class Task:
 
     def run_plot(self, cfg: dict, data, model, history: Callable[[list[str]], History], path: Path) -> None:
         """Draw one finished run's plot to ``path`` (PNG). ``history(keys)`` fetches its metric histories."""
+
+    def variant(self, cfg: dict) -> str:
+        """What a config's :attr:`labelled_fields` add to its row label ('' when they are at their usual value)."""
+        return ""
+
+    def sections(self, summary: "pd.DataFrame", runs: "pd.DataFrame", out_dir: Path) -> list["Block"]:
+        """Extra report sections after the task's table (e.g. a comparison only some suites make)."""
+        return []
 
     def figures(self, summary: "pd.DataFrame", runs: "pd.DataFrame", histories: dict[str, History],
                 configs: dict[str, dict], out_dir: Path) -> dict[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -39,33 +40,47 @@ def _positive(v) -> bool:
     return v >= 1
 
 
+def _from(low: int, high: int, or_also: int | None = None) -> tuple[Callable[[int], bool], str]:
+    """The check and the allowed text of an integer field bounded on both sides (and maybe one special value)."""
+    text = f"an integer >= {low}, at most {high}" + (f", or {or_also}" if or_also is not None else "")
+    return (lambda v: low <= v <= high or v == or_also), text
+
+
+# Upper bounds "within reason": far beyond any benchmark here, low enough that a slip (an extra digit, a pasted
+# number) is refused before it reaches torch, where it would overflow or exhaust memory in the middle of a run.
+MAX_HIDDEN = 4096
+MAX_LAYERS = 64
+MAX_TRUNCATION = 100_000
+MAX_BATCH_SIZE = 65_536
+MAX_STEPS = 100_000_000  # optimizer steps; also bounds val_every and log_every
+MAX_EPOCHS = 100_000
+MAX_STEPS_PER_BATCH = 10_000
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding and Lightning's seed_everything accept 0 .. 2**32 - 1
+
 FIELDS = [
     Field("task", str, "which task", lambda v: v in TASKS, "one of " + ", ".join(TASKS)),
     Field("cell", str, "recurrent cell", lambda v: v in CELLS, "one of " + ", ".join(CELLS)),
-    Field("hidden", int, "hidden units per layer and direction", _positive, "an integer >= 1"),
-    Field("layers", int, "stacked recurrent layers", _positive, "an integer >= 1"),
+    Field("hidden", int, "hidden units per layer and direction", *_from(1, MAX_HIDDEN)),
+    Field("layers", int, "stacked recurrent layers", *_from(1, MAX_LAYERS)),
     Field("bidirectional", bool, "read each window both ways", allowed="true or false"),
     Field("dropout", float, "dropout between stacked layers (never on the recurrent state)",
           lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
-    Field("truncation", int, "dependency: TBPTT window length; sine: input window length", _positive,
-          "an integer >= 1"),
-    Field("seed", int, "seeds every random source of the run", lambda v: v >= 0, "an integer >= 0"),
+    Field("truncation", int, "dependency: TBPTT window length; sine: input window length",
+          *_from(1, MAX_TRUNCATION)),
+    Field("seed", int, "seeds every random source of the run", *_from(0, MAX_SEED)),
     Field("optimizer", str, "optimizer", lambda v: v in OPTIMIZER_NAMES, "one of " + ", ".join(OPTIMIZER_NAMES)),
-    Field("lr", float, "learning rate", lambda v: v > 0, "a number > 0"),
+    Field("lr", float, "learning rate", lambda v: v > 0, "a finite number > 0"),
     Field("lr_schedule", str, "learning-rate schedule (cosine: down to 0 at max_steps)",
           lambda v: v in LR_SCHEDULES, "one of " + ", ".join(LR_SCHEDULES)),
-    Field("grad_clip", float, "gradient-norm clipping threshold, 0 = off", lambda v: v >= 0, "a number >= 0"),
-    Field("batch_size", int, "dependency: parallel streams; sine: minibatch size", _positive, "an integer >= 1"),
-    Field("epochs", int, "training epochs (-1: until max_steps)", lambda v: v >= 1 or v == -1,
-          "an integer >= 1, or -1"),
-    Field("max_steps", int, "optimizer steps at most (-1: until epochs)", lambda v: v >= 1 or v == -1,
-          "an integer >= 1, or -1"),
-    Field("val_every", int, "validate every this many optimizer steps (0: once per epoch)", lambda v: v >= 0,
-          "an integer >= 0"),
-    Field("log_every", int, "log the training loss every this many optimizer steps", _positive,
-          "an integer >= 1"),
+    Field("grad_clip", float, "gradient-norm clipping threshold, 0 = off", lambda v: v >= 0,
+          "a finite number >= 0"),
+    Field("batch_size", int, "dependency: parallel streams; sine: minibatch size", *_from(1, MAX_BATCH_SIZE)),
+    Field("epochs", int, "training epochs (-1: until max_steps)", *_from(1, MAX_EPOCHS, or_also=-1)),
+    Field("max_steps", int, "optimizer steps at most (-1: until epochs)", *_from(1, MAX_STEPS, or_also=-1)),
+    Field("val_every", int, "validate every this many optimizer steps (0: once per epoch)", *_from(0, MAX_STEPS)),
+    Field("log_every", int, "log the training loss every this many optimizer steps", *_from(1, MAX_STEPS)),
     Field("steps_per_batch", int, "optimizer steps bundled in one Lightning batch (amortizes Trainer cost)",
-          _positive, "an integer >= 1"),
+          *_from(1, MAX_STEPS_PER_BATCH)),
     # dependency task
     Field("series_length", int, "training series length in steps", _positive, "an integer >= 1",
           tasks=("dependency",)),
@@ -104,7 +119,8 @@ TASK_DEFAULTS = {
 
 
 def _convert(field: Field, value: Any) -> Any:
-    """Turn a YAML or command-line value into the field's type; raise ValueError if it is not one."""
+    """Turn a YAML or command-line value into the field's type; raise ValueError (or ArithmeticError) if it is
+    not one. Floats, alone or in a list, must be finite."""
     if field.kind is bool:
         if isinstance(value, bool):
             return value
@@ -125,7 +141,10 @@ def _convert(field: Field, value: Any) -> Any:
     if field.kind is float:
         if isinstance(value, bool):
             raise ValueError
-        return float(value)
+        number = float(value)  # a huge integer raises OverflowError, an ArithmeticError
+        if not math.isfinite(number):  # "inf", "nan", YAML's .inf: accepted by float(), fatal in training
+            raise ValueError
+        return number
     if field.kind is tuple:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)):
@@ -149,9 +168,19 @@ def check_value(name: str, value: Any) -> str | None:
     try:
         if field.check(_convert(field, value)):
             return None
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, ArithmeticError):
         pass
-    return f"{name}: {value!r}; allowed: {field.allowed}"
+    return f"{name}: {shown(value)}; allowed: {field.allowed}"
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error message stays one readable line.
+
+    >>> shown("x" * 100)
+    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... (102 characters)"
+    """
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def resolve(overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
@@ -163,7 +192,7 @@ def resolve(overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
     >>> resolve({"task": "dependency", "layers": 0})
     Traceback (most recent call last):
     ...
-    bench.config.ConfigError: layers: 0; allowed: an integer >= 1
+    bench.config.ConfigError: layers: 0; allowed: an integer >= 1, at most 64
     """
     prefix = f"{where}: " if where else ""
     problems = []

@@ -18,6 +18,7 @@ A suite file (``bench/suites/<name>.yaml`` or any path)::
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,11 @@ from typing import Any
 import yaml
 
 from bench.config import FIELDS_BY_NAME, TASKS, ConfigError, _convert, check_value, config_hash, resolve
+from bench.tracking import NAME_ALLOWED, is_safe_name
 
 SUITES_DIR = Path(__file__).parent / "suites"
 TOP_LEVEL = ("description", "axes", "fixed", "tasks", "exclude")
+MAX_RUNS = 100_000  # combinations of one suite's axes: beyond this a typo, not a benchmark (and a long hang)
 
 
 @dataclass
@@ -42,9 +45,13 @@ class Suite:
 
 
 def suite_path(name_or_path: str) -> Path:
+    """A path ending in .yaml or .yml, else a bundled suite's name (a safe name, never a path)."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
         return path
+    if not is_safe_name(name_or_path):
+        raise ConfigError([f"suite: {name_or_path!r}; allowed: a path ending in .yaml or .yml, or the name of a "
+                           f"bundled suite ({', '.join(available_suites())})"])
     return SUITES_DIR / f"{name_or_path}.yaml"
 
 
@@ -68,17 +75,7 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     """Read, validate and expand a suite; raise :class:`ConfigError` listing every problem at once."""
     path = suite_path(name_or_path)
     where = str(path)
-    if not path.is_file():
-        raise ConfigError([f"suite: {name_or_path!r} not found; allowed: a YAML file or one of "
-                           f"{', '.join(available_suites())}"])
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        context = getattr(e, "context", None)
-        what = f"{problem} ({context})" if problem and context else problem or str(e).splitlines()[0]
-        raise ConfigError([f"{where}: not valid YAML{at}: {what}"]) from None
+    doc = _read(path, name_or_path)
     if not isinstance(doc, dict):
         raise ConfigError([f"{where}: {type(doc).__name__}; allowed: a mapping with keys {', '.join(TOP_LEVEL)}"])
     problems = [f"{where}: {key}: unknown key; allowed: {', '.join(TOP_LEVEL)}" for key in doc if key not in TOP_LEVEL]
@@ -116,6 +113,9 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     problems = list(dict.fromkeys(problems))  # an unknown axis is reported once, not once per value
     if problems:
         raise ConfigError(problems)
+    combinations = math.prod(len(values) for values in axes.values())
+    if combinations > MAX_RUNS:
+        raise ConfigError([f"{where}: axes: {combinations} combinations; allowed: at most {MAX_RUNS}"])
 
     configs, seen = [], set()
     names = list(axes)
@@ -140,6 +140,39 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     return Suite(path.stem, path, str(doc.get("description", "")), unique)
 
 
+def _read(path: Path, name_or_path: str) -> Any:
+    """The parsed YAML document of a suite file; :class:`ConfigError` with one line for whatever is wrong."""
+    where = str(path)
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, ValueError) as e:  # a name too long, a NUL byte
+        raise ConfigError([f"suite: {name_or_path!r}: {e}; allowed: a YAML file"]) from None
+    if not exists:
+        raise ConfigError([f"suite: {name_or_path!r} not found; allowed: a YAML file or one of "
+                           f"{', '.join(available_suites())}"])
+    if not is_file:
+        raise ConfigError([f"suite: {where!r} is not a file; allowed: a YAML file"])
+    if not is_safe_name(path.stem):  # it becomes results/<name>/: "...yaml" would write into results/..
+        raise ConfigError([f"suite: {where!r}: name {path.stem!r}; allowed: a YAML file whose name without "
+                           f".yaml is {NAME_ALLOWED}"])
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        context = getattr(e, "context", None)
+        what = f"{problem} ({context})" if problem and context else problem or str(e).splitlines()[0]
+        raise ConfigError([f"{where}: not valid YAML{at}: {what}"]) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"{where}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                           "allowed: a UTF-8 YAML file"]) from None
+    except RecursionError:
+        raise ConfigError([f"{where}: nested too deeply to read; allowed: a few levels of mappings and lists"]) \
+            from None
+    except OSError as e:
+        raise ConfigError([f"{where}: cannot be read ({e.strerror or e}); allowed: a readable YAML file"]) from None
+
+
 def _mapping(doc: dict, key: str, where: str, problems: list[str]) -> dict:
     value = doc.get(key) or {}
     if not isinstance(value, dict):
@@ -152,7 +185,7 @@ def _typed(key: str, value: Any) -> Any:
     """A setting as its field's type, so that ``"3"`` from ``--axis`` matches ``3`` in an exclude rule."""
     try:
         return _convert(FIELDS_BY_NAME[key], value)
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, ArithmeticError):
         return value
 
 

@@ -198,11 +198,11 @@ def test_empty_axes_is_an_error(tmp_path):
 
 
 @pytest.mark.parametrize("key, value, allowed", [
-    ("layers", "one", "an integer >= 1"),
-    ("layers", 1.5, "an integer >= 1"),
-    ("layers", 0, "an integer >= 1"),
+    ("layers", "one", "an integer >= 1, at most 64"),
+    ("layers", 1.5, "an integer >= 1, at most 64"),
+    ("layers", 0, "an integer >= 1, at most 64"),
     ("bidirectional", "maybe", "true or false"),
-    ("seed", -1, "an integer >= 0"),
+    ("seed", -1, "an integer >= 0, at most 4294967295"),
     ("dropout", 1.0, "a number in [0, 1)"),
     ("cell", "transformer", "one of rnn_tanh, rnn_relu, lstm, gru"),
     ("task", "speech", "one of dependency, sine"),
@@ -216,8 +216,9 @@ def test_wrong_value_names_file_key_value_and_what_is_allowed(tmp_path, key, val
 def test_wrong_values_in_fixed_and_tasks(tmp_path):
     text = "axes: {seed: [0]}\nfixed: {hidden: 2.5}\ntasks: {dependency: {batch_size: many}, sine: [1]}\n"
     problems = problems_of(write(tmp_path, text))
-    assert any(p.endswith("fixed.hidden: hidden: 2.5; allowed: an integer >= 1") for p in problems), problems
-    assert any(p.endswith("tasks.dependency.batch_size: batch_size: 'many'; allowed: an integer >= 1")
+    assert any(p.endswith("fixed.hidden: hidden: 2.5; allowed: an integer >= 1, at most 4096")
+               for p in problems), problems
+    assert any(p.endswith("tasks.dependency.batch_size: batch_size: 'many'; allowed: an integer >= 1, at most 65536")
                for p in problems), problems
     assert any("tasks.sine: [1]; allowed: a mapping" in p for p in problems), problems
 
@@ -321,7 +322,7 @@ def test_cli_exits_2_listing_every_problem_and_writes_nothing(tmp_path):
     (["--suite", "{good}", "--axis", "seed"], "--axis: 'seed'; allowed: key=value"),
     (["--suite", "{good}", "--set", "dropout=7"], "fixed.dropout: dropout: '7'"),
     (["--suite", "{good}", "--axis", "truncation=5000"], "truncation=5000, seed=0: series_length: 20000"),
-    (["--suite", "{good}", "--workers", "-1"], "workers: -1; allowed:"),
+    (["--suite", "{good}", "--workers", "-1"], "--workers: '-1'; allowed:"),
     (["--suite", "no-such-suite"], "'no-such-suite' not found"),
 ])
 def test_cli_invalid_input_exits_2_before_touching_the_store(tmp_path, capsys, argv, fragment):

@@ -31,7 +31,7 @@ def add_commands(commands, add_tracking_flags) -> None:
     check.add_argument("--baseline", default=None, help="baseline file (default: results/baseline/<suite>.json)")
     check.add_argument("--sigmas", type=number(lambda v: v >= 0, "a finite number >= 0"), default=regress.SIGMAS,
                        help=f"worse means worse by more than this many pooled seed std (default {regress.SIGMAS:g})")
-    check.add_argument("--min-delta", action="append", default=[], metavar="TASK=VALUE",
+    check.add_argument("--min-delta", action="append", default=[], type=_min_delta, metavar="TASK=VALUE",
                        help="...and by more than this absolute amount (default: "
                             + ", ".join(f"{t}={v:g}" for t, v in regress.MIN_DELTA.items()) + ")")
     check.add_argument("--slow-ratio", type=number(lambda v: 0 < v <= 1, "a number in (0, 1]"),
@@ -44,6 +44,21 @@ def add_commands(commands, add_tracking_flags) -> None:
                             help=f"a name in bench/suites/ or a path to a YAML file (default: {default})")
         add_tracking_flags(parser)
         parser.set_defaults(handler=handler)
+
+
+def _min_delta(text: str) -> tuple[str, float]:
+    """An argparse ``type``: ``TASK=VALUE`` with a task's name and a finite number >= 0."""
+    from bench import targets
+
+    task, _, value = text.partition("=")
+    try:
+        delta = float(value)
+    except ValueError:
+        delta = math.nan
+    if task not in targets.METRIC or not 0 <= delta < math.inf:
+        raise argparse.ArgumentTypeError(f"{shown(text)}; allowed: TASK=VALUE with TASK one of "
+                                         f"{', '.join(targets.METRIC)} and VALUE a finite number >= 0")
+    return task, delta
 
 
 def checked_store(args: argparse.Namespace) -> str:
@@ -99,21 +114,13 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    from bench import regress, results, tables, targets, tracking
-    from bench.suite import load_suite, parse_overrides
+    from bench import regress, results, tables, tracking
+    from bench.suite import load_suite
 
     suite = load_suite(args.suite)
     path = Path(args.baseline) if args.baseline else regress.baseline_path(suite.name)
     baseline = regress.load_baseline(path)
-    min_delta = {}
-    for task, value in parse_overrides(args.min_delta, "--min-delta").items():
-        try:
-            min_delta[task] = float(value)
-        except ValueError:
-            min_delta[task] = math.nan
-        if task not in targets.METRIC or not 0 <= min_delta[task] < math.inf:
-            raise ConfigError([f"--min-delta: {shown(f'{task}={value}')}; allowed: TASK=VALUE with TASK one of "
-                               f"{', '.join(targets.METRIC)} and VALUE a finite number >= 0"])
+    min_delta = dict(args.min_delta)
     uri = checked_store(args)
     summary = tables.summarize(results.load(suite, uri, args.experiment).runs)
     comparison = regress.compare(baseline, path, suite, summary, args.sigmas, min_delta, args.slow_ratio,

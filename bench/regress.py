@@ -109,7 +109,8 @@ def load_baseline(path: Path) -> dict:
     except FileNotFoundError:
         raise ConfigError([f"baseline: {path}: no such file; allowed: a file written by `bench baseline`"]) from None
     except json.JSONDecodeError as e:
-        raise ConfigError([f"baseline: {path}: not valid JSON ({e})"]) from None
+        raise ConfigError([f"baseline: {path}: not valid JSON ({e}); allowed: a file written by `bench baseline`"]) \
+            from None
     except UnicodeDecodeError as e:
         raise ConfigError([f"baseline: {path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
                            "allowed: a file written by `bench baseline`"]) from None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import os
 import platform
 import re
 import sqlite3
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -68,15 +70,43 @@ def check_tracking_uri(uri: str) -> None:
             raise ConfigError([f"tracking_uri: {uri!r}: {problem}; {URI_ALLOWED}"])
     elif uri.startswith(("http://", "https://")):
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:
+            request, context = _health_request(uri)
+            with urllib.request.urlopen(request, timeout=5, context=context) as response:
                 if response.status != 200:
                     raise urllib.error.URLError(f"status {response.status}")
+        except urllib.error.HTTPError as e:
+            if e.code not in (401, 403):
+                raise ConfigError([f"tracking_uri: {uri!r} answers HTTP {e.code} at /health; allowed: a running "
+                                   "MLflow server"]) from None
+            raise ConfigError([f"tracking_uri: {uri!r} refuses the credentials (HTTP {e.code}); allowed: "
+                               "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or ~/.mlflow/credentials, "
+                               "or MLFLOW_TRACKING_TOKEN) that the server accepts"]) from None
         except (urllib.error.URLError, OSError, ValueError) as e:  # ValueError: a malformed host or port
             raise ConfigError([f"tracking_uri: {uri!r} is unreachable ({getattr(e, 'reason', e)}); allowed: a "
                                "running MLflow server (mlflow server --host 127.0.0.1 --port 5000 ...) or "
                                "sqlite:///<path>"]) from None
     else:
         raise ConfigError([f"tracking_uri: {uri!r}; {URI_ALLOWED}"])
+
+
+def _health_request(uri: str) -> tuple[urllib.request.Request, ssl.SSLContext | None]:
+    """The probe of a server's /health with what MLflow's own client would send: its credentials (environment
+    or ~/.mlflow/credentials) and its TLS settings, so that a server behind a login or a private CA passes."""
+    from mlflow.utils.credentials import get_default_host_creds
+
+    creds = get_default_host_creds(uri)
+    request = urllib.request.Request(uri.rstrip("/") + "/health")
+    if creds.username and creds.password:
+        basic = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {basic}")
+    elif creds.token:
+        request.add_header("Authorization", f"Bearer {creds.token}")
+    context = None
+    if uri.startswith("https://"):
+        context = ssl.create_default_context(cafile=creds.server_cert_path or None)
+        if creds.ignore_tls_verification:
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return request, context
 
 
 def _sqlite_problem(path: Path) -> str | None:

@@ -9,17 +9,20 @@ to show that no traceback reaches stderr there either.
 
 from __future__ import annotations
 
+import base64
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from contextlib import closing
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bench import cli, perf
+from bench import cli, perf, tracking
 from bench.config import ConfigError
 from bench.regress import load_baseline
 
@@ -281,6 +284,45 @@ def test_the_nan_baseline_is_refused_for_its_nan_alone(folder):
     assert list(load_baseline(path)["configurations"]) == ["dependency/lstm-L1-uni-T10"]
     with pytest.raises(ConfigError, match="mean: nan; allowed: a number or null"):
         load_baseline(folder / "nan.json")
+
+
+# ------------------------------------------------------------------------------- a server behind a login
+
+@pytest.fixture
+def guarded_server():
+    """A real HTTP server on 127.0.0.1 that answers /health only to user ``bench`` with password ``s3cret``, as a
+    reverse proxy with basic authentication in front of an MLflow server does."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            expected = "Basic " + base64.b64encode(b"bench:s3cret").decode()
+            ok = self.path == "/health" and self.headers.get("Authorization") == expected
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+            self.wfile.write(b"OK" if ok else b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_server_behind_a_login_wants_the_credentials_mlflow_sends(guarded_server, folder, capsys, monkeypatch):
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(folder))  # no ~/.mlflow/credentials either
+    before = snapshot(folder)
+    code = cli.main(["train", "--tracking-uri", guarded_server])
+    out, err = capsys.readouterr()
+    assert_refused(code, out, err, Case("login", "train", ("tracking_uri", "HTTP 401", "MLFLOW_TRACKING_PASSWORD")))
+    assert snapshot(folder) == before
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "bench")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret")
+    tracking.check_tracking_uri(guarded_server)  # the credentials MLflow's client would send: accepted
 
 
 # ------------------------------------------------------------------------------- real processes

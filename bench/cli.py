@@ -57,6 +57,13 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+def ray_address(text: str) -> str:
+    """An argparse ``type``: an address ``ray.init`` can take, by its form (whether it answers, Ray says)."""
+    if not re.fullmatch(r"auto|(ray://)?([A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}", text):
+        raise argparse.ArgumentTypeError(f"{shown(text)}; allowed: auto, host:port or ray://host:port")
+    return text
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = resolve(config_overrides(args))
     device = resolve_device(args.device)
@@ -76,6 +83,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.suite import load_suite, parse_overrides
 
+    if args.address and args.executor != "ray":
+        raise ConfigError([f"--address: {args.address!r} with --executor {args.executor}; allowed: --address only "
+                           "with --executor ray"])
     suite = load_suite(args.suite, parse_overrides(args.axis, "--axis"), parse_overrides(args.set, "--set"))
     if args.device != "auto":
         resolve_device(args.device)
@@ -134,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--force", action="store_true", help="rerun configurations already in the store")
     run.add_argument("--executor", choices=("local", "ray"), default="local",
                      help="local: worker processes here (default); ray: tasks on a Ray cluster (pip install .[ray])")
-    run.add_argument("--address", default=None,
-                     help="with --executor ray: the cluster's address, or auto; default: start a local Ray")
+    run.add_argument("--address", default=None, type=ray_address,
+                     help="with --executor ray: the cluster's address (host:port, ray://host:port) or auto; "
+                          "default: start a local Ray")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--no-compile", action="store_true", help="skip compiling the results (bench compile) at the end")
     add_tracking_flags(run)

@@ -165,6 +165,8 @@ CASES = [
     C("per-device 0", "run --suite {good.yaml} --per-device 0", ("--per-device", "'0'")),
     C("executor", "run --suite {good.yaml} --executor spark", ("--executor", "'spark'")),
     C("run device", "run --suite {good.yaml} --device gpu", ("device", "'gpu'")),
+    C("ray address", "run --suite {good.yaml} --executor ray --address head", ("--address", "'head'")),
+    C("address without ray", "run --suite {good.yaml} --address auto", ("--address", "--executor ray")),
     C("run experiment", "run --suite {good.yaml} --experiment ../../y", ("experiment", "'../../y'")),
     C("run store is a folder", "run --suite {good.yaml} --tracking-uri sqlite:///{tmp}", ("tracking_uri",)),
     # --- compile ---------------------------------------------------------------------------------------

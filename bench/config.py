@@ -40,7 +40,7 @@ def _positive(v) -> bool:
     return v >= 1
 
 
-def _from(low: int, high: int, or_also: int | None = None) -> tuple[Callable[[int], bool], str]:
+def _int_range(low: int, high: int, or_also: int | None = None) -> tuple[Callable[[int], bool], str]:
     """The check and the allowed text of an integer field bounded on both sides (and maybe one special value)."""
     text = f"an integer >= {low}, at most {high}" + (f", or {or_also}" if or_also is not None else "")
     return (lambda v: low <= v <= high or v == or_also), text
@@ -60,27 +60,27 @@ MAX_SEED = 2**32 - 1  # numpy's legacy seeding and Lightning's seed_everything a
 FIELDS = [
     Field("task", str, "which task", lambda v: v in TASKS, "one of " + ", ".join(TASKS)),
     Field("cell", str, "recurrent cell", lambda v: v in CELLS, "one of " + ", ".join(CELLS)),
-    Field("hidden", int, "hidden units per layer and direction", *_from(1, MAX_HIDDEN)),
-    Field("layers", int, "stacked recurrent layers", *_from(1, MAX_LAYERS)),
+    Field("hidden", int, "hidden units per layer and direction", *_int_range(1, MAX_HIDDEN)),
+    Field("layers", int, "stacked recurrent layers", *_int_range(1, MAX_LAYERS)),
     Field("bidirectional", bool, "read each window both ways", allowed="true or false"),
     Field("dropout", float, "dropout between stacked layers (never on the recurrent state)",
           lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
     Field("truncation", int, "dependency: TBPTT window length; sine: input window length",
-          *_from(1, MAX_TRUNCATION)),
-    Field("seed", int, "seeds every random source of the run", *_from(0, MAX_SEED)),
+          *_int_range(1, MAX_TRUNCATION)),
+    Field("seed", int, "seeds every random source of the run", *_int_range(0, MAX_SEED)),
     Field("optimizer", str, "optimizer", lambda v: v in OPTIMIZER_NAMES, "one of " + ", ".join(OPTIMIZER_NAMES)),
     Field("lr", float, "learning rate", lambda v: v > 0, "a finite number > 0"),
     Field("lr_schedule", str, "learning-rate schedule (cosine: down to 0 at max_steps)",
           lambda v: v in LR_SCHEDULES, "one of " + ", ".join(LR_SCHEDULES)),
     Field("grad_clip", float, "gradient-norm clipping threshold, 0 = off", lambda v: v >= 0,
           "a finite number >= 0"),
-    Field("batch_size", int, "dependency: parallel streams; sine: minibatch size", *_from(1, MAX_BATCH_SIZE)),
-    Field("epochs", int, "training epochs (-1: until max_steps)", *_from(1, MAX_EPOCHS, or_also=-1)),
-    Field("max_steps", int, "optimizer steps at most (-1: until epochs)", *_from(1, MAX_STEPS, or_also=-1)),
-    Field("val_every", int, "validate every this many optimizer steps (0: once per epoch)", *_from(0, MAX_STEPS)),
-    Field("log_every", int, "log the training loss every this many optimizer steps", *_from(1, MAX_STEPS)),
+    Field("batch_size", int, "dependency: parallel streams; sine: minibatch size", *_int_range(1, MAX_BATCH_SIZE)),
+    Field("epochs", int, "training epochs (-1: until max_steps)", *_int_range(1, MAX_EPOCHS, or_also=-1)),
+    Field("max_steps", int, "optimizer steps at most (-1: until epochs)", *_int_range(1, MAX_STEPS, or_also=-1)),
+    Field("val_every", int, "validate every this many optimizer steps (0: once per epoch)", *_int_range(0, MAX_STEPS)),
+    Field("log_every", int, "log the training loss every this many optimizer steps", *_int_range(1, MAX_STEPS)),
     Field("steps_per_batch", int, "optimizer steps bundled in one Lightning batch (amortizes Trainer cost)",
-          *_from(1, MAX_STEPS_PER_BATCH)),
+          *_int_range(1, MAX_STEPS_PER_BATCH)),
     # dependency task
     Field("series_length", int, "training series length in steps", _positive, "an integer >= 1",
           tasks=("dependency",)),

@@ -288,6 +288,26 @@ def test_the_nan_baseline_is_refused_for_its_nan_alone(folder):
         load_baseline(folder / "nan.json")
 
 
+# ------------------------------------------------------------------------------- the bounds themselves are fine
+
+def test_the_largest_allowed_values_are_accepted():
+    from bench import config
+
+    cfg = config.resolve({"task": "sine", "hidden": config.MAX_HIDDEN, "layers": config.MAX_LAYERS,
+                          "seed": config.MAX_SEED, "max_steps": config.MAX_STEPS, "val_every": config.MAX_STEPS,
+                          "log_every": config.MAX_STEPS, "steps_per_batch": config.MAX_STEPS_PER_BATCH, "lr": 1e6})
+    assert (cfg["hidden"], cfg["layers"], cfg["seed"]) == (4096, 64, 2**32 - 1)
+
+
+@pytest.mark.slow
+def test_the_largest_seed_trains(tiny_cfg, tracking_uri):
+    """2**32 - 1 is the last seed numpy and Lightning's seed_everything take: a run with it finishes."""
+    from bench.train import train_run
+
+    outcome = train_run(tiny_cfg("sine", seed=2**32 - 1, max_steps=10), tracking_uri, progress_bar=False)
+    assert outcome.status == "finished", outcome.reason
+
+
 # ------------------------------------------------------------------------------- a server behind a login
 
 @pytest.fixture

@@ -6,7 +6,6 @@ reports medians and the min–max spread of the ratio. Writes ``results/perf.md`
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -19,7 +18,8 @@ import torch
 from torch.nn import functional as F
 
 from bench import tracking
-from bench.config import resolve
+from bench.cli_args import ArgumentParser, output_file, report
+from bench.config import ConfigError, resolve
 from bench.tasks.sine import SOURCE_RMSE as SEED_SINE_RMSE
 from bench.train import RunLogger, build, fit_and_test, make_trainer
 from datamodules.dependency import generate_dependency_series
@@ -325,12 +325,19 @@ def log_report(path: Path, figures: list[Figure], uri: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__)
+    parser = ArgumentParser(prog="python -m bench.perf", description=__doc__)
     parser.add_argument("--scale", choices=("full", "tiny"), default="full", help="tiny: a seconds-long check")
-    parser.add_argument("--out", type=Path, default=None, help="where to write the table (default results/perf.md)")
-    parser.add_argument("--tracking-uri", default=None)
-    args = parser.parse_args(argv)
-    path = run(args.scale, args.out, args.tracking_uri)
+    parser.add_argument("--out", type=output_file, default=None,
+                        help="where to write the table (default results/perf.md)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow store for the report (default: $MLFLOW_TRACKING_URI, else sqlite under results/)")
+    try:  # every argument checked before minutes of measuring, not when the report is written
+        args = parser.parse_args(argv)
+        uri = args.tracking_uri or tracking.default_tracking_uri()
+        tracking.check_tracking_uri(uri)
+    except ConfigError as e:
+        return report(e)
+    path = run(args.scale, args.out, uri)
     print(path.read_text())
     return 0
 

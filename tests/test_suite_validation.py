@@ -199,11 +199,11 @@ def test_empty_axes_is_an_error(tmp_path):
 
 
 @pytest.mark.parametrize("key, value, allowed", [
-    ("layers", "one", "an integer >= 1"),
-    ("layers", 1.5, "an integer >= 1"),
-    ("layers", 0, "an integer >= 1"),
+    ("layers", "one", "an integer >= 1, at most 64"),
+    ("layers", 1.5, "an integer >= 1, at most 64"),
+    ("layers", 0, "an integer >= 1, at most 64"),
     ("bidirectional", "maybe", "true or false"),
-    ("seed", -1, "an integer >= 0"),
+    ("seed", -1, "an integer >= 0, at most 4294967295"),
     ("dropout", 1.0, "a number in [0, 1)"),
     ("cell", "transformer", cell_registry.ALLOWED),
     ("task", "speech", "one of dependency, sine, or a dotted path package.module:TaskClass"),
@@ -217,8 +217,9 @@ def test_wrong_value_names_file_key_value_and_what_is_allowed(tmp_path, key, val
 def test_wrong_values_in_fixed_and_tasks(tmp_path):
     text = "axes: {seed: [0]}\nfixed: {hidden: 2.5}\ntasks: {dependency: {batch_size: many}, sine: [1]}\n"
     problems = problems_of(write(tmp_path, text))
-    assert any(p.endswith("fixed.hidden: hidden: 2.5; allowed: an integer >= 1") for p in problems), problems
-    assert any(p.endswith("tasks.dependency.batch_size: batch_size: 'many'; allowed: an integer >= 1")
+    assert any(p.endswith("fixed.hidden: hidden: 2.5; allowed: an integer >= 1, at most 4096")
+               for p in problems), problems
+    assert any(p.endswith("tasks.dependency.batch_size: batch_size: 'many'; allowed: an integer >= 1, at most 65536")
                for p in problems), problems
     assert any("tasks.sine: [1]; allowed: a mapping" in p for p in problems), problems
 
@@ -231,7 +232,7 @@ def test_sections_must_be_mappings(tmp_path, section):
 
 def test_unknown_top_level_key(tmp_path):
     problem = only_problem(write(tmp_path, "axis: {seed: [0]}\n" + FIXED))
-    assert problem.endswith("axis: unknown key; allowed: description, axes, fixed, tasks, exclude")
+    assert problem.endswith("axis: unknown key; allowed: description, axes, fixed, tasks, points, exclude, published")
 
 
 def test_unknown_task_in_tasks(tmp_path):
@@ -253,7 +254,7 @@ def test_bad_yaml_syntax_says_where(tmp_path, text, where):
 @pytest.mark.parametrize("text, what", [("- a\n- b\n", "list"), ("", "NoneType"), ("just text\n", "str")])
 def test_a_suite_must_be_a_mapping(tmp_path, text, what):
     problem = only_problem(write(tmp_path, text))
-    assert f": {what}; allowed: a mapping with keys description, axes, fixed, tasks, exclude" in problem
+    assert f": {what}; allowed: a mapping with keys description, axes, fixed, tasks, points, exclude, published" in problem
 
 
 def test_missing_suite_lists_the_bundled_ones(tmp_path):
@@ -323,7 +324,7 @@ def test_cli_exits_2_listing_every_problem_and_writes_nothing(tmp_path):
     (["--suite", "{good}", "--axis", "seed"], "--axis: 'seed'; allowed: key=value"),
     (["--suite", "{good}", "--set", "dropout=7"], "fixed.dropout: dropout: '7'"),
     (["--suite", "{good}", "--axis", "truncation=5000"], "truncation=5000, seed=0: series_length: 20000"),
-    (["--suite", "{good}", "--workers", "-1"], "workers: -1; allowed:"),
+    (["--suite", "{good}", "--workers", "-1"], "--workers: '-1'; allowed:"),
     (["--suite", "no-such-suite"], "'no-such-suite' not found"),
 ])
 def test_cli_invalid_input_exits_2_before_touching_the_store(tmp_path, capsys, argv, fragment):

@@ -64,6 +64,10 @@ class DependencyTask(Task):
         if cfg["tbptt_stride"] > cfg["truncation"]:
             problems.append(f"tbptt_stride: {cfg['tbptt_stride']}; allowed: an integer in [1, truncation "
                             f"({cfg['truncation']})]")
+        if cfg["eval_length"] // cfg["batch_size"] <= max(cfg["lags"]):
+            problems.append(f"eval_length: {cfg['eval_length']}; allowed: more than batch_size x the longest lag "
+                            f"({cfg['batch_size'] * max(cfg['lags'])}): evaluation skips each stream's first "
+                            f"{max(cfg['lags'])} steps")
         for name in ("series_length", "eval_length"):
             if cfg[name] < cfg["batch_size"] * cfg["truncation"]:
                 problems.append(f"{name}: {cfg[name]}; allowed: at least batch_size x truncation "
@@ -80,7 +84,7 @@ class DependencyTask(Task):
                                     segment_steps=cfg["steps_per_batch"] * cfg["truncation"],
                                     stride=cfg["tbptt_stride"])
         model = DependencyModule(truncation=cfg["truncation"], stride=cfg["tbptt_stride"], floor=data.floors["all"],
-                                 **model_args(cfg))
+                                 eval_skip=max(cfg["lags"]), **model_args(cfg))
         return data, model
 
     def samples_per_step(self, cfg: dict) -> int:

@@ -97,13 +97,14 @@ class DependencyModule(RecurrentTaskModule):
     def on_train_epoch_start(self) -> None:
         self.train_state = None
 
-    def training_step(self, batch, batch_idx: int) -> None:
-        losses = []
-        for x, y in self.within_budget(self.windows(batch, self.stride)):
-            loss, self.train_state = self.train_window(x, y, self.train_state)
-            self.optimize(loss)
-            losses.append(loss.detach())
-        self.log_train_losses(losses)
+    def step_inputs(self, batch):
+        """One optimizer step's input per training window (base class contract)."""
+        return self.windows(batch, self.stride)
+
+    def step_loss(self, window) -> torch.Tensor:
+        """The window's loss; the state the next window starts from is kept (base class contract)."""
+        loss, self.train_state = self.train_window(*window, self.train_state)
+        return loss
 
     def _evaluate(self, batch, split: str) -> None:
         metrics = self.metrics[split]

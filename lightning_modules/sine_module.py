@@ -39,13 +39,12 @@ class SineModule(RecurrentTaskModule):
         prediction = self.head(output[:, -1]).squeeze(-1)
         return F.mse_loss(prediction, y), prediction
 
-    def training_step(self, batch, batch_idx: int) -> None:
-        losses = []
-        for x, y in self.within_budget(zip(*batch)):
-            loss, _ = self.model_step(x, y)
-            self.optimize(loss)
-            losses.append(loss.detach())
-        self.log_train_losses(losses)
+    def step_inputs(self, batch):
+        """The minibatches a Lightning batch stacks, one optimizer step each (base class contract)."""
+        return zip(*batch)
+
+    def step_loss(self, minibatch) -> torch.Tensor:
+        return self.model_step(*minibatch)[0]
 
     def _evaluate(self, batch, split: str) -> torch.Tensor:
         x, y = batch

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 import re
 
 from bench import tasks, tracking
@@ -15,14 +17,39 @@ MAX_WORKERS = 1024
 MAX_PER_DEVICE = 64
 
 
+def setting_text(value) -> str:
+    """A default as a command line writes it.
+
+    >>> setting_text((3, 8)), setting_text(False), setting_text(0.1)
+    ('3,8', 'false', '0.1')
+    """
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per config field; values stay strings so that :func:`resolve` reports every problem alike."""
-    group = parser.add_argument_group("run configuration (defaults depend on --task)")
+    """One flag per setting, common ones first, then one group per built-in task; values stay strings so that
+    :func:`resolve` reports every problem alike. Help shows the real default (per task where they differ)."""
+    groups = {None: parser.add_argument_group("run settings (every task)")}
+    owner = {}
+    for name, task in tasks.BUILTIN.items():
+        groups[name] = parser.add_argument_group(f"{task.title or name} settings (--task {name})")
+        owner.update({f.name: name for f in task.fields if f.name not in owner})
     for f in fields_for().values():
         flag = "--" + f.name.replace("_", "-")
-        defaults = {name: task.defaults[f.name] for name, task in tasks.BUILTIN.items() if f.name in task.defaults}
-        default = COMMON_DEFAULTS.get(f.name, defaults or None)
-        help_text = f"{f.help}; {f.allowed} (default: {default})"
+        if f.name == "task":
+            default = tasks.DEFAULT
+        elif f.name in COMMON_DEFAULTS:
+            default = setting_text(COMMON_DEFAULTS[f.name])
+        else:
+            per_task = {n: t.defaults[f.name] for n, t in tasks.BUILTIN.items() if f.name in t.defaults}
+            values = set(map(setting_text, per_task.values()))
+            default = (values.pop() if len(values) == 1 else
+                       ", ".join(f"{setting_text(v)} ({n})" for n, v in per_task.items())) if per_task else (
+                f"= {f.follows}" if f.follows else "none")
+        help_text = f"{f.help}; {f.allowed} (default: {default})".replace("%", "%%")
+        group = groups[owner.get(f.name)]
         if f.kind is bool:
             group.add_argument(flag, nargs="?", const="true", default=None, metavar="BOOL", help=help_text)
         else:
@@ -30,7 +57,24 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def config_overrides(args: argparse.Namespace) -> dict:
-    return {name: getattr(args, name) for name in fields_for() if getattr(args, name) is not None}
+    """The settings of a ``--config`` file (a run's ``config.yaml``), then every flag given on top of them."""
+    found = load_config_file(args.config) if getattr(args, "config", None) else {}
+    return {**found, **{name: getattr(args, name) for name in fields_for() if getattr(args, name) is not None}}
+
+
+def load_config_file(path: str) -> dict:
+    """The ``config:`` mapping of a run's ``config.yaml`` (or a plain mapping of settings); one-line errors."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(open(path, encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
+        raise ConfigError([f"--config: {path!r} cannot be read ({type(e).__name__}); allowed: a run's config.yaml"]) \
+            from None
+    settings = doc.get("config", doc) if isinstance(doc, dict) else None
+    if not isinstance(settings, dict):
+        raise ConfigError([f"--config: {path!r}: not a mapping of settings; allowed: a run's config.yaml"])
+    return settings
 
 
 def add_tracking_flags(parser: argparse.ArgumentParser) -> None:
@@ -113,12 +157,18 @@ def print_summary(suite, result) -> None:
             print(f"  {status:8s} {run_name(suite.configs[index])}: {reason}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m bench", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
+    # Library loggers (MLflow's "Creating initial MLflow database tables...", Lightning's banners) would break
+    # the progress bar's line; their warnings still show.
+    for name in ("mlflow", "alembic", "pytorch_lightning", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    parser = ArgumentParser(prog=prog, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train, test and track one configuration",
                                 description="Train, test and track one configuration in MLflow.")
+    train.add_argument("--config", default=None, metavar="FILE",
+                       help="a run's config.yaml (MLflow artifact): rerun it as is; flags given as well override it")
     add_config_flags(train)
     add_tracking_flags(train)
     train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
@@ -159,3 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except ConfigError as e:
         return report(e)
+
+
+def console_script() -> None:
+    """The ``rnn-bench`` command (pyproject's console script): the same as ``python -m bench``."""
+    sys.exit(main(prog="rnn-bench"))

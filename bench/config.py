@@ -146,12 +146,14 @@ def _budget_in_samples(cfg: dict[str, Any], overrides: dict[str, Any], task) -> 
     """
     if cfg["max_samples"] == -1:
         return []
-    clash = [k for k in ("max_steps", "epochs") if k in overrides and convert(FIELDS_BY_NAME[k], overrides[k]) != -1]
+    steps = -(-cfg["max_samples"] // task.samples_per_step(cfg))
+    # A rerun's config.yaml holds the steps this budget resolved to: that agrees, anything else clashes.
+    clash = [k for k, agree in (("max_steps", steps), ("epochs", -1))
+             if k in overrides and convert(FIELDS_BY_NAME[k], overrides[k]) not in (-1, agree)]
     if clash:
         return [f"max_samples/{clash[0]}: both set; allowed: one training budget (max_samples, or max_steps "
                 "and/or epochs)"]
-    cfg["max_steps"] = -(-cfg["max_samples"] // task.samples_per_step(cfg))
-    cfg["epochs"] = -1
+    cfg["max_steps"], cfg["epochs"] = steps, -1
     return []
 
 

@@ -105,6 +105,12 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
                                                    (fixed_overrides or {}).get("task"), fixed.get("task")]
                                        if isinstance(v, str))}
     known = [n for n in named if task_registry.problem(n) is None]
+    flagged = [f"--axis {key}={','.join(map(str, values))}: {p}" for key, values in (axis_overrides or {}).items()
+               for v in values if (p := _check(key, v, known))]
+    flagged += [f"--set {key}={value}: {p}" for key, value in (fixed_overrides or {}).items()
+                if (p := _check(key, value, known))]
+    if flagged:  # a mistake on the command line is the command line's, not the suite file's
+        raise ConfigError(list(dict.fromkeys(flagged)))
     set_overrides = dict(fixed_overrides or {})
     for key in set_overrides:  # --set fixes a setting for every run: it replaces the file's axis of it
         axes.pop(key, None)
@@ -164,7 +170,7 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
         raise ConfigError(problems)
     if not configs:
         raise ConfigError([f"{where}: exclude: removes every combination; allowed: rules that leave some runs"])
-    unique = list({config_hash(c): c for c in configs}.values())
+    unique = interleave_tasks(list({config_hash(c): c for c in configs}.values()))
     return Suite(path.stem, path, str(doc.get("description", "")), unique, published)
 
 
@@ -234,6 +240,23 @@ def _mapping(doc: dict, key: str, where: str, problems: list[str]) -> dict:
         problems.append(f"{where}: {key}: {value!r}; allowed: a mapping")
         return {}
     return dict(value)
+
+
+def interleave_tasks(configs: list[dict]) -> list[dict]:
+    """The configs with their tasks taken in turn (each task's own order kept), so that a suite's runs, and its
+    progress bar's ETA, do not do all of one task's runs first.
+
+    >>> [c["task"] for c in interleave_tasks([{"task": "a"}, {"task": "a"}, {"task": "a"}, {"task": "b"}])]
+    ['a', 'b', 'a', 'a']
+    """
+    by_task: dict[str, list[dict]] = {}
+    for cfg in configs:
+        by_task.setdefault(cfg["task"], []).append(cfg)
+    queues = [iter(q) for q in by_task.values()]
+    out = []
+    while len(out) < len(configs):
+        out += [cfg for q in queues if (cfg := next(q, None)) is not None]
+    return out
 
 
 def _relative(key: str, value: Any) -> re.Match | None:

@@ -8,7 +8,7 @@ import sys
 import re
 
 from bench import tasks, tracking
-from bench.cli_args import ArgumentParser, integer, report
+from bench.cli_args import ArgumentParser, integer, output_dir, report
 from bench.cli_results import add_commands as add_results_commands, checked_store, compile_and_report
 from bench.config import COMMON_DEFAULTS, ConfigError, fields_for, resolve, shown
 
@@ -142,7 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        executor=args.executor, address=args.address)
     print_summary(suite, result)
     if not args.no_compile:
-        compile_and_report(suite, uri, args.experiment)
+        compile_and_report(suite, uri, args.experiment, args.out)
     return 1 if result.count("failed") else 0
 
 
@@ -198,6 +198,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
                      help="with --executor ray: the cluster's address (host:port, ray://host:port) or auto; "
                           "default: start a local Ray")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--out", type=output_dir, default=None, metavar="DIR",
+                     help="where the compiled results go (default: results/<suite>/ for the embedded store, "
+                          "<store folder>/results/<suite>/ for another SQLite store, ./rnn-bench-results/<suite>/ "
+                          "for a tracking server)")
     run.add_argument("--no-compile", action="store_true", help="skip compiling the results (bench compile) at the end")
     add_tracking_flags(run)
     run.set_defaults(handler=cmd_run)

@@ -68,6 +68,26 @@ def number(check: Callable[[float], bool], allowed: str) -> Callable[[str], floa
     return parse
 
 
+def output_dir(text: str) -> Path:
+    """An argparse ``type``: a folder that exists or can be created, writable.
+
+    >>> output_dir("/tmp/new/folder")
+    PosixPath('/tmp/new/folder')
+    """
+    path = Path(text)
+    try:
+        if path.exists() and not path.is_dir():
+            problem = "is a file"
+        else:
+            folder = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+            problem = None if folder.is_dir() and os.access(folder, os.W_OK) else f"{str(folder)!r} is not writable"
+    except (OSError, ValueError) as e:
+        problem = str(e)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{shown(text)}: {problem}; allowed: a folder that can be written")
+    return path
+
+
 def output_file(text: str) -> Path:
     """An argparse ``type``: a file path that can be written (its folder exists or can be created)."""
     path = Path(text)

@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from bench.cli_args import number, output_file
+from bench.cli_args import number, output_dir, output_file
 from bench.config import ConfigError, shown
 
 
@@ -44,6 +44,11 @@ def add_commands(commands, add_tracking_flags) -> None:
         parser.add_argument("--suite", default=default,
                             help=f"a name in bench/suites/ or a path to a YAML file (default: {default})")
         add_tracking_flags(parser)
+        if parser is not baseline:
+            parser.add_argument("--out", type=output_dir, default=None, metavar="DIR",
+                                help="where the compiled results go (default: results/<suite>/ for the embedded "
+                                     "store, <store folder>/results/<suite>/ for another SQLite store, "
+                                     "./rnn-bench-results/<suite>/ for a tracking server)")
         parser.set_defaults(handler=handler)
 
 
@@ -72,11 +77,11 @@ def checked_store(args: argparse.Namespace) -> str:
     return uri
 
 
-def compile_and_report(suite, uri: str, experiment: str) -> None:
+def compile_and_report(suite, uri: str, experiment: str, out: str | None = None) -> None:
     """Compile ``suite`` and say where the results went (also called at the end of ``bench run``)."""
     from bench.compile import compile_suite
 
-    compiled = compile_suite(suite, uri, experiment)
+    compiled = compile_suite(suite, uri, experiment, out)
     logged = f"; logged on run {compiled.parent_run_id}" if compiled.parent_run_id else ""
     print(f"compiled {len(compiled.summary)} configurations -> {compiled.out_dir}/README.md, results.html, "
           f"{sum(p.suffix == '.csv' for p in compiled.files)} CSVs, {sum(p.suffix == '.png' for p in compiled.files)} "
@@ -88,7 +93,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     uri = checked_store(args)
-    compile_and_report(suite, uri, args.experiment)
+    compile_and_report(suite, uri, args.experiment, args.out)
     return 0
 
 
@@ -127,7 +132,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
     comparison = regress.compare(baseline, path, suite, summary, args.alpha, min_delta, args.slow_ratio,
                                  args.fail_on_slow)
     report = regress.regress_markdown(comparison)
-    out = tracking.results_dir() / suite.name / "regress.md"
+    out = tracking.output_dir(uri, suite.name, args.out) / "regress.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report)
     print(report)

@@ -34,8 +34,8 @@ class Compiled:
 
 def compile_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EXPERIMENT,
                   out_dir: Path | None = None) -> Compiled:
-    """Compile ``suite``'s results from the store into ``out_dir`` (default ``results/<suite>/``)."""
-    out_dir = Path(out_dir or tracking.results_dir() / suite.name)
+    """Compile ``suite``'s results from the store into ``out_dir`` (default: :func:`bench.tracking.output_dir`)."""
+    out_dir = tracking.output_dir(tracking_uri, suite.name, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     found = results.load(suite, tracking_uri, experiment)
     summary = tables.summarize(found.runs)

@@ -30,6 +30,26 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{results_dir() / 'mlflow.db'}"
 
 
+def output_dir(uri: str, suite_name: str, out: str | Path | None = None) -> Path:
+    """Where a suite's compiled results go: ``out`` if given; ``results/<suite>/`` for the embedded store only
+    (the committed results); beside any other SQLite store (``<its folder>/results/<suite>/``); for a tracking
+    server, ``./rnn-bench-results/<suite>/``. So a run into a throw-away store never touches the committed results.
+
+    >>> output_dir("sqlite:////tmp/x/mlflow.db", "smoke")
+    PosixPath('/tmp/x/results/smoke')
+    >>> output_dir("http://127.0.0.1:5000", "smoke", out="/tmp/out")
+    PosixPath('/tmp/out')
+    """
+    if out is not None:
+        return Path(out)
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///")).resolve()
+        if db == (results_dir() / "mlflow.db").resolve():
+            return results_dir() / suite_name
+        return db.parent / "results" / suite_name
+    return Path.cwd() / "rnn-bench-results" / suite_name
+
+
 # A name that becomes a folder (results/<suite>/, mlartifacts/<experiment>/) is one plain path component:
 # no separator, no "." or "..", nothing a shell or a file system treats specially, short enough for any of them.
 NAME_ALLOWED = ("1 to 100 characters of A-Z a-z 0-9 . _ -, starting with a letter or a digit "

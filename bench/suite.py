@@ -55,6 +55,7 @@ class Suite:
     description: str
     configs: list[dict[str, Any]]  # resolved, in matrix order
     published: list[dict[str, Any]] = field(default_factory=list)  # figures of a source to reproduce (see below)
+    overrides: list[str] = field(default_factory=list)  # the command line's --axis/--set, as given
 
     def hashes(self) -> list[str]:
         return [config_hash(c) for c in self.configs]
@@ -171,7 +172,9 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     if not configs:
         raise ConfigError([f"{where}: exclude: removes every combination; allowed: rules that leave some runs"])
     unique = interleave_tasks(list({config_hash(c): c for c in configs}.values()))
-    return Suite(path.stem, path, str(doc.get("description", "")), unique, published)
+    overrides = [f"--axis {k}={','.join(map(str, v))}" for k, v in (axis_overrides or {}).items()]
+    overrides += [f"--set {k}={v}" for k, v in (fixed_overrides or {}).items()]
+    return Suite(path.stem, path, str(doc.get("description", "")), unique, published, overrides)
 
 
 PUBLISHED_KEYS = ("source", "where", "claim", "mark", "value")

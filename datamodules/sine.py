@@ -72,8 +72,9 @@ def nearest_neighbour_rmse(train: tuple[torch.Tensor, torch.Tensor], test: tuple
     (Euclidean distance over the window; the first of equals).
 
     It models nothing, so where it scores well the test measures interpolation, not modelling. Distances are
-    taken in float64 (windows of a slow sine differ by ~1e-4, below float32's resolution of a squared
-    distance) and ``chunk`` test windows at a time, so 10,000 × 10,000 windows need ~40 MB, not 800.
+    taken in float64 (neighbouring windows of a slow sine differ by ~1e-4 a sample, so float32's rounding of
+    the distance matrix product could rank them wrongly) and ``chunk`` test windows at a time, so 10,000 ×
+    10,000 windows need ~40 MB at once, not 800.
 
     >>> train = make_windows(np.array([0.0, 1.0, 2.0, 10.0, 11.0, 30.0]), 2)
     >>> nearest_neighbour_rmse(train, (torch.tensor([[[10.2], [11.1]]]), torch.tensor([29.0])))

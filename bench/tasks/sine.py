@@ -38,6 +38,7 @@ FLOOR_LABEL = "floor: Kalman filter, best linear predictor"
 
 
 def frequency_list(v: tuple) -> bool:
+    """A non-empty list of distinct frequencies > 0 (a repeat would weigh one frequency twice)."""
     return len(v) >= 1 and all(f > 0 for f in v) and len(set(v)) == len(v)
 
 
@@ -160,7 +161,9 @@ class SineExtrapolationTask(SineTask):
     name = "sine_extrapolation"
     title = "Sine prediction on unseen frequencies (extrapolation)"
     fields = (
-        *(f for f in SineTask.fields if f.name != "frequency"),
+        Field("train_examples", int, "training windows, shared out over the training frequencies", positive,
+              "an integer >= 1"),
+        *(f for f in SineTask.fields if f.name not in ("train_examples", "frequency")),
         Field("frequencies", tuple, "sine_extrapolation: training frequencies (radians per unit time)",
               frequency_list, "a comma-separated list of distinct numbers > 0"),
         Field("test_frequencies", tuple, "sine_extrapolation: held-out frequencies of validation and test, none "

@@ -207,7 +207,7 @@ def test_empty_axes_is_an_error(tmp_path):
     ("seed", -1, "an integer >= 0, at most 4294967295"),
     ("dropout", 1.0, "a number in [0, 1)"),
     ("cell", "transformer", cell_registry.ALLOWED),
-    ("task", "speech", "one of dependency, sine, or a dotted path package.module:TaskClass"),
+    ("task", "speech", "one of dependency, sine, sine_extrapolation, or a dotted path package.module:TaskClass"),
 ])
 def test_wrong_value_names_file_key_value_and_what_is_allowed(tmp_path, key, value, allowed):
     path = write(tmp_path, f"axes: {{seed: [0], {key}: [{value}]}}\n" + FIXED.replace("task: dependency, ", ""))
@@ -238,7 +238,7 @@ def test_unknown_top_level_key(tmp_path):
 
 def test_unknown_task_in_tasks(tmp_path):
     problem = only_problem(write(tmp_path, "axes: {seed: [0]}\ntasks: {speech: {hidden: 3}}\n" + FIXED))
-    assert problem.endswith("tasks.speech: task: 'speech'; allowed: one of dependency, sine, or a dotted path "
+    assert problem.endswith("tasks.speech: task: 'speech'; allowed: one of dependency, sine, sine_extrapolation, or a dotted path "
                             "package.module:TaskClass")
 
 

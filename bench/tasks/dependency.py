@@ -155,8 +155,8 @@ class DependencyTask(Task):
         from bench.report import Heading
         from bench.tasks import truncation_styles
 
-        if runs["tbptt_stride"].nunique() < 2 if "tbptt_stride" in runs else True:
-            return []
+        if "tbptt_stride" not in runs or not (runs["tbptt_stride"] != runs["truncation"]).any():
+            return []  # every run TF-style: nothing to compare
         return [Heading("Truncation styles", 3), *truncation_styles.report(truncation_styles.summarize(runs), out_dir)]
 
     def figures(self, summary, runs, histories, configs, out_dir: Path) -> dict[str, str]:

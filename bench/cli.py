@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import re
 
@@ -160,6 +161,7 @@ def print_summary(suite, result) -> None:
 def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
     # Library loggers (MLflow's "Creating initial MLflow database tables...", Lightning's banners) would break
     # the progress bar's line; their warnings still show.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow sets its loggers' level on import
     for name in ("mlflow", "alembic", "pytorch_lightning", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.WARNING)
     parser = ArgumentParser(prog=prog, description=__doc__)

@@ -19,8 +19,17 @@ from typing import Callable
 from bench.config import ConfigError, shown
 
 
+NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+NEGATIVE_NUMBERS = re.compile(rf"^-(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?:,{NUMBER})*$")
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, raising :class:`ConfigError` (one line naming the flag) instead of printing usage and exiting."""
+    """argparse, raising :class:`ConfigError` (one line naming the flag) instead of printing usage and exiting,
+    and taking a list of numbers that starts with a minus (``--weights -0.5,0.4``) as a value, not a flag."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBERS
 
     def error(self, message: str):
         message = re.sub(r"^argument ([^:]+): ", r"\1: ", message)

@@ -369,3 +369,15 @@ def test_no_traceback_reaches_stderr_of_a_real_process(tmp_path, name):
                           timeout=180)
     assert_refused(proc.returncode, proc.stdout, proc.stderr, case)
     assert snapshot(folder) == before and not (folder / "results").exists()
+
+
+def test_a_list_of_numbers_starting_with_a_minus_is_a_value_not_a_flag():
+    from bench.cli import main
+    from bench.cli_args import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_argument("--weights")
+    assert parser.parse_args(["--weights", "-0.5,0.4"]).weights == "-0.5,0.4"
+    with pytest.raises(ConfigError, match="--weights: expected one argument"):
+        parser.parse_args(["--weights", "--lr"])
+    assert main(["train", "--weights", "-0.5,0.4", "--lags", "3,8", "--base", "1.5"]) == 2  # read, then refused

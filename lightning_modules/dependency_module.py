@@ -94,6 +94,13 @@ class DependencyModule(RecurrentTaskModule):
         logits = self.head(output).squeeze(-1)
         return binary_cross_entropy_nats(logits, y[:, -s:]), self.backbone.carry(after_stride)
 
+    def eval_windows(self, batch):
+        """What evaluation runs the model over: a unidirectional model's outputs do not depend on where the
+        windows are cut (its state is carried, and nothing is detached for a gradient), so a whole segment
+        goes through in one call; a bidirectional model's backward direction reads each window, so it is
+        evaluated window by window, exactly as it trains."""
+        return [batch] if self.backbone.num_directions == 1 else self.windows(batch)
+
     def on_train_epoch_start(self) -> None:
         self.train_state = None
 
@@ -108,7 +115,7 @@ class DependencyModule(RecurrentTaskModule):
 
     def _evaluate(self, batch, split: str) -> None:
         metrics = self.metrics[split]
-        for x, y in self.windows(batch):
+        for x, y in self.eval_windows(batch):
             _, logits, final = self.model_step(x, y, self.eval_state)
             self.eval_state = self.backbone.carry(final)
             keep = counted(self.eval_position, x.shape[1], self.eval_skip)

@@ -205,3 +205,24 @@ def test_test_pass_starts_from_zero_state_every_time(tiny_cfg):
                     loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, keep], y[:, keep])
                     ce, n = ce + float(loss) * y[:, keep].numel(), n + y[:, keep].numel()
     assert first["test/ce"] == pytest.approx(ce / n, abs=1e-6)
+
+
+@pytest.mark.parametrize("cell, bidirectional", [("lstm", False), ("gru", False), ("lstm", True)])
+def test_evaluation_in_one_pass_gives_the_per_window_metrics(tiny_cfg, cell, bidirectional):
+    """A unidirectional model is evaluated a segment per forward call; the metrics are those of window by window."""
+    cfg = tiny_cfg("dependency", cell=cell, bidirectional=bidirectional, max_steps=20)
+    data, model = build(cfg)
+    data.setup("test")
+
+    def evaluate(windows) -> float:
+        model.metrics["test"]["ce"].reset()
+        model.eval_windows = windows
+        model.on_test_epoch_start()
+        with torch.no_grad():
+            for batch in data.test_dataloader():
+                model._evaluate(batch, "test")
+        return float(model.metrics["test"]["ce"].compute())
+
+    one_pass = evaluate(type(model).eval_windows.__get__(model))
+    per_window = evaluate(model.windows)
+    assert one_pass == pytest.approx(per_window, abs=1e-6)

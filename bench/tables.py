@@ -17,7 +17,7 @@ COSTS = {  # run metric -> column title, format
     "num_params": ("parameters", ",.0f"),
     "wall_time_s": ("wall time (s)", ".1f"),
     "train/samples_per_s": ("samples/s", ",.0f"),
-    "peak_memory_mb": ("peak memory (MB)", ",.0f"),
+    "peak_memory_mb": ("peak memory over idle (MB)", ",.1f"),  # the run's increase (train.PeakMemory)
 }
 PLACE = ["task", "configuration", "cell", "layers", "direction", "variant", "truncation"]
 
@@ -128,7 +128,7 @@ def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
     ...     "steps_to_target": [600.0], "time_to_target_s": [2.51], "num_params": [337.0], "wall_time_s": [3.0],
     ...     "train/samples_per_s": [12345.6], "peak_memory_mb": [400.2]})
     >>> cost_table(summary).iloc[0].tolist()
-    ['sine/gru-L1-uni-T10', '337', '3.0', '12,346', '400', '1/2', '600', '2.5']
+    ['sine/gru-L1-uni-T10', '337', '3.0', '12,346', '400.2', '1/2', '600', '2.5']
     """
     rows = []
     for row in summary.to_dict("records"):

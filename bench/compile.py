@@ -105,8 +105,9 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
     ]
     for name, table in comparisons.items():
         task = tasks.get(name)
+        scores = tables.comparison_scores(summary, name, table)
         blocks += [Heading(f"{task.title or name}: {task.metric_label}"), *task.notes(summary[summary["task"] == name]),
-                   Table(table)]
+                   Table(table, scores.frame, scores.legend)]
         blocks += [Image(file, alt) for file, alt in images[name].items()]
     goals = "; ".join(text for name in comparisons if (text := tasks.get(name).target_text()))
     blocks += [

@@ -71,11 +71,11 @@ def panel_place(row: dict) -> tuple[str, str]:
     return " ".join(p for p in (facet_label(row), row["variant"]) if p), row["cell"]
 
 
-def learning_curves(runs: pd.DataFrame, histories: dict, path: Path, key: str, floors: dict[str, float],
-                    title: str) -> None:
-    """``key`` (mean over seeds) against step: a panel per layers × direction (rows) and cell (columns), both in
-    the comparison table's order (the order of ``runs``), a line per truncation, the ``floors`` as grey lines.
-    ``runs``: one task's runs."""
+def curve_panels(runs: pd.DataFrame, histories: dict, key: str) -> tuple[dict, list[str], list[str]]:
+    """The learning-curve grid of one task's ``runs``: (panels, rows, columns). Rows are layers × direction,
+    columns cells, both in the comparison table's order (the order of ``runs``); a panel (row, column) maps
+    ``T=…`` to the seed mean of ``key``, by increasing truncation. Only finished runs have curves; a row or
+    column without any is left out."""
     places = [panel_place(row) for row in runs.to_dict("records")]
     rows, columns = list(dict.fromkeys(r for r, _ in places)), list(dict.fromkeys(c for _, c in places))
     found: dict[tuple[str, str], dict[int, list]] = {}
@@ -86,4 +86,13 @@ def learning_curves(runs: pd.DataFrame, histories: dict, path: Path, key: str, f
         found.setdefault(panel_place(first), {})[int(first["truncation"])] = seed_mean(series)
     panels = {(r, c): {tables.column_label(t): found[r, c][t] for t in sorted(found[r, c])}
               for r in rows for c in columns if (r, c) in found}
+    used_rows, used_columns = {r for r, _ in panels}, {c for _, c in panels}
+    return panels, [r for r in rows if r in used_rows], [c for c in columns if c in used_columns]
+
+
+def learning_curves(runs: pd.DataFrame, histories: dict, path: Path, key: str, floors: dict[str, float],
+                    title: str) -> None:
+    """``key`` (mean over seeds) against step: the grid of :func:`curve_panels`, a line per truncation, the
+    ``floors`` as grey lines. ``runs``: one task's runs."""
+    panels, rows, columns = curve_panels(runs, histories, key)
     plots.learning_curves(panels, floors, path, title=title, rows=rows, columns=columns)

@@ -148,8 +148,8 @@ def heatmaps(facets: dict[tuple[str, str], tuple], path: Path, anchors: dict[str
     """A grid of heatmaps keyed (row, column); each facet is (values, texts): DataFrames of the same shape.
 
     All share one colour scale (green: low, red: high) spanning the ``anchors`` (floors, baselines) and every
-    value; the colour bar has a numeric scale and the anchors marked on it. NaN cells (no finished run) are grey; ``texts`` is
-    written in every cell.
+    value; the colour bar has a numeric scale and the anchors marked on it. NaN cells (no finished run) are
+    grey; ``texts`` is written in every cell.
     """
     rows, columns = _grid(list(facets))
     shape = next(iter(facets.values()))[0].shape

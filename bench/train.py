@@ -98,7 +98,8 @@ class PeakMemory:
     - on a GPU, the CUDA allocator's peak minus what was allocated at the start;
     - on the CPU, the resident-set peak (VmHWM) minus the resident set at the start. On Linux the peak is reset
       at the start through /proc/self/clear_refs, so a long-lived worker reports each run's own peak, not the
-      largest of all it ran. Where that reset is not possible, the increase of the process's lifetime peak is
+      largest of all it ran, and memory earlier runs freed is first handed back (malloc_trim), so a run reusing
+      it still counts it. Where the reset is not possible, the increase of the process's lifetime peak is
       reported: a lower bound (0 when an earlier run peaked higher).
 
     The first run of a process also counts the code pages and caches it touches for the first time.
@@ -110,6 +111,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.baseline = torch.cuda.memory_allocated() / 2**20
             return
+        self._release_freed_memory()
         try:
             Path("/proc/self/clear_refs").write_text("5")
             self.baseline = self._resident("VmRSS:")
@@ -127,6 +129,18 @@ class PeakMemory:
             if peak is None:
                 peak = self._lifetime_peak()
         return max(0.0, peak - self.baseline)
+
+    @staticmethod
+    def _release_freed_memory() -> None:
+        """Hand memory that earlier runs freed back to the system (glibc's malloc_trim), so that a run reusing it
+        is counted in its increase rather than hidden in the baseline; a no-op where the C library has none."""
+        import ctypes
+        import ctypes.util
+
+        try:
+            ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
 
     @staticmethod
     def _resident(field: str) -> float | None:

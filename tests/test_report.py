@@ -112,8 +112,7 @@ def test_html_is_one_self_contained_file_with_coloured_sortable_scrolling_tables
 
 # --- in a real browser -------------------------------------------------------------------------------------------
 
-CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)),
-                None)
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed")
 WIDTH = 1280
 

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 SUITE ?= default
 ARGS ?=
 
-.PHONY: setup test test-all bench smoke compile regress baseline perf ui clean
+.PHONY: setup test test-all bench smoke reproduce compile regress baseline perf ui clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ bench: setup
 
 smoke:
 	$(MAKE) bench SUITE=smoke
+
+# The two source experiments as published (R2RT's dependency task, the TensorFlow sine example), beside ours with
+# a verdict each: results/reproduce/README.md.
+reproduce:
+	$(MAKE) bench SUITE=reproduce
 
 compile: setup
 	$(PY) -m bench compile --suite $(SUITE) $(ARGS)

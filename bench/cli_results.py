@@ -26,8 +26,8 @@ def add_commands(commands, add_tracking_flags) -> None:
         "regress", help="compare a suite's results with its baseline; exit 1 on a regression",
         description=regress.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     check.add_argument("--baseline", default=None, help="baseline file (default: results/baseline/<suite>.json)")
-    check.add_argument("--sigmas", type=float, default=regress.SIGMAS,
-                       help=f"worse means worse by more than this many pooled seed std (default {regress.SIGMAS:g})")
+    check.add_argument("--alpha", type=float, default=regress.ALPHA,
+                       help=f"false-alarm rate per configuration under pure seed noise (default {regress.ALPHA:g})")
     check.add_argument("--min-delta", action="append", default=[], metavar="TASK=VALUE",
                        help="...and by more than this absolute amount (default: the task's own, "
                             + ", ".join(f"{n}={t.min_delta:g}" for n, t in tasks.BUILTIN.items()) + ")")
@@ -105,11 +105,11 @@ def cmd_regress(args: argparse.Namespace) -> int:
         if tasks.problem(task) or min_delta[task] < 0:
             raise ConfigError([f"--min-delta: {task}={value}; allowed: TASK=VALUE with TASK a registered task "
                                f"({', '.join(tasks.BUILTIN)}, …) and VALUE a number >= 0"])
-    if args.sigmas < 0 or not 0 < args.slow_ratio <= 1:
-        raise ConfigError([f"--sigmas {args.sigmas:g} / --slow-ratio {args.slow_ratio:g}; allowed: sigmas >= 0, "
+    if not 0 < args.alpha < 1 or not 0 < args.slow_ratio <= 1:
+        raise ConfigError([f"--alpha {args.alpha:g} / --slow-ratio {args.slow_ratio:g}; allowed: 0 < alpha < 1, "
                            "0 < slow-ratio <= 1"])
     summary = tables.summarize(results.load(suite, uri, args.experiment).runs)
-    comparison = regress.compare(baseline, path, suite, summary, args.sigmas, min_delta, args.slow_ratio,
+    comparison = regress.compare(baseline, path, suite, summary, args.alpha, min_delta, args.slow_ratio,
                                  args.fail_on_slow)
     report = regress.regress_markdown(comparison)
     out = tracking.results_dir() / suite.name / "regress.md"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import figures, results, tables, tasks, tracking
+from bench import figures, reproduce, results, tables, tasks, tracking
 from bench.report import Block, Bullets, Heading, Image, Table, Text, to_html, to_markdown
 from bench.config import config_hash
 from bench.suite import Suite
@@ -56,10 +56,11 @@ def compile_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EX
     write_csv(costs, "cost.csv")
     images = draw_figures(suite, summary, found, task_names, out_dir)
     files += [out_dir / name for task_images in images.values() for name in task_images]
-    blocks = report_blocks(suite, tracking_uri, found.runs, summary, comparisons, costs, images)
+    blocks = report_blocks(suite, tracking_uri, found.runs, summary, comparisons, costs, images, out_dir)
     (out_dir / "README.md").write_text(to_markdown(blocks))
     (out_dir / "results.html").write_text(to_html(blocks, f"rnn-bench results: {suite.name}", out_dir))
     files += [out_dir / "README.md", out_dir / "results.html"]
+    files += [out_dir / block.file for block in blocks if isinstance(block, Image) and out_dir / block.file not in files]
 
     if found.parent_run_id:
         from mlflow import MlflowClient
@@ -90,7 +91,7 @@ def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResult
 
 def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: pd.DataFrame,
                   comparisons: dict[str, pd.DataFrame], costs: pd.DataFrame,
-                  images: dict[str, dict[str, str]]) -> list[Block]:
+                  images: dict[str, dict[str, str]], out_dir: Path) -> list[Block]:
     counts = runs["outcome"].value_counts()
     commits = ", ".join(sorted(runs["commit"].dropna().unique())) or "none"
     blocks: list[Block] = [
@@ -99,16 +100,29 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
         Text(f"Compiled {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC from `{tracking_uri}`; "
              f"runs of commit {commits}. {len(summary)} configurations, {len(runs)} runs: "
              + ", ".join(f"{counts.get(o, 0)} {o}" for o in ("finished", "diverged", "failed", "missing")) + "."),
-        Bullets(["Entries: mean ± standard deviation of the test metric over seeds; n = runs that finished. "
-                 "Diverged (loss became NaN/inf), failed and missing runs are counted beside it, never dropped.",
-                 "Columns: T = truncation length (dependency: TBPTT window; sine: input window)."]),
+        Bullets(["Entries: the mean of the test metric over seeds and its 95% Student-t interval [low, high] "
+                 "(for RMSE, which spreads by factors, the geometric mean and the interval of the logs); n = runs "
+                 "that finished. Diverged (loss became NaN/inf), failed and missing runs are counted beside it, "
+                 "never dropped; so are runs still improving over the last fifth of training (not converged: "
+                 "they ran out of budget, which is not the same as being unable to learn).",
+                 "Columns: T = truncation length (dependency: TBPTT window; sine: input window). What each row "
+                 "holds equal is in the suite's description above: the rows of one column share data, budget, "
+                 "optimizer and everything not named in the row."]),
     ]
+    if suite.published:
+        found = reproduce.verdicts(suite, runs, summary)
+        counts = found["verdict"].value_counts()
+        blocks += [Heading("Reproduction: published figures beside ours"),
+                   Text("Verdicts: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + ". " +
+                        reproduce.__doc__.split("\n\n", 1)[1].replace("\n", " ").strip()),
+                   Table(found)]
     for name, table in comparisons.items():
         task = tasks.get(name)
         scores = tables.comparison_scores(summary, name, table)
         blocks += [Heading(f"{task.title or name}: {task.metric_label}"), *task.notes(summary[summary["task"] == name]),
                    Table(table, scores.frame, scores.legend)]
         blocks += [Image(file, alt) for file, alt in images[name].items()]
+        blocks += task.sections(summary[summary["task"] == name], runs[runs["task"] == name], out_dir)
     goals = "; ".join(text for name in comparisons if (text := tasks.get(name).target_text()))
     blocks += [
         Heading("Cost and time to target"),

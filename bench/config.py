@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from bench import tasks
-from bench.fields import ConfigError, Field, convert, positive, problem
+from bench.fields import NO_NEUTRAL, ConfigError, Field, convert, positive, problem
 from lightning_modules import cell_registry
 from lightning_modules.choices import LR_SCHEDULES, OPTIMIZER_NAMES
 
@@ -39,15 +39,24 @@ FIELDS = [
           "an integer >= 1, or -1"),
     Field("max_steps", int, "optimizer steps at most (-1: until epochs)", lambda v: v >= 1 or v == -1,
           "an integer >= 1, or -1"),
+    Field("max_samples", int, "training budget in samples (timesteps or examples the task counts); sets max_steps "
+          "(-1: budget given by max_steps or epochs)", lambda v: v >= 1 or v == -1, "an integer >= 1, or -1",
+          neutral=-1),
     Field("val_every", int, "validate every this many optimizer steps (0: once per epoch)", lambda v: v >= 0,
           "an integer >= 0"),
+    Field("val_count", int, "validate this many times, evenly over the step budget (0: as val_every says); "
+          "needs max_steps or max_samples", lambda v: v >= 0, "an integer >= 0", neutral=0),
     Field("log_every", int, "log the training loss every this many optimizer steps", positive,
           "an integer >= 1"),
     Field("steps_per_batch", int, "optimizer steps bundled in one Lightning batch (amortizes Trainer cost)",
           positive, "an integer >= 1"),
 ]
 COMMON_DEFAULTS = dict(cell="lstm", bidirectional=False, dropout=0.0, seed=0, optimizer="adagrad", lr=0.1,
-                       lr_schedule="constant", grad_clip=0.0, val_every=0, log_every=50, steps_per_batch=50)
+                       lr_schedule="constant", grad_clip=0.0, val_every=0, log_every=50, steps_per_batch=50,
+                       max_samples=-1, val_count=0)
+
+
+FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 
 
 def fields_for(task_names=None) -> dict[str, Field]:
@@ -105,11 +114,52 @@ def resolve(overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
             problems.append(prefix + found)
         else:
             resolved[key] = convert(own[key], value)
+    for field in own.values():
+        if field.follows and field.follows in resolved:
+            resolved.setdefault(field.name, resolved[field.follows])
+    if not problems:
+        problems += [prefix + p for p in _budget_in_samples(resolved, overrides, task)]
+        problems += [prefix + p for p in _validation_count(resolved)]
     if not problems:
         problems += [prefix + p for p in _cross_checks(resolved) + task.cross_checks(resolved)]
     if problems:
         raise ConfigError(problems)
     return {key: resolved[key] for key in own if key in resolved}
+
+
+def _budget_in_samples(cfg: dict[str, Any], overrides: dict[str, Any], task) -> list[str]:
+    """Turn a budget in samples into optimizer steps (in place): equal ``max_samples`` means equal training data
+    whatever the truncation or batch size. Given together with an explicit step or epoch budget it is an error.
+
+    >>> cfg = resolve({"task": "dependency", "truncation": 5, "batch_size": 50, "max_samples": 400000})
+    >>> cfg["max_steps"], cfg["epochs"]
+    (1600, -1)
+    """
+    if cfg["max_samples"] == -1:
+        return []
+    clash = [k for k in ("max_steps", "epochs") if k in overrides and convert(FIELDS_BY_NAME[k], overrides[k]) != -1]
+    if clash:
+        return [f"max_samples/{clash[0]}: both set; allowed: one training budget (max_samples, or max_steps "
+                "and/or epochs)"]
+    cfg["max_steps"] = -(-cfg["max_samples"] // task.samples_per_step(cfg))
+    cfg["epochs"] = -1
+    return []
+
+
+def _validation_count(cfg: dict[str, Any]) -> list[str]:
+    """Turn ``val_count`` into ``val_every`` (in place): a fixed number of validations per run, whatever its
+    step budget — runs with equal data but different truncations take very different numbers of steps.
+
+    >>> cfg = resolve({"task": "dependency", "max_steps": 8000, "val_count": 10})
+    >>> cfg["val_every"]
+    800
+    """
+    if cfg["val_count"] == 0:
+        return []
+    if cfg["max_steps"] == -1:
+        return [f"val_count: {cfg['val_count']} with max_steps -1; allowed: 0, or set max_steps or max_samples"]
+    cfg["val_every"] = max(1, cfg["max_steps"] // cfg["val_count"])
+    return []
 
 
 def _cross_checks(cfg: dict[str, Any]) -> list[str]:
@@ -124,12 +174,20 @@ def _cross_checks(cfg: dict[str, Any]) -> list[str]:
 
 
 def config_hash(cfg: dict[str, Any]) -> str:
-    """Identity of a run: a short hash of its resolved config (same config, same hash, on any machine)."""
-    canonical = json.dumps(cfg, sort_keys=True, default=list)
+    """Identity of a run: a short hash of its resolved config (same config, same hash, on any machine). A field
+    at its ``neutral`` value is left out, so adding a field never changes the identity of existing runs."""
+    fields = fields_for([cfg["task"]]) if "task" in cfg else {}
+    kept = {k: v for k, v in cfg.items()
+            if k not in fields or ((fields[k].neutral is NO_NEUTRAL or v != fields[k].neutral)
+                                   and not (fields[k].follows and v == cfg.get(fields[k].follows)))}
+    canonical = json.dumps(kept, sort_keys=True, default=list)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def run_name(cfg: dict[str, Any]) -> str:
-    """Readable run name, e.g. ``dependency/lstm-L2-bi-T10-s0``."""
+    """Readable run name, e.g. ``dependency/lstm-L2-bi-T10-s0``; a TBPTT stride other than the truncation
+    follows the T: ``dependency/lstm-L1-uni-T10-stride1-s0``."""
     direction = "bi" if cfg["bidirectional"] else "uni"
-    return f"{cfg['task']}/{cfg['cell']}-L{cfg['layers']}-{direction}-T{cfg['truncation']}-s{cfg['seed']}"
+    stride = cfg.get("tbptt_stride", cfg["truncation"])
+    window = f"T{cfg['truncation']}" + (f"-stride{stride}" if stride != cfg["truncation"] else "")
+    return f"{cfg['task']}/{cfg['cell']}-L{cfg['layers']}-{direction}-{window}-s{cfg['seed']}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+NO_NEUTRAL = object()
+
 
 class ConfigError(ValueError):
     """One or more invalid settings; ``problems`` holds one line per problem."""
@@ -29,6 +31,12 @@ class Field:
     check: Callable[[Any], bool | str] = lambda v: True
     allowed: str = "any value"
     item: type = float  # element type when kind is tuple
+    # A value meaning "not used": a config holding it hashes as if the field did not exist, so runs recorded
+    # before the field was added keep their identity (see bench.config.config_hash).
+    neutral: Any = NO_NEUTRAL
+    # Name of the field whose value this one takes when unset; left out of the identity hash while equal to it,
+    # for the same reason. In a suite it may be written relative to that field (``T``, ``T/k``: bench.suite).
+    follows: str = ""
 
 
 def positive(v) -> bool:

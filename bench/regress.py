@@ -1,12 +1,17 @@
 """Regression check: a suite's results in the store against a reviewed baseline (``results/baseline/<suite>.json``).
 
 Configurations are matched by key (``task/cell-L<layers>-<direction>-T<truncation>``, seeds pooled; see
-:func:`bench.results.configuration_key`). A configuration **fails** the check when
+:func:`bench.results.configuration_key`); the baseline keeps every seed's value. A configuration **fails** when
 
 - it is *missing*: in the baseline but not in the suite, or some of its runs are not in the store;
-- its mean metric is *worse* by more than ``sigmas`` pooled standard deviations of the seeds **and** by more
-  than its task's ``min_delta`` (the spread test keeps seed noise out, the absolute floor trivial shifts);
-- it *no longer reaches its target* (at least half of its finished seeds reached it in the baseline);
+- it is *worse*, by either of two one-sided t tests against the baseline's own spread (never pooled with the
+  candidate's, which a collapsed seed would inflate): its *worst seed* lies beyond a prediction interval of the
+  baseline (so one seed of three collapsing fails), or its *mean* shifted (so a uniform shift fails). The
+  baseline's sd is moderated toward the typical spread of its task's configurations (:mod:`bench.stats`); the
+  two tests share a false-alarm rate of ``alpha`` per configuration, and a change smaller than the task's
+  ``min_delta`` never counts. Metrics spanning decades (the sine task's RMSE) are compared on a log scale;
+- it *no longer reaches its target*: the baseline's 95% interval lay at or below the target and the current
+  one lies entirely above it;
 - more of its runs *fail* or *diverge* than in the baseline.
 
 A configuration whose training samples/s fell below ``slow_ratio`` of the baseline's is flagged *slower*:
@@ -24,12 +29,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import tasks, tracking
+from bench import stats, tasks, tracking
 from bench.config import ConfigError, config_hash
 from bench.report import markdown_table
 from bench.suite import Suite
 
-SIGMAS = 3.0
+ALPHA = 0.01  # false-alarm rate per configuration under pure seed noise (tests/test_regress_power.py)
+PRIOR_DF = 1.0  # weight, in seeds' worth of degrees of freedom, of the task's typical spread
 SLOW_RATIO = 0.5
 
 
@@ -42,13 +48,26 @@ def suite_hash(suite: Suite) -> str:
     return config_hash({"configs": sorted(suite.hashes())})
 
 
-def reached_target(reached: int, n: int) -> bool:
-    """A configuration reaches its target when at least half of its finished seeds did.
+def target_verdict(low: float, high: float, mean: float, target: float, lower_is_better: bool = True) -> str:
+    """``reached`` when the whole interval is at or past the target, ``not reached`` when none of it is, else
+    ``undecided``; with a single seed (no interval) the mean decides.
 
-    >>> reached_target(1, 2), reached_target(1, 3), reached_target(0, 0)
-    (True, False, False)
+    >>> target_verdict(0.455, 0.462, 0.458, 0.4645), target_verdict(0.46, 0.47, 0.465, 0.4645)
+    ('reached', 'undecided')
+    >>> target_verdict(float("nan"), float("nan"), 0.50, 0.4645)
+    'not reached'
     """
-    return n > 0 and 2 * reached >= n
+    if target is None or math.isnan(target) or math.isnan(mean):
+        return "undecided"
+    sign = 1 if lower_is_better else -1
+    if math.isnan(low):
+        low = high = mean
+    best, worst = (low, high) if lower_is_better else (high, low)
+    if sign * (worst - target) <= 0:
+        return "reached"
+    if sign * (best - target) > 0:
+        return "not reached"
+    return "undecided"
 
 
 def _json_number(value: float) -> float | None:
@@ -57,14 +76,18 @@ def _json_number(value: float) -> float | None:
 
 
 def make_baseline(suite: Suite, summary: pd.DataFrame, commits: list[str]) -> dict:
-    """The baseline document: metadata and, per configuration key, the metric's mean, std and n over seeds."""
+    """The baseline document: metadata and, per configuration key, every seed's metric with their mean, std and
+    n, whether the configuration reached its target (by interval) and its samples/s."""
     configurations = {}
     for row in summary.to_dict("records"):
+        task = tasks.get(row["task"])
         configurations[row["configuration"]] = {
-            "metric": tasks.get(row["task"]).metric, "mean": _json_number(row["mean"]),
-            "std": _json_number(row["std"]), "n": int(row["n"]), "runs": int(row["runs"]),
-            "diverged": int(row["diverged"]), "failed": int(row["failed"]),
-            "reached_target": reached_target(row["reached"], row["n"]),
+            "metric": task.metric, "values": [_json_number(v) for v in row["values"]],
+            "mean": _json_number(row["mean"]), "std": _json_number(row["std"]), "n": int(row["n"]),
+            "runs": int(row["runs"]), "diverged": int(row["diverged"]), "failed": int(row["failed"]),
+            "target": _json_number(row["target"]),
+            "reached_target": target_verdict(row["low"], row["high"], row["mean"], row["target"],
+                                             task.lower_is_better) == "reached",
             "samples_per_s": _json_number(row["train/samples_per_s"])}
     return {"suite": suite.name, "suite_hash": suite_hash(suite), "commit": ", ".join(sorted(set(commits))),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -85,6 +108,8 @@ TOP_FIELDS = {"suite": (lambda v: isinstance(v, str), "a string"),
               "date": (lambda v: isinstance(v, str), "a string"),
               "configurations": (lambda v: isinstance(v, dict), "a mapping of configuration key -> entry")}
 ENTRY_FIELDS = {"metric": (lambda v: isinstance(v, str), "a metric name"),
+                "values": (lambda v: isinstance(v, list) and all(_is_number(x) for x in v), "a list of numbers"),
+                "target": (lambda v: v is None or _is_number(v), "a number or null"),
                 "mean": (lambda v: v is None or _is_number(v), "a number or null"),
                 "std": (lambda v: v is None or _is_number(v), "a number or null"),
                 "n": (_is_count, "an integer >= 0"), "runs": (_is_count, "an integer >= 0"),
@@ -127,20 +152,6 @@ def _problem(path, where: str, mapping: dict, check, allowed: str, name: str | N
     return None
 
 
-def pooled_std(std_a: float | None, n_a: int, std_b: float | None, n_b: int) -> float:
-    """Pooled standard deviation of two groups of seeds; 0 when neither has two runs.
-
-    >>> round(pooled_std(0.01, 3, 0.02, 3), 4), pooled_std(None, 1, float("nan"), 1)
-    (0.0158, 0.0)
-    """
-    dof = max(0, n_a - 1) + max(0, n_b - 1)
-    if dof == 0:
-        return 0.0
-    squares = sum((n - 1) * s**2 for s, n in ((std_a, n_a), (std_b, n_b))
-                  if n > 1 and s is not None and not math.isnan(s))
-    return math.sqrt(squares / dof)
-
-
 def number_format(task: str) -> str:
     """The task's number format; a generic one for a task this installation does not know."""
     return ".4g" if tasks.problem(task) else tasks.get(task).number_format
@@ -167,19 +178,34 @@ class Comparison:
         return bool((self.findings["severity"] == "fail").any())
 
 
-def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataFrame, sigmas: float = SIGMAS,
+def scale(task_name: str, values) -> list[float]:
+    """Values as the check compares them: worse is higher; logs for metrics spanning decades."""
+    task = tasks.get(task_name) if not tasks.problem(task_name) else None
+    sign = -1 if task is not None and not task.lower_is_better else 1
+    log = task is not None and task.log_scale
+    return [sign * (math.log(v) if log else v) for v in values if v is not None and not math.isnan(v)]
+
+
+def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataFrame, alpha: float = ALPHA,
             min_delta: dict[str, float] | None = None, slow_ratio: float = SLOW_RATIO,
             fail_on_slow: bool = False) -> Comparison:
     """Every change between the baseline and the current summary (:func:`bench.tables.summarize`)."""
     min_delta = {**{name: tasks.get(name).min_delta for name in set(summary["task"])}, **(min_delta or {})}
     current = {row["configuration"]: row for row in summary.to_dict("records")}
     findings = []
+    entries = baseline["configurations"]
+    spreads: dict[str, list[float]] = {}  # task -> the baseline configurations' variances, on the check's scale
+    for key, base in entries.items():
+        values = scale(key.split("/", 1)[0], base["values"])
+        if len(values) > 1:
+            spreads.setdefault(key.split("/", 1)[0], []).append(float(pd.Series(values).var(ddof=1)))
+    prior = {task: stats.prior_variance(v) for task, v in spreads.items()}
 
     def note(key, change, severity, base="", now="", detail=""):
         findings.append(dict(configuration=key, change=change, severity=severity, baseline=base, current=now,
                              detail=detail))
 
-    for key, base in baseline["configurations"].items():
+    for key, base in entries.items():
         task = key.split("/", 1)[0]
         spec = number_format(task)
         base_text = _text(base["mean"], base["std"], base["n"], spec)
@@ -195,23 +221,32 @@ def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataF
             if now[outcome] > base[outcome]:
                 note(key, f"more {outcome}", "fail", f"{base[outcome]} {outcome}", f"{now[outcome]} {outcome}",
                      f"{now[outcome]} of {now['runs']} runs {outcome}")
-        if base["mean"] is not None and now["n"] > 0:
-            delta = now["mean"] - base["mean"]
-            spread = pooled_std(base["std"], base["n"], now["std"], now["n"])
-            threshold = max(sigmas * spread, min_delta.get(task, 0.0))
-            detail = (f"Δ {delta:+.3g}; threshold {threshold:.3g} = max({sigmas:g} × pooled std {spread:.3g}, "
-                      f"{min_delta.get(task, 0.0):g})")
-            if delta > threshold:
-                note(key, "worse", "fail", base_text, now_text, detail)
-            elif delta < -threshold:
+        old, new = scale(task, base["values"]), scale(task, now["values"])
+        if old and new:
+            base_sd = float(pd.Series(old).std(ddof=1)) if len(old) > 1 else math.nan
+            sd, df = stats.moderated_sd(base_sd, len(old), prior.get(task, math.nan), PRIOR_DF)
+            if math.isnan(sd) or df == 0:
+                sd, df = 0.0, 1.0  # one seed and no other configuration: only min_delta can judge
+            delta = min_delta.get(task, 0.0)
+            tests = stats.worse_tests(old, new, sd, df, alpha, delta)
+            units = " (log scale)" if scale(task, [math.e]) != [1.0] else ""
+            detail = (f"worst seed {max(new) - sum(old) / len(old):+.3g} vs threshold {tests['seed_threshold']:.3g}; "
+                      f"mean {sum(new) / len(new) - sum(old) / len(old):+.3g} vs {tests['mean_threshold']:.3g}"
+                      f"{units}; baseline sd {sd:.3g} ({df:g} df)")
+            if tests["seed"] > 0 or tests["mean"] > 0:
+                which = "a seed beyond the baseline's range" if tests["seed"] > 0 else "the mean shifted"
+                note(key, "worse", "fail", base_text, now_text, f"{which}: {detail}")
+            elif sum(new) / len(new) - sum(old) / len(old) < -tests["mean_threshold"]:
                 note(key, "better", "info", base_text, now_text, detail)
-        elif base["mean"] is None and now["n"] > 0:
+        elif not old and new:
             note(key, "better", "info", base_text, now_text, "has a result now")
-        reached_now = reached_target(now["reached"], now["n"])
-        if base["reached_target"] and not reached_now:
-            note(key, "no longer reaches target", "fail", "reached", f"{now['reached']}/{now['n']} seeds reached")
-        elif reached_now and not base["reached_target"]:
-            note(key, "reaches target now", "info", "not reached", f"{now['reached']}/{now['n']} seeds reached")
+        t = tasks.get(task) if not tasks.problem(task) else None
+        verdict_now = target_verdict(now["low"], now["high"], now["mean"], now["target"],
+                                     t.lower_is_better if t else True)
+        if base["reached_target"] and verdict_now == "not reached":
+            note(key, "no longer reaches target", "fail", "reached", f"interval {now_text} beyond {now['target']:{spec}}")
+        elif verdict_now == "reached" and not base["reached_target"]:
+            note(key, "reaches target now", "info", "not reached", f"interval {now_text} within {now['target']:{spec}}")
         speed, base_speed = now["train/samples_per_s"], base["samples_per_s"]
         if base_speed and not math.isnan(speed):
             ratio = speed / base_speed
@@ -228,7 +263,7 @@ def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataF
     frame = pd.DataFrame(findings, columns=columns)
     frame = frame.sort_values(["severity", "configuration"], key=lambda c: c.map(order) if c.name == "severity" else c,
                               kind="stable").reset_index(drop=True)
-    settings = dict(sigmas=sigmas, min_delta=min_delta, slow_ratio=slow_ratio, fail_on_slow=fail_on_slow)
+    settings = dict(alpha=alpha, min_delta=min_delta, slow_ratio=slow_ratio, fail_on_slow=fail_on_slow)
     return Comparison(Path(baseline_file), baseline, suite, frame, len(baseline["configurations"]), settings)
 
 
@@ -249,8 +284,10 @@ def regress_markdown(comparison: Comparison) -> str:
         lines += ["The suite's settings changed since the baseline (suite hash "
                   f"{base['suite_hash']} → {suite_hash(comparison.suite)}): configurations are matched by key.", ""]
     deltas = ", ".join(f"{task} {value:g}" for task, value in s["min_delta"].items())
-    lines += [f"Worse = mean worse by more than {s['sigmas']:g} pooled standard deviations and by more than "
-              f"the absolute floor ({deltas}); slower = samples/s below × {s['slow_ratio']:g} of the baseline "
+    lines += [f"Worse = the worst seed beyond a prediction interval of the baseline's seeds, or the mean shifted, by "
+              f"one-sided t tests with a false-alarm rate of {s['alpha']:g} per configuration, and by more than the "
+              f"task's smallest change that counts ({deltas}; log units for RMSE); the baseline's sd is moderated "
+              f"toward its task's typical spread. Slower = samples/s below × {s['slow_ratio']:g} of the baseline "
               f"({'fails' if s['fail_on_slow'] else 'a warning'}).", "", f"**{verdict(comparison)}**", ""]
     if len(comparison.findings):
         lines.append(markdown_table(comparison.findings))

@@ -17,8 +17,9 @@ from bench import targets, tasks
 from bench.config import config_hash, fields_for, run_name
 from bench.suite import Suite
 
-# Settings that name a configuration's place in the comparison tables; anything else that varies within a
-# task joins the configuration key, and seeds are what a configuration is averaged over.
+# Settings that name a configuration's place in the comparison tables (a task labels its own in the row, see
+# Task.variant); anything else that varies within a task joins the configuration key, and seeds are what a
+# configuration is averaged over.
 PLACED_FIELDS = ("task", "cell", "layers", "bidirectional", "truncation", "seed")
 
 
@@ -33,7 +34,9 @@ def varying_fields(configs: list[dict]) -> dict[str, list[str]]:
     for cfg in configs:
         for name, value in cfg.items():
             values.setdefault(cfg["task"], {}).setdefault(name, set()).add(value)
-    order = [name for name in fields_for({cfg["task"] for cfg in configs}) if name not in PLACED_FIELDS]
+    named = {cfg["task"] for cfg in configs}
+    labelled = {f for name in named for f in tasks.get(name).labelled_fields}
+    order = [name for name in fields_for(named) if name not in PLACED_FIELDS and name not in labelled]
     return {task: [n for n in order if len(seen.get(n, ())) > 1] for task, seen in values.items()}
 
 
@@ -47,6 +50,19 @@ def configuration_key(cfg: dict, extra_fields: list[str] = ()) -> str:
     """
     extras = "".join(f"-{name}={setting_text(cfg[name])}" for name in extra_fields)
     return run_name(cfg).removesuffix(f"-s{cfg['seed']}") + extras
+
+
+def variant_text(cfg: dict, extra_fields: list[str]) -> str:
+    """What sets a configuration apart within its table cell: the varying settings, and what the task labels
+    itself (a truncation style other than TF-style, named relative to T so that one row holds a style at every T).
+
+    >>> variant_text({"task": "dependency", "hidden": 4, "truncation": 10, "tbptt_stride": 5}, ["hidden"])
+    'hidden=4 stride=T/2'
+    >>> variant_text({"task": "dependency", "hidden": 4, "truncation": 10, "tbptt_stride": 10}, ["hidden"])
+    'hidden=4'
+    """
+    parts = [f"{name}={setting_text(cfg[name])}" for name in extra_fields]
+    return " ".join(p for p in (*parts, tasks.get(cfg["task"]).variant(cfg)) if p)
 
 
 def setting_text(value) -> str:
@@ -92,7 +108,7 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(suite.configs)
     table["config_hash"] = [config_hash(cfg) for cfg in suite.configs]
     table["configuration"] = [configuration_key(cfg, extras[cfg["task"]]) for cfg in suite.configs]
-    table["variant"] = [" ".join(f"{n}={setting_text(cfg[n])}" for n in extras[cfg["task"]]) for cfg in suite.configs]
+    table["variant"] = [variant_text(cfg, extras[cfg["task"]]) for cfg in suite.configs]
     table["direction"] = table["bidirectional"].map({True: "bi", False: "uni"})
 
     mine = runs[runs["tags.bench.config_hash"].isin(set(table["config_hash"]))].copy()

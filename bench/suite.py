@@ -11,25 +11,38 @@ A suite file (``bench/suites/<name>.yaml`` or any path)::
     tasks:                # per-task settings (training budgets), applied over ``fixed``
       dependency: {series_length: 100000}
       sine: {max_steps: 300}
+    points:               # optional: explicit settings, each combined with every combination of the axes
+      - {task: dependency, truncation: 5, epochs: 1}
+      - {task: dependency, truncation: 10, hidden: 16, epochs: 10}
     exclude:              # drop combinations matching every key given (a list means any of)
       - {task: sine, truncation: 1}
+    published:            # optional: what a source reports, set beside ours with a verdict (bench.reproduce)
+      - {source: "R2RT", where: {truncation: 5}, claim: learns the first dependency, mark: "1"}
+
+A setting that follows another (``tbptt_stride`` follows ``truncation``) may be written relative to it:
+``T`` (equal to it: the same as leaving it unset, so also fine for tasks without the setting) or ``T/k`` (a
+k-th of it), e.g. ``tbptt_stride: [T, T/2, 1]``; exclude rules match the relative value as written. ``T/k``
+must come out a whole number in every combination: exclude the others (``- {tbptt_stride: T/2, truncation:
+[3, 5]}``), so that nothing is dropped silently.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bench import tasks as task_registry
-from bench.config import ConfigError, check_value, config_hash, fields_for, resolve
+from bench.config import COMMON_DEFAULTS, ConfigError, check_value, config_hash, fields_for, resolve
 from bench.fields import convert
 
 SUITES_DIR = Path(__file__).parent / "suites"
-TOP_LEVEL = ("description", "axes", "fixed", "tasks", "exclude")
+RELATIVE = re.compile(r"T(?:/([1-9][0-9]*))?")  # a value relative to the followed setting: T, T/2, …
+TOP_LEVEL = ("description", "axes", "fixed", "tasks", "points", "exclude", "published")
 
 
 @dataclass
@@ -38,6 +51,7 @@ class Suite:
     path: Path
     description: str
     configs: list[dict[str, Any]]  # resolved, in matrix order
+    published: list[dict[str, Any]] = field(default_factory=list)  # figures of a source to reproduce (see below)
 
     def hashes(self) -> list[str]:
         return [config_hash(c) for c in self.configs]
@@ -103,16 +117,16 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
         if not isinstance(values, list) or not values:
             problems.append(f"{where}: axes.{key}: {values!r}; allowed: a non-empty list of values")
             continue
-        problems += [f"{where}: axes.{key}: {p}" for v in values if (p := check_value(key, v, known))]
-    problems += [f"{where}: fixed.{key}: {p}" for key, v in fixed.items() if (p := check_value(key, v, known))]
+        problems += [f"{where}: axes.{key}: {p}" for v in values if (p := _check(key, v, known))]
+    problems += [f"{where}: fixed.{key}: {p}" for key, v in fixed.items() if (p := _check(key, v, known))]
     for task, settings in tasks.items():
         if (reason := task_registry.problem(task)) is not None:
             problems.append(f"{where}: tasks.{task}: {reason}")
         elif not isinstance(settings, dict):
             problems.append(f"{where}: tasks.{task}: {settings!r}; allowed: a mapping of setting -> value")
         else:
-            problems += [f"{where}: tasks.{task}.{k}: {p}" for k, v in settings.items()
-                         if (p := check_value(k, v, known))]
+            problems += [f"{where}: tasks.{task}.{k}: {p}" for k, v in settings.items() if (p := _check(k, v, known))]
+    published = _published(doc.get("published"), where, problems)
     excludes = doc.get("exclude") or []
     if not isinstance(excludes, list) or not all(isinstance(e, dict) for e in excludes):
         problems.append(f"{where}: exclude: {excludes!r}; allowed: a list of mappings setting -> value(s)")
@@ -120,21 +134,29 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     for n, rule in enumerate(excludes):  # a misspelt rule would silently exclude nothing
         for key, wanted in rule.items():
             options = wanted if isinstance(wanted, list) else [wanted]
-            problems += [f"{where}: exclude[{n}].{key}: {p}" for v in options if (p := check_value(key, v, known))]
+            problems += [f"{where}: exclude[{n}].{key}: {p}" for v in options if (p := _check(key, v, known))]
     problems = list(dict.fromkeys(problems))  # an unknown axis is reported once, not once per value
     if problems:
         raise ConfigError(problems)
 
+    points = doc.get("points") or [{}]
+    if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+        problems.append(f"{where}: points: {points!r}; allowed: a list of mappings setting -> value")
+        points = [{}]
+    for n, extra in enumerate(points):
+        problems += [f"{where}: points[{n}].{key}: {p}" for key, v in extra.items() if (p := _check(key, v, known))]
+    if problems:
+        raise ConfigError(list(dict.fromkeys(problems)))
     configs, seen = [], set()
     names = list(axes)
-    for combo in itertools.product(*(axes[n] for n in names)):
-        point = dict(zip(names, combo))
+    for extra, combo in itertools.product(points, itertools.product(*(axes[n] for n in names))):
+        point = {**extra, **dict(zip(names, combo))}
         task = point.get("task", fixed.get("task", task_registry.DEFAULT))
         settings = {**fixed, **(tasks.get(task) or {}), **set_overrides, **point}  # --set beats tasks:
         if any(_matches(settings, rule) for rule in excludes):
             continue
         try:
-            cfg = resolve(settings)
+            cfg = resolve(_absolute(settings, task))
         except ConfigError as e:
             problems += [f"{where}: {_describe(point)}: {p}" for p in e.problems if p not in seen]
             seen.update(e.problems)
@@ -145,7 +167,33 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     if not configs:
         raise ConfigError([f"{where}: exclude: removes every combination; allowed: rules that leave some runs"])
     unique = list({config_hash(c): c for c in configs}.values())
-    return Suite(path.stem, path, str(doc.get("description", "")), unique)
+    return Suite(path.stem, path, str(doc.get("description", "")), unique, published)
+
+
+PUBLISHED_KEYS = ("source", "where", "claim", "mark", "value")
+
+
+def _published(entries: Any, where: str, problems: list[str]) -> list[dict]:
+    """The ``published:`` list: figures a source reports, each to be set beside ours with a verdict
+    (:mod:`bench.reproduce`). An entry names its ``source``, the settings it applies to (``where``), what the
+    source says (``claim``), and either the floor ``mark`` it claims or the ``value`` it reports."""
+    if entries is None:
+        return []
+    allowed = ("a list of mappings with source (text), where (settings), claim (text) and a mark (text) or a "
+               "value (number)")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        problems.append(f"{where}: published: {entries!r}; allowed: {allowed}")
+        return []
+    for n, entry in enumerate(entries):
+        bad = [k for k in entry if k not in PUBLISHED_KEYS]
+        if bad or not isinstance(entry.get("source"), str) or not isinstance(entry.get("where"), dict) \
+                or ("mark" in entry) == ("value" in entry) \
+                or ("value" in entry and not isinstance(entry["value"], (int, float))):
+            problems.append(f"{where}: published[{n}]: {entry!r}; allowed: {allowed}")
+            continue
+        problems += [f"{where}: published[{n}].where.{k}: {p}" for k, v in entry["where"].items()
+                     if (p := check_value(k, v))]
+    return entries
 
 
 def _mapping(doc: dict, key: str, where: str, problems: list[str]) -> dict:
@@ -154,6 +202,43 @@ def _mapping(doc: dict, key: str, where: str, problems: list[str]) -> dict:
         problems.append(f"{where}: {key}: {value!r}; allowed: a mapping")
         return {}
     return dict(value)
+
+
+def _relative(key: str, value: Any) -> re.Match | None:
+    field = fields_for().get(key)
+    return RELATIVE.fullmatch(value.strip()) if field and field.follows and isinstance(value, str) else None
+
+
+def _check(key: str, value: Any, task_names) -> str | None:
+    """:func:`check_value`, which also takes a value relative to the followed setting (``T``, ``T/k``)."""
+    return None if _relative(key, value) else check_value(key, value, task_names)
+
+
+def _absolute(settings: dict[str, Any], task: str) -> dict[str, Any]:
+    """``settings`` with relative values in steps (``T/2`` at truncation 10: 5) and ``T`` left unset; raise
+    :class:`ConfigError` when one is not a whole number of steps.
+
+    >>> _absolute({"truncation": 10, "tbptt_stride": "T/2"}, "dependency")
+    {'truncation': 10, 'tbptt_stride': 5}
+    >>> _absolute({"tbptt_stride": "T/5"}, "dependency")  # the task's default truncation, 10
+    {'tbptt_stride': 2}
+    >>> _absolute({"truncation": 10, "tbptt_stride": "T"}, "sine")
+    {'truncation': 10}
+    """
+    out = dict(settings)
+    for key, value in settings.items():
+        if (match := _relative(key, value)) and match.group(1) is None:
+            del out[key]
+        elif match:
+            follows = fields_for()[key].follows
+            defaults = {**COMMON_DEFAULTS, **(task_registry.get(task).defaults if not task_registry.problem(task) else {})}
+            base = _typed(follows, {**defaults, **settings}.get(follows))
+            parts = int(match.group(1))
+            if not isinstance(base, int) or base % parts:
+                raise ConfigError([f"{key}: {value!r} at {follows} {base!r}; allowed: T/k only where k divides "
+                                   f"{follows} (exclude the other combinations)"])
+            out[key] = base // parts
+    return out
 
 
 def _as_list(value) -> list:

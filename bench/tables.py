@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench import tasks
+from bench import stats, tasks
 
 COSTS = {  # run metric -> column title, format
     "num_params": ("parameters", ",.0f"),
@@ -40,57 +40,68 @@ def references(finished: pd.DataFrame) -> dict[str, float]:
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration (seeds averaged): where it sits (``PLACE``), counts ``runs``, ``n`` (finished
-    with a metric), ``diverged``, ``failed``, ``missing``; ``mean`` and ``std`` (ddof 1; NaN below two) of the
-    metric over finished runs; ``reached`` (finished runs that reached the target) with the mean
-    ``steps_to_target`` and ``time_to_target_s`` of those; mean costs; mean references; the task's ``mark``.
+    """One row per configuration (seeds pooled): where it sits (``PLACE``), counts ``runs``, ``n`` (finished
+    with a metric), ``diverged``, ``failed``, ``missing``; the metric's ``values`` by seed, ``mean`` with its 95%
+    Student-t interval ``low``–``high`` over seeds (geometric, on the log scale, for a task whose metric spans
+    decades) and ``std``; ``not_converged`` (finished runs still improving at the end); ``target`` and
+    ``reached`` (finished runs whose validation reached it) with the mean ``steps_to_target`` and
+    ``time_to_target_s`` of those; mean costs; mean references; the task's ``mark``.
 
     >>> runs = pd.DataFrame({"task": "dependency", "configuration": "dependency/gru-L1-uni-T5", "cell": "gru",
-    ...     "layers": 1, "direction": "uni", "variant": "", "truncation": 5, "outcome": ["finished"] * 3 + ["diverged"],
-    ...     "metric": [0.52, 0.53, 0.51, float("nan")], "reached": [0.0, 0.0, 1.0, float("nan")],
+    ...     "layers": 1, "direction": "uni", "variant": "", "truncation": 5, "seed": [0, 1, 2, 3],
+    ...     "outcome": ["finished"] * 3 + ["diverged"], "metric": [0.520, 0.521, 0.519, float("nan")],
+    ...     "converged": [1.0, 0.0, 1.0, float("nan")], "target": 0.4645, "reached": [0.0, 0.0, 1.0, float("nan")],
     ...     "steps_to_target": [float("nan")] * 2 + [400.0, float("nan")], "time_to_target_s": 1.0,
     ...     "num_params": 337.0, "floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545})
     >>> row = summarize(runs).iloc[0]
-    >>> print(f"{row.runs} runs: n={row.n}, {row.diverged} diverged; {row['mean']:.3f} ± {row['std']:.3f} [{row.mark}]")
-    4 runs: n=3, 1 diverged; 0.520 ± 0.010 [1]
+    >>> print(f"{row.runs} runs: n={row.n}, {row.diverged} diverged; {row['mean']:.3f} [{row.low:.4f}, {row.high:.4f}] "
+    ...       f"[{row.mark}], {row.not_converged} not converged")
+    4 runs: n=3, 1 diverged; 0.520 [0.5175, 0.5225] [1], 1 not converged
     >>> print(f"reached by {row.reached} at step {row.steps_to_target:.0f}")
     reached by 1 at step 400
     """
     rows = []
     for _, group in runs.groupby("configuration", sort=False):
-        finished = group[group["outcome"] == "finished"]
+        finished = group[group["outcome"] == "finished"].sort_values("seed")
+        task = tasks.get(group.iloc[0]["task"])
+        values = tuple(float(v) for v in finished["metric"] if pd.notna(v))
+        mean, low, high = stats.t_interval(values, log=task.log_scale)
         row = {key: group.iloc[0][key] for key in PLACE}
-        row.update(runs=len(group), n=len(finished),
+        row.update(runs=len(group), n=len(values),
                    **{o: int((group["outcome"] == o).sum()) for o in ("diverged", "failed", "missing")},
-                   mean=finished["metric"].mean(), std=finished["metric"].std(ddof=1),
+                   values=values, mean=mean, low=low, high=high, std=finished["metric"].std(ddof=1),
+                   not_converged=int((finished["converged"] == 0).sum()) if "converged" in finished else 0,
+                   target=float(group["target"].iloc[0]) if "target" in group else math.nan,
                    reached=int(finished["reached"].sum()))
         hit = finished[finished["reached"] == 1]
         row["steps_to_target"] = hit["steps_to_target"].mean()
         row["time_to_target_s"] = hit["time_to_target_s"].mean()
         row.update({metric: finished[metric].mean() if metric in finished else math.nan for metric in COSTS})
         row.update(references(finished))
-        row["mark"] = tasks.get(row["task"]).mark(row)
+        row["mark"] = task.mark(row)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def entry_text(row: dict, spec: str) -> str:
-    """A table entry: ``[mark] mean ± std (n=…)`` and whatever did not finish, never dropped.
+    """A table entry: ``[mark] mean [low, high] (n=…)`` — the 95% interval over seeds — and whatever did not
+    finish or converge, never dropped.
 
-    >>> entry_text({"mean": 0.4561, "std": 0.0012, "n": 2, "mark": "2", "diverged": 0, "failed": 0,
-    ...             "missing": 0}, ".4f")
-    '[2] 0.4561 ± 0.0012 (n=2)'
-    >>> entry_text({"mean": float("nan"), "std": float("nan"), "n": 0, "mark": "", "diverged": 2, "failed": 1,
-    ...             "missing": 0}, ".4f")
+    >>> entry_text({"mean": 0.4561, "low": 0.4540, "high": 0.4582, "n": 3, "mark": "2", "diverged": 0, "failed": 0,
+    ...             "missing": 0, "not_converged": 1}, ".4f")
+    '[2] 0.4561 [0.4540, 0.4582] (n=3), 1 not converged'
+    >>> entry_text({"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0, "mark": "",
+    ...             "diverged": 2, "failed": 1, "missing": 0, "not_converged": 0}, ".4f")
     'no result (n=0), 2 diverged, 1 failed'
     """
     if row["n"] == 0:
         text = "no result (n=0)"
     else:
-        spread = f" ± {number(row['std'], spec)}" if row["n"] > 1 else ""
+        interval = f" [{number(row['low'], spec)}, {number(row['high'], spec)}]" if row["n"] > 1 else ""
         mark = f"[{row['mark']}] " if row.get("mark") else ""
-        text = f"{mark}{number(row['mean'], spec)}{spread} (n={row['n']})"
-    return text + "".join(f", {row[o]} {o}" for o in ("diverged", "failed", "missing") if row[o])
+        text = f"{mark}{number(row['mean'], spec)}{interval} (n={row['n']})"
+    counts = [(row[o], o) for o in ("diverged", "failed", "missing")] + [(row.get("not_converged", 0), "not converged")]
+    return text + "".join(f", {count} {what}" for count, what in counts if count)
 
 
 def row_label(row: dict) -> str:

@@ -2,7 +2,7 @@
 target a run should reach, and when a validation history first reached it.
 
 Floors are keyed ``none``, ``first1`` …, ``all``: the best cross-entropy of a predictor that knows none, the
-first k, or all of the lagged inputs (see :func:`datamodules.dependency_spec.cross_entropy_floors`).
+k shortest, or all of the lagged inputs (see :func:`datamodules.dependency_spec.cross_entropy_floors`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,33 @@ FLOOR_MARGIN = 0.01  # nats: how close to a floor counts as having reached it
 FLOOR_LABELS = {"none": "knows no lag", "all": "knows every lag (Bayes floor)"}
 
 
+def floors_of(row: dict) -> dict[str, float]:
+    """The ``floor/*`` entries of a row, keyed ``none``, ``first1``, …, ``all``; NaNs left out.
+
+    >>> floors_of({"floor/none": 0.66, "floor/all": 0.45, "baseline/x": 1.0, "floor/first1": float("nan")})
+    {'none': 0.66, 'all': 0.45}
+    """
+    return {k.removeprefix("floor/"): v for k, v in row.items()
+            if k.startswith("floor/") and isinstance(v, float) and not math.isnan(v)}
+
+
+def shared_floors(part) -> dict[str, float]:
+    """The floors every row of ``part`` shares, or {} when its configurations differ in lags or weights: a
+    suite-level floor line or legend then means nothing, and each row is read against its own floors."""
+    columns = [c for c in part.columns if c.startswith("floor/")]
+    found = {c: part[c].dropna().unique() for c in columns}
+    if any(len(v) > 1 and (v.max() - v.min()) > 1e-9 for v in found.values()):
+        return {}
+    return floors_of({c: float(v[0]) for c, v in found.items() if len(v)})
+
+
 def floor_label(key: str) -> str:
     """What a predictor at floor ``key`` knows.
 
     >>> floor_label("first1"), floor_label("all")
-    ('knows the first 1 lag(s)', 'knows every lag (Bayes floor)')
+    ('knows the 1 shortest lag(s)', 'knows every lag (Bayes floor)')
     """
-    return FLOOR_LABELS.get(key, f"knows the first {key.removeprefix('first')} lag(s)")
+    return FLOOR_LABELS.get(key, f"knows the {key.removeprefix('first')} shortest lag(s)")
 
 
 def floor_level(key: str, n_floors: int) -> int:
@@ -45,51 +65,87 @@ def level_mark(level: int) -> str:
     return "–" if level == 0 else str(level)
 
 
-def floor_mark(ce: float, floors: dict[str, float], margin: float = FLOOR_MARGIN) -> str:
-    """Which dependencies a cross-entropy shows learned, read against the floors.
+BAND_FRACTION = 0.25  # a floor's band: this fraction of the gap to its nearest neighbouring floor ...
+BAND_CAP = FLOOR_MARGIN  # ... but never wider than this (nats)
 
-    ``–``: none (within ``margin`` of the none floor, or above it); ``K``: the first K lags (within ``margin``
-    of that floor; the highest K means all of them, at or below the Bayes floor + ``margin``); ``K+``: between
-    the floors for K and K+1 lags, so part of lag K+1 is learned. NaN (no finished run) gives ``''``.
+
+def bands(floors: dict[str, float]) -> dict[str, float]:
+    """Half-width of each floor's band: :data:`BAND_FRACTION` of the gap to its nearest neighbouring floor,
+    capped at :data:`BAND_CAP`, so close floors never swallow each other.
+
+    >>> {k: round(v, 4) for k, v in bands({"none": 0.6616, "first1": 0.5192, "all": 0.4545}).items()}
+    {'none': 0.01, 'first1': 0.01, 'all': 0.01}
+    >>> {k: round(v, 4) for k, v in bands({"none": 0.5882, "first1": 0.4044, "all": 0.3950}).items()}
+    {'none': 0.01, 'first1': 0.0023, 'all': 0.0023}
+    """
+    values = sorted(floors.values())
+    out = {}
+    for key, value in floors.items():
+        gaps = [abs(value - other) for other in values if other != value]
+        out[key] = min(BAND_CAP, BAND_FRACTION * min(gaps)) if gaps else BAND_CAP
+    return out
+
+
+def level_of(ce: float, floors: dict[str, float]) -> str:
+    """Where one cross-entropy sits: ``–`` in the no-lag band or above it, ``K`` in the band of the first K
+    lags' floor (the highest K: in or below the Bayes floor's band), ``K+`` between the bands of K and K+1."""
+    half = bands(floors)
+    levels = sorted((floor_level(k, len(floors)), floors[k], half[k]) for k in floors)
+    top = levels[-1][0]
+    for level, value, width in reversed(levels):
+        if abs(ce - value) <= width or (level == top and ce < value) or (level == 0 and ce > value):
+            return level_mark(level)
+    return f"{max(level for level, value, width in levels if ce < value - width)}+"
+
+
+def floor_mark(mean: float, low: float, high: float, floors: dict[str, float]) -> str:
+    """Which dependencies a configuration shows learned, read from its interval over seeds against the floors.
+
+    The mark is where the whole interval sits (:func:`level_of` of both ends); when the ends disagree the table
+    claims only what the worse end supports, followed by ``?``. With one seed (no interval) the mean is read,
+    also with ``?``. NaN (no finished run) gives ``''``.
 
     >>> floors = {"none": 0.6616, "first1": 0.5192, "all": 0.4545}
-    >>> [floor_mark(ce, floors) for ce in (0.69, 0.655, 0.60, 0.525, 0.49, 0.46, 0.44, float("nan"))]
-    ['–', '–', '0+', '1', '1+', '2', '2', '']
+    >>> [floor_mark(m, m - 0.002, m + 0.002, floors) for m in (0.69, 0.655, 0.60, 0.525, 0.49, 0.46, 0.44)]
+    ['–', '–', '0+', '1', '1+', '2', '2']
+    >>> floor_mark(0.52, 0.50, 0.54, floors), floor_mark(0.46, float("nan"), float("nan"), floors)
+    ('0+?', '2?')
+    >>> close = {"none": 0.5882, "first1": 0.4044, "all": 0.3950}  # a model that knows only the first lag
+    >>> floor_mark(0.4046, 0.4040, 0.4052, close)
+    '1'
     """
-    if math.isnan(ce):
+    if math.isnan(mean):
         return ""
-    levels = sorted((floor_level(k, len(floors)), v) for k, v in floors.items())
-    top = levels[-1][0]
-    for level, value in reversed(levels):
-        near = abs(ce - value) <= margin
-        if near or (level == top and ce < value) or (level == 0 and ce > value):
-            return level_mark(level)
-    below = max(level for level, value in levels if ce < value)
-    return f"{below}+"
+    if math.isnan(low) or math.isnan(high):
+        return level_of(mean, floors) + "?"
+    worse, better = level_of(high, floors), level_of(low, floors)
+    return worse if worse == better else worse + "?"
 
 
-def mark_legend(floors: dict[str, float], margin: float = FLOOR_MARGIN) -> list[str]:
+def mark_legend(floors: dict[str, float]) -> list[str]:
     """One line per mark, saying what it means for these floors.
 
     >>> mark_legend({"none": 0.6616, "first1": 0.5192, "all": 0.4545})[:2]
-    ['`–` learned no dependency: mean ≥ 0.6516 (knows no lag: 0.6616, − 0.01)', '`0+` between `–` and `1`']
+    ['`–` learned no dependency: interval ≥ 0.6516 (knows no lag: 0.6616, band ± 0.01)', '`0+` between `–` and `1`']
     """
+    half = bands(floors)
     levels = sorted((floor_level(k, len(floors)), k, v) for k, v in floors.items())
     top = levels[-1][0]
     lines = []
     for level, key, value in levels:
-        mark = level_mark(level)
+        mark, band = level_mark(level), f"band ± {half[key]:.2g}"
         if level == 0:
-            lines.append(f"`{mark}` learned no dependency: mean ≥ {value - margin:.4f} "
-                         f"({floor_label(key)}: {value:.4f}, − {margin:g})")
+            lines.append(f"`{mark}` learned no dependency: interval ≥ {value - half[key]:.4f} "
+                         f"({floor_label(key)}: {value:.4f}, {band})")
         elif level == top:
-            lines.append(f"`{mark}` learned every dependency: mean ≤ {value + margin:.4f} "
-                         f"({floor_label(key)}: {value:.4f}, + {margin:g})")
+            lines.append(f"`{mark}` learned every dependency: interval ≤ {value + half[key]:.4f} "
+                         f"({floor_label(key)}: {value:.4f}, {band})")
         else:
-            lines.append(f"`{mark}` learned the first {level} lag(s): mean within {margin:g} of {value:.4f} "
-                         f"({floor_label(key)})")
+            lines.append(f"`{mark}` learned the {level} shortest lag(s): interval within {value:.4f} ± "
+                         f"{half[key]:.2g} ({floor_label(key)})")
         if level < top:
             lines.append(f"`{level}+` between `{mark}` and `{level_mark(level + 1)}`")
+    lines.append("`?` after a mark: the interval reaches past it but is too wide to say more (or one seed only)")
     return lines
 
 

@@ -188,15 +188,17 @@ def make_trainer(cfg: dict, logger, device: str, progress_bar: bool) -> pl.Train
 def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool = False):
     """Seed, build, fit and test; return (module, data, run metrics). Raises :class:`DivergedError`."""
     pl.seed_everything(cfg["seed"], workers=True, verbose=False)
+    task = tasks.get(cfg["task"])
     memory = PeakMemory(device)  # before the data and model exist: they are the run's own memory
     data, model = build(cfg)
     trainer = make_trainer(cfg, logger, device, progress_bar)
+    validations = ValidationHistory(task.val_metric)
+    trainer.callbacks.append(validations)
     start = time.perf_counter()
     trainer.fit(model, datamodule=data)
     fit_time = time.perf_counter() - start
     steps = trainer.global_step
     test = trainer.test(model, datamodule=data, verbose=False)[0]
-    task = tasks.get(cfg["task"])
     metrics = {
         **{k: float(v) for k, v in test.items() if k.startswith("test/")},
         **task.references(cfg, data),
@@ -208,7 +210,22 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
         "peak_memory_mb": memory.megabytes(),
         "num_params": model.num_parameters(),
     }
+    converged = task.converged(validations.points)
+    if converged is not None:  # a run validated too rarely to tell records nothing
+        metrics["converged"] = float(converged)
     return model, data, metrics
+
+
+class ValidationHistory(pl.Callback):
+    """(optimizer step, value) of ``key`` at every validation during fit: tells whether a run converged."""
+
+    def __init__(self, key: str):
+        self.key, self.points = key, []
+
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.key)
+        if value is not None and not trainer.sanity_checking:
+            self.points.append((trainer.global_step, float(value)))
 
 
 def collect_garbage() -> None:

@@ -55,25 +55,38 @@ class StreamSegments(Dataset):
 
     A segment holds several truncation windows; the LightningModule splits it and carries state between
     windows and between segments. Bundling windows amortizes the Trainer's per-batch cost.
+
+    Window k covers steps ``[k·stride, k·stride + truncation)``. With the stride equal to the truncation
+    (the default) windows tile the streams; with a shorter stride (BPTT(h; h′)) they overlap by
+    ``truncation − stride`` steps, and so do consecutive segments, so that every window lies whole in one
+    segment and the windows of all segments are exactly those of the uncut streams.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, truncation: int, windows_per_segment: int):
-        usable = (x.shape[1] // truncation) * truncation
-        if usable == 0:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, truncation: int, windows_per_segment: int,
+                 stride: int | None = None):
+        if x.shape[1] < truncation:
             raise ValueError(f"truncation: {truncation} is longer than each stream ({x.shape[1]} steps)")
+        self.truncation, self.stride = truncation, stride or truncation
+        self.windows = (x.shape[1] - truncation) // self.stride + 1
+        usable = (self.windows - 1) * self.stride + truncation
         self.x, self.y = x[:, :usable], y[:, :usable]
-        self.segment = truncation * windows_per_segment
+        self.windows_per_segment = windows_per_segment
 
     def __len__(self) -> int:
-        return math.ceil(self.x.shape[1] / self.segment)
+        return math.ceil(self.windows / self.windows_per_segment)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        sl = slice(i * self.segment, (i + 1) * self.segment)
+        first = i * self.windows_per_segment
+        last = min(first + self.windows_per_segment, self.windows) - 1
+        sl = slice(first * self.stride, last * self.stride + self.truncation)
         return self.x[:, sl], self.y[:, sl]
 
 
 class DependencyDataModule(pl.LightningDataModule):
     """Train/val/test series of the dependency task, each cut into parallel streams for stateful TBPTT.
+
+    Training windows advance by ``stride`` steps (default: ``truncation``); validation and test windows always
+    tile their streams, so every style of truncation is evaluated alike.
 
     Hooks: ``setup`` (generates the three series from their own seeds), ``train_dataloader``,
     ``val_dataloader``, ``test_dataloader`` (ordered segments, never shuffled: state flows between them).
@@ -90,6 +103,7 @@ class DependencyDataModule(pl.LightningDataModule):
         base: float = 0.5,
         seed: int = 0,
         segment_steps: int = 200,
+        stride: int | None = None,
     ):
         super().__init__()
         check_dependency_spec(lags, weights, base)
@@ -97,7 +111,7 @@ class DependencyDataModule(pl.LightningDataModule):
         self.floors = cross_entropy_floors(weights, base)
         self.windows_per_segment = max(1, math.ceil(segment_steps / truncation))
 
-    def _streams(self, length: int, seed: int) -> StreamSegments:
+    def _streams(self, length: int, seed: int, stride: int | None = None) -> StreamSegments:
         h = self.hparams
         x, y = generate_dependency_series(length, seed, h.lags, h.weights, h.base)
         return StreamSegments(
@@ -105,6 +119,7 @@ class DependencyDataModule(pl.LightningDataModule):
             split_into_streams(y, h.batch_size),
             h.truncation,
             self.windows_per_segment,
+            stride,
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -112,7 +127,7 @@ class DependencyDataModule(pl.LightningDataModule):
             return
         h = self.hparams
         # Three independent series: the split seeds are derived from the run seed, never shared.
-        self.train_set = self._streams(h.series_length, seed=[h.seed, 0])
+        self.train_set = self._streams(h.series_length, seed=[h.seed, 0], stride=h.stride)
         self.val_set = self._streams(h.eval_length, seed=[h.seed, 1])
         self.test_set = self._streams(h.eval_length, seed=[h.seed, 2])
 

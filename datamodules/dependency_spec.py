@@ -56,12 +56,19 @@ def expected_cross_entropy(known: int, weights: Sequence[float], base: float) ->
     return total
 
 
-def cross_entropy_floors(weights: Sequence[float] = (0.5, -0.25), base: float = 0.5) -> dict[str, float]:
-    """Analytic floors for knowing none, the first k, and all lagged inputs, keyed ``none``, ``first1`` …, ``all``.
+def cross_entropy_floors(weights: Sequence[float] = (0.5, -0.25), base: float = 0.5,
+                         lags: Sequence[int] | None = None) -> dict[str, float]:
+    """Analytic floors for knowing none, the k shortest, and all lagged inputs, keyed ``none``, ``first1`` …,
+    ``all``. "First" means shortest lag, whatever order the lags were given in (a recurrent model sees the
+    nearer input first); without ``lags`` the weights are taken as already in that order.
 
     >>> {k: round(v, 4) for k, v in cross_entropy_floors().items()}
     {'none': 0.6616, 'first1': 0.5192, 'all': 0.4545}
+    >>> round(cross_entropy_floors((-0.25, 0.5), 0.5, lags=(8, 3))["first1"], 4)  # lag 3 is still first
+    0.5192
     """
+    if lags is not None:
+        weights = [w for _, w in sorted(zip(lags, weights))]
     floors = {"none": expected_cross_entropy(0, weights, base)}
     for k in range(1, len(weights)):
         floors[f"first{k}"] = expected_cross_entropy(k, weights, base)

@@ -19,6 +19,13 @@ class DependencyModule(RecurrentTaskModule):
     carried state resets at the start of every training epoch and of every validation/test pass, which
     carry their own state so that a mid-epoch validation leaves training's state alone.
 
+    Truncation styles (``stride`` h′ < ``truncation`` h): Williams & Peng's (1990) BPTT(h; h′), compared in
+    R2RT's "Styles of Truncated Backpropagation". Training windows of h steps advance by h′ steps; each
+    window's loss counts only its last h′ outputs, so every counted output's error travels at least h − h′
+    steps back (h − 1 with h′ = 1: "true" truncation), where TF-style (h′ = h) gives the first output of a
+    window none. Each window starts from the state after the first h′ steps of the previous one, detached.
+    Evaluation is the same for every style.
+
     Hooks: ``on_train_epoch_start``, ``training_step``, ``on_validation_epoch_start``, ``validation_step``,
     ``on_test_epoch_start``, ``test_step``, ``configure_optimizers`` (base class).
     Logged: ``train/loss``; ``{val,test}/ce`` (the loss), ``/acc``, ``/floor_gap`` (gap to the Bayes floor).
@@ -27,11 +34,14 @@ class DependencyModule(RecurrentTaskModule):
     def __init__(self, cell: str = "lstm", hidden_size: int = 16, num_layers: int = 1, bidirectional: bool = False,
                  dropout: float = 0.0, truncation: int = 10, optimizer: str = "adagrad", lr: float = 0.1,
                  grad_clip: float = 0.0, lr_schedule: str = "constant", log_every: int = 50,
-                 floor: float = 0.0):
+                 floor: float = 0.0, stride: int | None = None):
         super().__init__(cell, 1, hidden_size, num_layers, bidirectional, dropout, 1, optimizer, lr, grad_clip,
                          lr_schedule, log_every)
         self.save_hyperparameters()
         self.truncation = truncation
+        self.stride = stride or truncation
+        if not 1 <= self.stride <= truncation:
+            raise ValueError(f"tbptt_stride: {stride}; allowed: an integer in [1, truncation ({truncation})]")
         self.train_state: State | None = None
         self.eval_state: State | None = None
         self.metrics = torch.nn.ModuleDict({
@@ -45,19 +55,46 @@ class DependencyModule(RecurrentTaskModule):
         logits = self.head(output).squeeze(-1)
         return binary_cross_entropy_nats(logits, y), logits, final
 
-    def windows(self, batch):
+    def windows(self, batch, stride: int | None = None):
+        """The ``truncation``-step windows of a segment, starting every ``stride`` steps (default: tiling it)."""
         x, y = batch
-        return zip(x.split(self.truncation, dim=1), y.split(self.truncation, dim=1))
+        stride = stride or self.truncation
+        starts = range(0, x.shape[1] - self.truncation + 1, stride)
+        return ((x[:, i : i + self.truncation], y[:, i : i + self.truncation]) for i in starts)
+
+    def train_window(self, x: torch.Tensor, y: torch.Tensor, state: State | None):
+        """One training window: (loss over its last ``stride`` outputs, the state the next window starts from).
+
+        TF-style (stride = truncation): the whole window counts and the next starts from its final state.
+        Otherwise the next window starts ``stride`` steps later, from the state at that point. One direction:
+        the pass is split there, which is the same computation as one pass and gives that state for free.
+        Bidirectional: a layer above the first sees the backward direction, which reads the whole window, so
+        the state is that of a separate pass over the first ``stride`` steps (no gradient: it is carried
+        detached anyway), then :meth:`RecurrentBackbone.carry` zeroes its backward rows as for any window.
+        """
+        s = self.stride
+        if s == self.truncation:
+            loss, _, final = self.model_step(x, y, state)
+            return loss, self.backbone.carry(final)
+        if self.backbone.num_directions == 1:
+            head, after_stride = self.backbone(x[:, :s], state)
+            tail, _ = self.backbone(x[:, s:], after_stride)
+            output = torch.cat((head, tail), dim=1)[:, -s:]
+        else:
+            output = self.backbone(x, state)[0][:, -s:]
+            with torch.no_grad():
+                _, after_stride = self.backbone(x[:, :s], state)
+        logits = self.head(output).squeeze(-1)
+        return binary_cross_entropy_nats(logits, y[:, -s:]), self.backbone.carry(after_stride)
 
     def on_train_epoch_start(self) -> None:
         self.train_state = None
 
     def training_step(self, batch, batch_idx: int) -> None:
         losses = []
-        for x, y in self.within_budget(self.windows(batch)):
-            loss, _, final = self.model_step(x, y, self.train_state)
+        for x, y in self.within_budget(self.windows(batch, self.stride)):
+            loss, self.train_state = self.train_window(x, y, self.train_state)
             self.optimize(loss)
-            self.train_state = self.backbone.carry(final)
             losses.append(loss.detach())
         self.log_train_losses(losses)
 

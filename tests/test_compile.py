@@ -57,7 +57,7 @@ def test_dependency_table_rows_columns_n_and_spread(compiled):
     folder, stored, _ = compiled
     table = read(folder, "comparison_dependency.csv")
     assert list(table.columns) == ["configuration", "T=2", "T=10"]
-    assert list(table["configuration"]) == [LSTM, RELU, "floor: knows no lag", "floor: knows the first 1 lag(s)",
+    assert list(table["configuration"]) == [LSTM, RELU, "floor: knows no lag", "floor: knows the 1 shortest lag(s)",
                                             "floor: knows every lag (Bayes floor)"]
     # The analytic floors of R2RT's task, in every column.
     assert table.iloc[2:, 1:].to_numpy().tolist() == [["0.6616"] * 2, ["0.5192"] * 2, ["0.4545"] * 2]
@@ -68,8 +68,10 @@ def test_dependency_table_rows_columns_n_and_spread(compiled):
         row = summary.loc[f"dependency/lstm-L1-uni-T{truncation}-lr=0.02"]
         assert (row["runs"], row["n"]) == (2, 2)
         assert math.isclose(row["mean"], ce.mean()) and math.isclose(row["std"], ce.std(ddof=1))
+        half = 12.706 * ce.std(ddof=1) / math.sqrt(2)  # Student t, 1 degree of freedom, 97.5%
+        assert math.isclose(row["high"] - row["mean"], half, rel_tol=1e-4)
         entry = table.loc[0, f"T={truncation}"]
-        assert entry.endswith(f"{ce.mean():.4f} ± {ce.std(ddof=1):.4f} (n=2)"), entry
+        assert f"{ce.mean():.4f} [{ce.mean() - half:.4f}, {ce.mean() + half:.4f}] (n=2)" in entry, entry
 
 
 def test_diverged_runs_are_counted_and_shown(compiled):
@@ -88,11 +90,16 @@ def test_marks_agree_with_the_floors(compiled):
     finished = summary[(summary["task"] == "dependency") & (summary["n"] > 0)]
     assert len(finished) == 2
     for row in finished.to_dict("records"):
-        none, first, both, mean, m = (row["floor/none"], row["floor/first1"], row["floor/all"], row["mean"],
-                                      targets.FLOOR_MARGIN)
-        meaning = {"–": mean >= none - m, "0+": first + m < mean < none - m, "1": abs(mean - first) <= m,
-                   "1+": both + m < mean < first - m, "2": mean <= both + m}
-        assert meaning[row["mark"]], row
+        none, first, both, m = row["floor/none"], row["floor/first1"], row["floor/all"], targets.BAND_CAP
+
+        def reading(ce):
+            return {"–": ce >= none - m, "0+": first + m < ce < none - m, "1": abs(ce - first) <= m,
+                    "1+": both + m < ce < first - m, "2": ce <= both + m}
+
+        # Where the interval's worse (upper) end sits; "?" when its better end sits elsewhere.
+        worse = reading(row["high"])
+        assert worse[row["mark"].rstrip("?")], row
+        assert row["mark"].endswith("?") == (not reading(row["low"])[row["mark"].rstrip("?")]), row
     assert "`1+` between `1` and `2`" in (folder / "README.md").read_text()
 
 
@@ -136,7 +143,7 @@ def test_failed_and_missing_runs_are_counted(tiny_suite_store):
     assert summary.loc["sine/lstm-L2-uni-T2", ["runs", "n", "failed", "missing"]].tolist() == [3, 2, 1, 0]
     assert summary.loc["sine/lstm-L2-uni-T10", ["runs", "n", "failed", "missing"]].tolist() == [3, 2, 0, 1]
     text = tables.comparison_table(summary.reset_index(), "sine").set_index("configuration")
-    assert text.loc["lstm L2 uni", "T=2"].endswith("(n=2), 1 failed")
+    assert "(n=2), 1 failed" in text.loc["lstm L2 uni", "T=2"]
     assert config_hash(lost) in set(runs[runs["outcome"] == "failed"]["config_hash"])
 
 

@@ -14,6 +14,7 @@ where it has something to say, ``cross_checks``, ``mark``, ``reference_rows``, `
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -43,6 +44,8 @@ class Task:
     history_keys: tuple[str, ...] = ()  # metric histories the compiled figures need (val_metric first)
     log_scale: bool = False  # heatmap colours on a log scale (metrics spanning decades)
     mark_meaning: str = ""  # what the marks of :meth:`mark` say, for figure titles
+    converge_tolerance: float = 0.0  # improvement over the last fifth of training that still counts as converging
+    labelled_fields: tuple[str, ...] = ()  # own settings that :meth:`variant` names in row labels
 
     def cross_checks(self, cfg: dict) -> list[str]:
         """Problems between settings of one resolved config (one line each); none by default."""
@@ -59,6 +62,27 @@ class Task:
     def references(self, cfg: dict, data) -> dict[str, float]:
         """Metrics logged on every run beside the neural result: ``floor/*`` (analytic) or ``baseline/*``."""
         return {}
+
+    def converged(self, history: list[tuple[int, float]]) -> bool | None:
+        """Whether a run had stopped improving: its best validation metric in the last fifth of training beats
+        the last one before it by at most :attr:`converge_tolerance` (on the log scale for a ``log_scale``
+        metric). A run still improving ran out of budget; it may not be unable to learn. Without a validation on
+        each side of that line there is nothing to compare: None.
+
+        >>> Task().converged([(200, 0.60), (400, 0.50), (800, 0.47), (1000, 0.46)])
+        False
+        >>> Task().converged([(200, 0.60), (800, 0.46), (1000, 0.46)])
+        True
+        """
+        cut = 0.8 * history[-1][0] if history else 0
+        before = [v for step, v in history if step <= cut]
+        after = [v for step, v in history if step > cut]
+        if not before or not after:
+            return None
+        scale = (lambda v: math.log(max(v, 1e-300))) if self.log_scale else (lambda v: v)
+        sign = 1 if self.lower_is_better else -1
+        best = min(after, key=lambda v: sign * v)
+        return sign * (scale(before[-1]) - scale(best)) <= self.converge_tolerance
 
     def target(self, row: dict) -> float:
         """The validation metric a run should reach, given a row holding the run's reference metrics."""
@@ -87,6 +111,14 @@ class Task:
 
     def run_plot(self, cfg: dict, data, model, history: Callable[[list[str]], History], path: Path) -> None:
         """Draw one finished run's plot to ``path`` (PNG). ``history(keys)`` fetches its metric histories."""
+
+    def variant(self, cfg: dict) -> str:
+        """What a config's :attr:`labelled_fields` add to its row label ('' when they are at their usual value)."""
+        return ""
+
+    def sections(self, summary: "pd.DataFrame", runs: "pd.DataFrame", out_dir: Path) -> list["Block"]:
+        """Extra report sections after the task's table (e.g. a comparison only some suites make)."""
+        return []
 
     def figures(self, summary: "pd.DataFrame", runs: "pd.DataFrame", histories: dict[str, History],
                 configs: dict[str, dict], out_dir: Path) -> dict[str, str]:

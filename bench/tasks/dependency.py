@@ -15,25 +15,14 @@ from pathlib import Path
 from bench import targets
 from bench.fields import Field, positive
 from bench.tasks.base import Task, model_args
-from datamodules.dependency_spec import check_dependency_spec
+from datamodules.dependency_spec import check_dependency_spec, cross_entropy_floors
 
 SHORT_FLOOR = {"none": "no lag", "all": "every lag"}
 
 
-def floors_of(row: dict) -> dict[str, float]:
-    """The ``floor/*`` entries of a row, keyed ``none``, ``first1``, …, ``all``; NaNs left out.
-
-    >>> floors_of({"floor/none": 0.66, "floor/all": 0.45, "baseline/x": 1.0, "floor/first1": float("nan")})
-    {'none': 0.66, 'all': 0.45}
-    """
-    return {k.removeprefix("floor/"): v for k, v in row.items()
-            if k.startswith("floor/") and isinstance(v, float) and not math.isnan(v)}
-
-
-def mean_floors(part) -> dict[str, float]:
-    """Each floor's mean over the rows of ``part`` that have it."""
-    columns = [c for c in part.columns if c.startswith("floor/")]
-    return floors_of({c: float(part[c].mean()) for c in columns})
+def config_floors(cfg: dict) -> dict[str, float]:
+    """The analytic floors of a resolved config, "first k" meaning the k shortest lags."""
+    return cross_entropy_floors(cfg["weights"], cfg["base"], cfg["lags"])
 
 
 class DependencyTask(Task):
@@ -47,6 +36,10 @@ class DependencyTask(Task):
         Field("weights", tuple, "weight of each lagged input on P(Y=1)", lambda v: len(v) >= 1,
               "a comma-separated list of numbers, one per lag"),
         Field("base", float, "P(Y=1) when every lagged input is 0", lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]"),
+        Field("tbptt_stride", int, "TBPTT step h': windows of truncation h steps advance by h' steps and count only "
+              "their last h' outputs (Williams & Peng's BPTT(h; h'); h' = h: TF-style, 1: true truncation)",
+              positive, "an integer in [1, truncation]; unset: = truncation; in a suite also T or T/k",
+              follows="truncation"),
     )
     # R2RT's set-up: one series of 1,000,000 steps in 200 streams, one epoch.
     defaults = dict(hidden=16, layers=1, truncation=10, batch_size=200, epochs=1, max_steps=-1,
@@ -54,9 +47,11 @@ class DependencyTask(Task):
     metric, val_metric = "test/ce", "val/ce"
     metric_label = "test cross-entropy (nats)"
     number_format = ".4f"
-    min_delta = targets.FLOOR_MARGIN
+    min_delta = 0.005  # nats: a change smaller than this never counts as a regression
     history_keys = ("val/ce", "val/elapsed_s", "train/loss")
     mark_meaning = "dependencies learned"
+    labelled_fields = ("tbptt_stride",)
+    converge_tolerance = 0.002  # nats
 
     def cross_checks(self, cfg: dict) -> list[str]:
         problems = []
@@ -64,6 +59,9 @@ class DependencyTask(Task):
             check_dependency_spec(cfg["lags"], cfg["weights"], cfg["base"])
         except ValueError as e:
             problems.append(str(e))
+        if cfg["tbptt_stride"] > cfg["truncation"]:
+            problems.append(f"tbptt_stride: {cfg['tbptt_stride']}; allowed: an integer in [1, truncation "
+                            f"({cfg['truncation']})]")
         for name in ("series_length", "eval_length"):
             if cfg[name] < cfg["batch_size"] * cfg["truncation"]:
                 problems.append(f"{name}: {cfg[name]}; allowed: at least batch_size x truncation "
@@ -77,49 +75,83 @@ class DependencyTask(Task):
         data = DependencyDataModule(truncation=cfg["truncation"], batch_size=cfg["batch_size"],
                                     series_length=cfg["series_length"], eval_length=cfg["eval_length"],
                                     lags=cfg["lags"], weights=cfg["weights"], base=cfg["base"], seed=cfg["seed"],
-                                    segment_steps=cfg["steps_per_batch"] * cfg["truncation"])
-        model = DependencyModule(truncation=cfg["truncation"], floor=data.floors["all"], **model_args(cfg))
+                                    segment_steps=cfg["steps_per_batch"] * cfg["truncation"],
+                                    stride=cfg["tbptt_stride"])
+        model = DependencyModule(truncation=cfg["truncation"], stride=cfg["tbptt_stride"], floor=data.floors["all"],
+                                 **model_args(cfg))
         return data, model
 
     def samples_per_step(self, cfg: dict) -> int:
-        return cfg["batch_size"] * cfg["truncation"]
+        # The outputs an optimizer step counts (batch x stride): every truncation style is charged once per
+        # timestep of training data, however often its windows reread it.
+        return cfg["batch_size"] * cfg["tbptt_stride"]
 
     def references(self, cfg: dict, data) -> dict[str, float]:
-        return {f"floor/{k}": v for k, v in data.floors.items()}
+        return {f"floor/{k}": v for k, v in config_floors(cfg).items()}
 
     def target(self, row: dict) -> float:
-        floors = floors_of(row)
+        floors = targets.floors_of(row)
         return targets.target(floors) if floors else math.nan
 
     def target_text(self) -> str:
         return f"dependency `val/ce` ≤ Bayes floor + {targets.FLOOR_MARGIN:g} nats"
 
     def mark(self, row: dict) -> str:
-        floors = floors_of(row)
-        return targets.floor_mark(row["mean"], floors) if floors else ""
+        floors = targets.floors_of(row)
+        return targets.floor_mark(row["mean"], row["low"], row["high"], floors) if floors else ""
 
     def reference_rows(self, part, columns) -> dict[str, dict[str, float]]:
-        keys = {k for row in part.to_dict("records") for k in floors_of(row)}
-        return {f"floor: {targets.floor_label(key)}": {c: group[f"floor/{key}"].mean() for c, group in columns.items()}
-                for key in sorted(keys, key=lambda k: targets.floor_level(k, len(keys)))}
+        floors = targets.shared_floors(part)  # when configurations differ in lags or weights, no row fits them all
+        return {f"floor: {targets.floor_label(key)}": {c: value for c in columns}
+                for key, value in sorted(floors.items(), key=lambda kv: targets.floor_level(kv[0], len(floors)))}
 
     def notes(self, part) -> list:
         from bench.report import Bullets, Text
 
-        floors = mean_floors(part)
-        if not floors:
+        if not part.filter(like="floor/").notna().any().any():
             return [Text("No dependency run finished: no floors to mark against.")]
-        return [Text("Marks: which dependencies the mean shows learned, read against the analytic floors "
-                     "(the floor rows at the bottom):"), Bullets(targets.mark_legend(floors))]
+        floors = targets.shared_floors(part)
+        if floors:
+            return [Text("Marks: which dependencies each configuration shows learned, read from its 95% interval "
+                         "over seeds against the analytic floors (the floor rows at the bottom):"),
+                    Bullets(targets.mark_legend(floors))]
+        own = {}
+        for row in part.to_dict("records"):
+            if targets.floors_of(row):
+                own.setdefault(row["variant"], targets.floors_of(row))
+        return [Text("Marks: which dependencies each configuration shows learned, read from its 95% interval over "
+                     "seeds against its own analytic floors — the configurations differ in lags or weights, so no "
+                     "floor row fits them all:"),
+                Bullets([f"{variant or 'default'}: " + ", ".join(f"{targets.floor_label(k)} {v:.4f}"
+                                                                 for k, v in floors.items()) for variant, floors in own.items()]),
+                Text("`–`: no dependency learned; `K`: the K shortest lags; `K+`: between `K` and `K+1`; `?`: the "
+                     "interval reaches past the mark but is too wide to say more (or one seed only). Bands: "
+                     f"{targets.BAND_FRACTION:g} of the gap to the neighbouring floor, at most {targets.BAND_CAP:g} "
+                     "nats.")]
 
     def heatmap_anchors(self, part) -> dict[str, float]:
-        return {SHORT_FLOOR.get(k, f"first {k.removeprefix('first')}"): v for k, v in mean_floors(part).items()}
+        return {SHORT_FLOOR.get(k, f"first {k.removeprefix('first')}"): v for k, v in targets.shared_floors(part).items()}
 
     def run_plot(self, cfg: dict, data, model, history, path: Path) -> None:
         from bench import plots
         from bench.config import run_name
 
-        plots.dependency_curve(history(["train/loss", "val/ce"]), data.floors, path, title=run_name(cfg))
+        plots.dependency_curve(history(["train/loss", "val/ce"]), config_floors(cfg), path, title=run_name(cfg))
+
+    def variant(self, cfg: dict) -> str:
+        from bench.tasks.truncation_styles import style_label
+
+        stride = cfg.get("tbptt_stride", cfg["truncation"])
+        return "" if stride == cfg["truncation"] else f"stride={style_label(cfg['truncation'], stride)}"
+
+    def sections(self, summary, runs, out_dir: Path) -> list:
+        """The truncation-styles comparison, when the suite varies the TBPTT stride."""
+        from bench.report import Heading
+        from bench.tasks import truncation_styles
+
+        if runs["tbptt_stride"].nunique() < 2 if "tbptt_stride" in runs else True:
+            return []
+        return [Heading("Truncation styles", 3), *truncation_styles.report(truncation_styles.summarize(runs), out_dir)]
 
     def figures(self, summary, runs, histories, configs, out_dir: Path) -> dict[str, str]:
         from bench import figures
@@ -127,7 +159,7 @@ class DependencyTask(Task):
         if not (summary["n"] > 0).any():
             return {}
         figures.learning_curves(runs, histories, out_dir / "learning_curves_dependency.png", "train/loss",
-                                mean_floors(runs[runs["outcome"] == "finished"]),
+                                targets.shared_floors(runs[runs["outcome"] == "finished"]),
                                 "dependency task: train/loss (mean over seeds), by truncation T; grey: analytic floors")
         return {"learning_curves_dependency.png": "dependency: learning curves against the analytic floors"}
 

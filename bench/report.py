@@ -104,7 +104,7 @@ margin-right:.5em;border:1px solid #ccc;background:linear-gradient(to right,hsl(
 hsl(0,60%,80%))}"""
 
 # Click a column's header to sort the rows by it (again: the other way). Entries sort by their number: the one
-# after a leading mark like "[2] " ("[2] 0.4561 ± 0.0012 (n=3)" sorts as 0.4561), thousands separators ignored,
+# after a leading mark like "[2] " ("[2] 0.4561 [0.4540, 0.4582] (n=3)" sorts as 0.4561), thousands separators ignored,
 # "a/b" as the fraction; rows without a number come last, in text order.
 SCRIPT = r"""function sortKey(text){var t=text.replace(/^\s*\[[^\]]*\]\s*/,"").replace(/,/g,"");
 var f=t.match(/^\s*(\d+)\s*\/\s*(\d+)/);if(f)return f[2]>0?f[1]/f[2]:null;var v=parseFloat(t);return isNaN(v)?null:v}

@@ -18,7 +18,7 @@ from bench.report import Bullets, Heading, Image, Table, Text, to_html, to_markd
 from bench.tasks import sine
 
 FLOORS = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
-ENTRY = "[2] 0.4561 ± 0.0012 (n=3), 1 diverged"
+ENTRY = "[2] 0.4561 [0.4540, 0.4582] (n=3), 1 diverged"
 
 
 def summary_of(task: str, means: dict[tuple[str, int], list[float]], references: dict[str, float]) -> pd.DataFrame:
@@ -180,8 +180,8 @@ def test_compiled_page_renders_without_horizontal_overflow(tiny_suite_store, tmp
 @needs_chromium
 def test_a_wide_table_scrolls_in_its_box_and_sorts_by_number(tmp_path):
     frame = pd.DataFrame({"configuration": ["a", "b", "c", "d", "e", "f"],
-                          "T=2": ["[–] 0.6616 ± 0.0012 (n=3)", "no result (n=0), 2 diverged", "[2] 0.4561 (n=1)",
-                                  "", "[1+] 0.5 ± 0.01 (n=2), 1 diverged", "[0+] 1.2e-01 (n=1)"],
+                          "T=2": ["[–] 0.6616 [0.6600, 0.6632] (n=3)", "no result (n=0), 2 diverged",
+                                  "[2] 0.4561 (n=1)", "", "[1+] 0.5 [0.4, 0.6] (n=2), 1 diverged", "1.2e-01 (n=1)"],
                           "samples/s": ["12,346", "9,999", "100", "1,000,000", "5", "0"],
                           **{f"T={t}": [ENTRY] * 6 for t in range(3, 15)}})
     page = tmp_path / "results.html"

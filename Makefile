@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SUITE ?= default
 ARGS ?=
+PORT ?= 5000
 
 .PHONY: setup test test-all bench smoke reproduce compile regress baseline perf ui clean
 
@@ -48,7 +49,7 @@ perf: setup
 	$(PY) -m bench.perf $(ARGS)
 
 ui: setup
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/results/mlflow.db --host 127.0.0.1 --port 5000
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/results/mlflow.db --host 127.0.0.1 --port $(PORT)
 
 clean:
 	rm -rf $(VENV) results/mlflow.db results/mlartifacts

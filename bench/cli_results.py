@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
-from bench.config import ConfigError
+from bench.cli_args import number, output_dir, output_file
+from bench.config import ConfigError, shown
 
 
 def add_commands(commands, add_tracking_flags) -> None:
@@ -21,17 +23,20 @@ def add_commands(commands, add_tracking_flags) -> None:
         "baseline", help="write a suite's results as the regression baseline (results/baseline/<suite>.json)",
         description="Write per configuration (seeds pooled) the metric's mean, std and n, whether it reaches its "
                     "target and its samples/s, with the commit, date and suite hash: a file to review in git.")
-    baseline.add_argument("--out", default=None, help="where to write (default: results/baseline/<suite>.json)")
+    baseline.add_argument("--out", type=output_file, default=None,
+                          help="where to write (default: results/baseline/<suite>.json)")
     check = commands.add_parser(
         "regress", help="compare a suite's results with its baseline; exit 1 on a regression",
         description=regress.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     check.add_argument("--baseline", default=None, help="baseline file (default: results/baseline/<suite>.json)")
-    check.add_argument("--alpha", type=float, default=regress.ALPHA,
+    check.add_argument("--alpha", type=number(lambda v: 0 < v < 1, "a number in (0, 1)"), default=regress.ALPHA,
                        help=f"false-alarm rate per configuration under pure seed noise (default {regress.ALPHA:g})")
-    check.add_argument("--min-delta", action="append", default=[], metavar="TASK=VALUE",
-                       help="...and by more than this absolute amount (default: the task's own, "
-                            + ", ".join(f"{n}={t.min_delta:g}" for n, t in tasks.BUILTIN.items()) + ")")
-    check.add_argument("--slow-ratio", type=float, default=regress.SLOW_RATIO,
+    check.add_argument("--min-delta", action="append", default=[], type=_min_delta, metavar="TASK=VALUE",
+                       help="the smallest change that counts as worse (default: the task's own, "
+                            + ", ".join(f"{n}={t.min_delta:g}" for n, t in tasks.BUILTIN.items())
+                            + "; RMSE on the log scale)")
+    check.add_argument("--slow-ratio", type=number(lambda v: 0 < v <= 1, "a number in (0, 1]"),
+                       default=regress.SLOW_RATIO,
                        help=f"flag samples/s below this fraction of the baseline's (default {regress.SLOW_RATIO:g})")
     check.add_argument("--fail-on-slow", action="store_true", help="fail on slower configurations, not just warn")
     for parser, handler in ((compile_, cmd_compile), (baseline, cmd_baseline), (check, cmd_regress)):
@@ -39,24 +44,44 @@ def add_commands(commands, add_tracking_flags) -> None:
         parser.add_argument("--suite", default=default,
                             help=f"a name in bench/suites/ or a path to a YAML file (default: {default})")
         add_tracking_flags(parser)
+        if parser is not baseline:
+            parser.add_argument("--out", type=output_dir, default=None, metavar="DIR",
+                                help="where the compiled results go (default: results/<suite>/ for the embedded "
+                                     "store, <store folder>/results/<suite>/ for another SQLite store, "
+                                     "./rnn-bench-results/<suite>/ for a tracking server)")
         parser.set_defaults(handler=handler)
 
 
-def suite_and_store(args: argparse.Namespace):
-    from bench import tracking
-    from bench.suite import load_suite
+def _min_delta(text: str) -> tuple[str, float]:
+    """An argparse ``type``: ``TASK=VALUE`` with a task's name and a finite number >= 0."""
+    from bench import tasks
 
-    suite = load_suite(args.suite)
+    task, _, value = text.partition("=")
+    try:
+        delta = float(value)
+    except ValueError:
+        delta = math.nan
+    if tasks.problem(task) or not 0 <= delta < math.inf:
+        raise argparse.ArgumentTypeError(f"{shown(text)}; allowed: TASK=VALUE with TASK a registered task "
+                                         f"({', '.join(tasks.BUILTIN)}, …) and VALUE a finite number >= 0")
+    return task, delta
+
+
+def checked_store(args: argparse.Namespace) -> str:
+    """The tracking URI of the command, checked. Call it after every other check: for the default store it
+    creates results/."""
+    from bench import tracking
+
     uri = args.tracking_uri or tracking.default_tracking_uri()
     tracking.check_tracking_uri(uri)
-    return suite, uri
+    return uri
 
 
-def compile_and_report(suite, uri: str, experiment: str) -> None:
+def compile_and_report(suite, uri: str, experiment: str, out: str | None = None) -> None:
     """Compile ``suite`` and say where the results went (also called at the end of ``bench run``)."""
     from bench.compile import compile_suite
 
-    compiled = compile_suite(suite, uri, experiment)
+    compiled = compile_suite(suite, uri, experiment, out)
     logged = f"; logged on run {compiled.parent_run_id}" if compiled.parent_run_id else ""
     print(f"compiled {len(compiled.summary)} configurations -> {compiled.out_dir}/README.md, results.html, "
           f"{sum(p.suffix == '.csv' for p in compiled.files)} CSVs, {sum(p.suffix == '.png' for p in compiled.files)} "
@@ -64,15 +89,20 @@ def compile_and_report(suite, uri: str, experiment: str) -> None:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    suite, uri = suite_and_store(args)
-    compile_and_report(suite, uri, args.experiment)
+    from bench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    uri = checked_store(args)
+    compile_and_report(suite, uri, args.experiment, args.out)
     return 0
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     from bench import regress, results, tables
+    from bench.suite import load_suite
 
-    suite, uri = suite_and_store(args)
+    suite = load_suite(args.suite)
+    uri = checked_store(args)
     found = results.load(suite, uri, args.experiment)
     missing = int((found.runs["outcome"] == "missing").sum())
     if missing:
@@ -82,7 +112,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     if failed:
         print(f"warning: {failed} runs failed; the baseline records them as failed")
     doc = regress.make_baseline(suite, tables.summarize(found.runs), list(found.runs["commit"].dropna()))
-    path = Path(args.out) if args.out else regress.baseline_path(suite.name)
+    path = args.out or regress.baseline_path(suite.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     print(f"baseline of {len(doc['configurations'])} configurations (commit {doc['commit']}) -> {path}")
@@ -90,29 +120,19 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    from bench import regress, results, tables, tasks, tracking
-    from bench.suite import parse_overrides
+    from bench import regress, results, tables, tracking
+    from bench.suite import load_suite
 
-    suite, uri = suite_and_store(args)
+    suite = load_suite(args.suite)
     path = Path(args.baseline) if args.baseline else regress.baseline_path(suite.name)
     baseline = regress.load_baseline(path)
-    min_delta = {}
-    for task, value in parse_overrides(args.min_delta, "--min-delta").items():
-        try:
-            min_delta[task] = float(value)
-        except ValueError:
-            min_delta[task] = -1.0
-        if tasks.problem(task) or min_delta[task] < 0:
-            raise ConfigError([f"--min-delta: {task}={value}; allowed: TASK=VALUE with TASK a registered task "
-                               f"({', '.join(tasks.BUILTIN)}, …) and VALUE a number >= 0"])
-    if not 0 < args.alpha < 1 or not 0 < args.slow_ratio <= 1:
-        raise ConfigError([f"--alpha {args.alpha:g} / --slow-ratio {args.slow_ratio:g}; allowed: 0 < alpha < 1, "
-                           "0 < slow-ratio <= 1"])
+    min_delta = dict(args.min_delta)
+    uri = checked_store(args)
     summary = tables.summarize(results.load(suite, uri, args.experiment).runs)
     comparison = regress.compare(baseline, path, suite, summary, args.alpha, min_delta, args.slow_ratio,
                                  args.fail_on_slow)
     report = regress.regress_markdown(comparison)
-    out = tracking.results_dir() / suite.name / "regress.md"
+    out = tracking.output_dir(uri, suite.name, args.out) / "regress.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report)
     print(report)

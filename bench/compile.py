@@ -34,8 +34,8 @@ class Compiled:
 
 def compile_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EXPERIMENT,
                   out_dir: Path | None = None) -> Compiled:
-    """Compile ``suite``'s results from the store into ``out_dir`` (default ``results/<suite>/``)."""
-    out_dir = Path(out_dir or tracking.results_dir() / suite.name)
+    """Compile ``suite``'s results from the store into ``out_dir`` (default: :func:`bench.tracking.output_dir`)."""
+    out_dir = tracking.output_dir(tracking_uri, suite.name, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     found = results.load(suite, tracking_uri, experiment)
     summary = tables.summarize(found.runs)
@@ -97,6 +97,8 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
     blocks: list[Block] = [
         Heading(f"Results: suite `{suite.name}`", 1),
         Text(suite.description.strip()),
+        Text(f"Suite file `{suite.path}`" + (f", overridden on the command line by `{' '.join(suite.overrides)}`"
+                                             if suite.overrides else ", as written") + "."),
         Text(f"Compiled {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC from `{tracking_uri}`; "
              f"runs of commit {commits}. {len(summary)} configurations, {len(runs)} runs: "
              + ", ".join(f"{counts.get(o, 0)} {o}" for o in ("finished", "diverged", "failed", "missing")) + "."),

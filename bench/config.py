@@ -11,45 +11,54 @@ import json
 from typing import Any
 
 from bench import tasks
-from bench.fields import NO_NEUTRAL, ConfigError, Field, convert, positive, problem
+from bench.fields import NO_NEUTRAL, ConfigError, Field, convert, int_range, problem, shown
 from lightning_modules import cell_registry
 from lightning_modules.choices import LR_SCHEDULES, OPTIMIZER_NAMES
 
-__all__ = ["ConfigError", "Field", "FIELDS", "fields_for", "check_value", "resolve", "config_hash", "run_name"]
+__all__ = ["ConfigError", "Field", "FIELDS", "fields_for", "check_value", "resolve", "config_hash", "run_name",
+           "shown"]
 
+
+# Upper bounds "within reason": far beyond any benchmark here, low enough that a slip (an extra digit, a pasted
+# number) is refused before it reaches torch, where it would overflow or exhaust memory in the middle of a run.
+MAX_HIDDEN = 4096
+MAX_LAYERS = 64
+MAX_TRUNCATION = 100_000
+MAX_BATCH_SIZE = 65_536
+MAX_STEPS = 100_000_000  # optimizer steps; also bounds val_every and log_every
+MAX_SAMPLES = 10**12
+MAX_EPOCHS = 100_000
+MAX_STEPS_PER_BATCH = 10_000
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding and Lightning's seed_everything accept 0 .. 2**32 - 1
 
 FIELDS = [
     Field("task", str, "which task", lambda v: tasks.problem(v) or True, "a registered task"),
     Field("cell", str, "recurrent cell", lambda v: cell_registry.problem(v) or True, cell_registry.ALLOWED),
-    Field("hidden", int, "hidden units per layer and direction", positive, "an integer >= 1"),
-    Field("layers", int, "stacked recurrent layers", positive, "an integer >= 1"),
+    Field("hidden", int, "hidden units per layer and direction", *int_range(1, MAX_HIDDEN)),
+    Field("layers", int, "stacked recurrent layers", *int_range(1, MAX_LAYERS)),
     Field("bidirectional", bool, "read each window both ways", allowed="true or false"),
     Field("dropout", float, "dropout between stacked layers (never on the recurrent state)",
           lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
-    Field("truncation", int, "dependency: TBPTT window length; sine: input window length", positive,
-          "an integer >= 1"),
-    Field("seed", int, "seeds every random source of the run", lambda v: v >= 0, "an integer >= 0"),
+    Field("truncation", int, "dependency: TBPTT window length; sine: input window length",
+          *int_range(1, MAX_TRUNCATION)),
+    Field("seed", int, "seeds every random source of the run", *int_range(0, MAX_SEED)),
     Field("optimizer", str, "optimizer", lambda v: v in OPTIMIZER_NAMES, "one of " + ", ".join(OPTIMIZER_NAMES)),
-    Field("lr", float, "learning rate", lambda v: v > 0, "a number > 0"),
+    Field("lr", float, "learning rate", lambda v: v > 0, "a finite number > 0"),
     Field("lr_schedule", str, "learning-rate schedule (cosine: down to 0 at max_steps)",
           lambda v: v in LR_SCHEDULES, "one of " + ", ".join(LR_SCHEDULES)),
-    Field("grad_clip", float, "gradient-norm clipping threshold, 0 = off", lambda v: v >= 0, "a number >= 0"),
-    Field("batch_size", int, "dependency: parallel streams; sine: minibatch size", positive, "an integer >= 1"),
-    Field("epochs", int, "training epochs (-1: until max_steps)", lambda v: v >= 1 or v == -1,
-          "an integer >= 1, or -1"),
-    Field("max_steps", int, "optimizer steps at most (-1: until epochs)", lambda v: v >= 1 or v == -1,
-          "an integer >= 1, or -1"),
+    Field("grad_clip", float, "gradient-norm clipping threshold, 0 = off", lambda v: v >= 0,
+          "a finite number >= 0"),
+    Field("batch_size", int, "dependency: parallel streams; sine: minibatch size", *int_range(1, MAX_BATCH_SIZE)),
+    Field("epochs", int, "training epochs (-1: until max_steps)", *int_range(1, MAX_EPOCHS, or_also=-1)),
+    Field("max_steps", int, "optimizer steps at most (-1: until epochs)", *int_range(1, MAX_STEPS, or_also=-1)),
     Field("max_samples", int, "training budget in samples (timesteps or examples the task counts); sets max_steps "
-          "(-1: budget given by max_steps or epochs)", lambda v: v >= 1 or v == -1, "an integer >= 1, or -1",
-          neutral=-1),
-    Field("val_every", int, "validate every this many optimizer steps (0: once per epoch)", lambda v: v >= 0,
-          "an integer >= 0"),
+          "(-1: budget given by max_steps or epochs)", *int_range(1, MAX_SAMPLES, or_also=-1), neutral=-1),
+    Field("val_every", int, "validate every this many optimizer steps (0: once per epoch)", *int_range(0, MAX_STEPS)),
     Field("val_count", int, "validate this many times, evenly over the step budget (0: as val_every says); "
-          "needs max_steps or max_samples", lambda v: v >= 0, "an integer >= 0", neutral=0),
-    Field("log_every", int, "log the training loss every this many optimizer steps", positive,
-          "an integer >= 1"),
+          "needs max_steps or max_samples", *int_range(0, 10_000), neutral=0),
+    Field("log_every", int, "log the training loss every this many optimizer steps", *int_range(1, MAX_STEPS)),
     Field("steps_per_batch", int, "optimizer steps bundled in one Lightning batch (amortizes Trainer cost)",
-          positive, "an integer >= 1"),
+          *int_range(1, MAX_STEPS_PER_BATCH)),
 ]
 COMMON_DEFAULTS = dict(cell="lstm", bidirectional=False, dropout=0.0, seed=0, optimizer="adagrad", lr=0.1,
                        lr_schedule="constant", grad_clip=0.0, val_every=0, log_every=50, steps_per_batch=50,
@@ -94,7 +103,7 @@ def resolve(overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
     >>> resolve({"task": "dependency", "layers": 0})
     Traceback (most recent call last):
     ...
-    bench.fields.ConfigError: layers: 0; allowed: an integer >= 1
+    bench.fields.ConfigError: layers: 0; allowed: an integer >= 1, at most 64
     """
     prefix = f"{where}: " if where else ""
     name = overrides.get("task", tasks.DEFAULT)
@@ -137,12 +146,14 @@ def _budget_in_samples(cfg: dict[str, Any], overrides: dict[str, Any], task) -> 
     """
     if cfg["max_samples"] == -1:
         return []
-    clash = [k for k in ("max_steps", "epochs") if k in overrides and convert(FIELDS_BY_NAME[k], overrides[k]) != -1]
+    steps = -(-cfg["max_samples"] // task.samples_per_step(cfg))
+    # A rerun's config.yaml holds the steps this budget resolved to: that agrees, anything else clashes.
+    clash = [k for k, agree in (("max_steps", steps), ("epochs", -1))
+             if k in overrides and convert(FIELDS_BY_NAME[k], overrides[k]) not in (-1, agree)]
     if clash:
         return [f"max_samples/{clash[0]}: both set; allowed: one training budget (max_samples, or max_steps "
                 "and/or epochs)"]
-    cfg["max_steps"] = -(-cfg["max_samples"] // task.samples_per_step(cfg))
-    cfg["epochs"] = -1
+    cfg["max_steps"], cfg["epochs"] = steps, -1
     return []
 
 

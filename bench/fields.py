@@ -6,6 +6,7 @@ task's fields are checked, converted and reported exactly like the built-in ones
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -43,6 +44,17 @@ def positive(v) -> bool:
     return v >= 1
 
 
+def int_range(low: int, high: int, or_also: int | None = None) -> tuple[Callable[[int], bool], str]:
+    """The check and the allowed text of an integer field bounded on both sides (and maybe one special value).
+
+    >>> check, text = int_range(1, 64)
+    >>> check(65), text
+    (False, 'an integer >= 1, at most 64')
+    """
+    text = f"an integer >= {low}, at most {high}" + (f", or {or_also}" if or_also is not None else "")
+    return (lambda v: low <= v <= high or v == or_also), text
+
+
 def convert(field: Field, value: Any) -> Any:
     """Turn a YAML or command-line value into the field's type; raise ValueError if it is not one.
 
@@ -69,7 +81,10 @@ def convert(field: Field, value: Any) -> Any:
     if field.kind is float:
         if isinstance(value, bool):
             raise ValueError
-        return float(value)
+        number = float(value)  # a huge integer raises OverflowError, an ArithmeticError
+        if not math.isfinite(number):  # "inf", "nan", YAML's .inf: accepted by float(), fatal in training
+            raise ValueError
+        return number
     if field.kind is tuple:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)):
@@ -88,10 +103,20 @@ def problem(field: Field, value: Any) -> str | None:
     """
     try:
         verdict = field.check(convert(field, value))
-    except (ValueError, TypeError, OverflowError):
+    except (ValueError, TypeError, ArithmeticError):
         verdict = False
     if verdict is True:
         return None
     if isinstance(verdict, str):
         return verdict
-    return f"{field.name}: {value!r}; allowed: {field.allowed}"
+    return f"{field.name}: {shown(value)}; allowed: {field.allowed}"
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error message stays one readable line.
+
+    >>> shown("x" * 100, limit=10)
+    "'xxxxxxxxx... (102 characters)"
+    """
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

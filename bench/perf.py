@@ -6,7 +6,6 @@ reports medians and the min–max spread of the ratio. Writes ``results/perf.md`
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -16,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from bench import tracking
-from bench.config import resolve
+from bench.cli_args import ArgumentParser, output_file, report
+from bench.config import ConfigError, resolve
 from bench.tasks.sine import SOURCE_RMSE as SEED_SINE_RMSE
 from bench.train import RunLogger, build, fit_and_test, make_trainer
 from datamodules.dependency import generate_dependency_series
@@ -75,8 +74,10 @@ def lightning_loop_seconds(cfg: dict, store: Path, device: str) -> float:
     return model.train_loop_s
 
 
-def plain_loop_seconds(cfg: dict, device: str) -> float:
-    """The same model, data and optimizer in a hand-written PyTorch loop."""
+def plain_loop(cfg: dict, device: str):
+    """The same model, data, optimizer, clipping and schedule in a hand-written PyTorch loop, over the module's own
+    per-step maths (``step_inputs``, ``step_loss``: the TBPTT windows and the carried state). Returns (seconds,
+    the trained module); tests/test_perf.py checks that it trains exactly what the Lightning path trains."""
     torch.manual_seed(cfg["seed"])
     data, model = build(cfg)
     data.setup("fit")
@@ -84,42 +85,34 @@ def plain_loop_seconds(cfg: dict, device: str) -> float:
     optimizer = OPTIMIZERS[cfg["optimizer"]](model.parameters(), lr=cfg["lr"])
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg["max_steps"])
                 if cfg["lr_schedule"] == "cosine" else None)
-    batches = [(x.to(device), y.to(device)) for x, y in data.train_dataloader()]
-    dependency = cfg["task"] == "dependency"
 
     def steps():
-        """Every optimizer step's (x, y) in order; None where an epoch starts (the carried state resets)."""
+        """Every optimizer step's inputs in order; the carried state resets where an epoch starts."""
         for _ in range(cfg["epochs"] if cfg["epochs"] > 0 else 10**9):
-            yield None
-            for x, y in batches:
-                yield from zip(x.split(cfg["truncation"], 1), y.split(cfg["truncation"], 1)) if dependency \
-                    else zip(x, y)
+            model.on_train_epoch_start()
+            for batch in data.train_dataloader():
+                yield from model.step_inputs(tuple(t.to(device) for t in batch))
 
     budget = cfg["max_steps"] if cfg["max_steps"] > 0 else None
-    done, state = 0, None
     start = time.perf_counter()
-    for step in steps():
-        if step is None:
-            state = None
-            continue
-        x, y = step
-        output, final = model.backbone(x, state)
-        if dependency:
-            loss = F.binary_cross_entropy_with_logits(model.head(output).squeeze(-1), y)
-            state = tuple(s.detach() for s in final)
-        else:
-            loss = F.mse_loss(model.head(output[:, -1]).squeeze(-1), y)
+    for done, inputs in enumerate(steps(), start=1):
+        loss = model.step_loss(inputs)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg["grad_clip"] > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
         optimizer.step()
         if schedule is not None:
             schedule.step()
-        done += 1
         if done == budget:
             break
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, model
+
+
+def plain_loop_seconds(cfg: dict, device: str) -> float:
+    return plain_loop(cfg, device)[0]
 
 
 def step_overhead(name: str, cfg: dict, device: str, repeats: int, tmp: Path) -> Figure:
@@ -325,12 +318,19 @@ def log_report(path: Path, figures: list[Figure], uri: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__)
+    parser = ArgumentParser(prog="python -m bench.perf", description=__doc__)
     parser.add_argument("--scale", choices=("full", "tiny"), default="full", help="tiny: a seconds-long check")
-    parser.add_argument("--out", type=Path, default=None, help="where to write the table (default results/perf.md)")
-    parser.add_argument("--tracking-uri", default=None)
-    args = parser.parse_args(argv)
-    path = run(args.scale, args.out, args.tracking_uri)
+    parser.add_argument("--out", type=output_file, default=None,
+                        help="where to write the table (default results/perf.md)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow store for the report (default: $MLFLOW_TRACKING_URI, else sqlite under results/)")
+    try:  # every argument checked before minutes of measuring, not when the report is written
+        args = parser.parse_args(argv)
+        uri = args.tracking_uri or tracking.default_tracking_uri()
+        tracking.check_tracking_uri(uri)
+    except ConfigError as e:
+        return report(e)
+    path = run(args.scale, args.out, uri)
     print(path.read_text())
     return 0
 

@@ -30,13 +30,14 @@ from pathlib import Path
 import pandas as pd
 
 from bench import stats, tasks, tracking
-from bench.config import ConfigError, config_hash
+from bench.config import ConfigError, config_hash, shown
 from bench.report import markdown_table
 from bench.suite import Suite
 
 ALPHA = 0.01  # false-alarm rate per configuration under pure seed noise (tests/test_regress_power.py)
 PRIOR_DF = 1.0  # weight, in seeds' worth of degrees of freedom, of the task's typical spread
 SLOW_RATIO = 0.5
+MAX_COUNT = 10**9  # runs of one configuration in a baseline: a bound that keeps the arithmetic in floats
 
 
 def baseline_path(suite_name: str) -> Path:
@@ -95,11 +96,18 @@ def make_baseline(suite: Suite, summary: pd.DataFrame, commits: list[str]) -> di
 
 
 def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite JSON number: Python's json also reads NaN, Infinity and integers too large for a float, which
+    no comparison can use."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def _is_count(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_COUNT
 
 
 TOP_FIELDS = {"suite": (lambda v: isinstance(v, str), "a string"),
@@ -112,8 +120,8 @@ ENTRY_FIELDS = {"metric": (lambda v: isinstance(v, str), "a metric name"),
                 "target": (lambda v: v is None or _is_number(v), "a number or null"),
                 "mean": (lambda v: v is None or _is_number(v), "a number or null"),
                 "std": (lambda v: v is None or _is_number(v), "a number or null"),
-                "n": (_is_count, "an integer >= 0"), "runs": (_is_count, "an integer >= 0"),
-                "diverged": (_is_count, "an integer >= 0"), "failed": (_is_count, "an integer >= 0"),
+                **dict.fromkeys(("n", "runs", "diverged", "failed"),
+                                (_is_count, f"an integer >= 0, at most {MAX_COUNT}")),
                 "reached_target": (lambda v: isinstance(v, bool), "true or false"),
                 "samples_per_s": (lambda v: v is None or _is_number(v), "a number or null")}
 
@@ -121,18 +129,28 @@ ENTRY_FIELDS = {"metric": (lambda v: isinstance(v, str), "a metric name"),
 def load_baseline(path: Path) -> dict:
     """Read and check a baseline file; raise :class:`ConfigError` naming the file and every bad field."""
     try:
-        doc = json.loads(Path(path).read_text())
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError([f"baseline: {path}: no such file; allowed: a file written by `bench baseline`"]) from None
     except json.JSONDecodeError as e:
-        raise ConfigError([f"baseline: {path}: not valid JSON ({e})"]) from None
+        raise ConfigError([f"baseline: {path}: not valid JSON ({e}); allowed: a file written by `bench baseline`"]) \
+            from None
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"baseline: {path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                           "allowed: a file written by `bench baseline`"]) from None
+    except RecursionError:
+        raise ConfigError([f"baseline: {path}: nested too deeply to read; allowed: a file written by "
+                           "`bench baseline`"]) from None
+    except (OSError, ValueError) as e:  # a folder, no permission; ValueError: a NUL byte in the path
+        raise ConfigError([f"baseline: {path}: cannot be read ({getattr(e, 'strerror', None) or e}); allowed: a "
+                           "file written by `bench baseline`"]) from None
     if not isinstance(doc, dict):
         raise ConfigError([f"baseline: {path}: {type(doc).__name__}; allowed: a JSON object with "
                            f"{', '.join(TOP_FIELDS)}"])
     problems = [_problem(path, name, doc, check, allowed) for name, (check, allowed) in TOP_FIELDS.items()]
     for key, entry in (doc.get("configurations") if isinstance(doc.get("configurations"), dict) else {}).items():
         if not isinstance(entry, dict):
-            problems.append(f"baseline: {path}: configurations.{key}: {entry!r}; allowed: a mapping of "
+            problems.append(f"baseline: {path}: configurations.{key}: {shown(entry)}; allowed: a mapping of "
                             f"{', '.join(ENTRY_FIELDS)}")
             continue
         problems += [_problem(path, f"configurations.{key}.{name}", entry, check, allowed, name)
@@ -148,7 +166,7 @@ def _problem(path, where: str, mapping: dict, check, allowed: str, name: str | N
     if name not in mapping:
         return f"baseline: {path}: {where}: missing; allowed: {allowed}"
     if not check(mapping[name]):
-        return f"baseline: {path}: {where}: {mapping[name]!r}; allowed: {allowed}"
+        return f"baseline: {path}: {where}: {shown(mapping[name])}; allowed: {allowed}"
     return None
 
 

@@ -29,6 +29,7 @@ must come out a whole number in every combination: exclude the others (``- {tbpt
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,10 +40,12 @@ import yaml
 from bench import tasks as task_registry
 from bench.config import COMMON_DEFAULTS, ConfigError, check_value, config_hash, fields_for, resolve
 from bench.fields import convert
+from bench.tracking import NAME_ALLOWED, is_safe_name
 
 SUITES_DIR = Path(__file__).parent / "suites"
 RELATIVE = re.compile(r"T(?:/([1-9][0-9]*))?")  # a value relative to the followed setting: T, T/2, …
 TOP_LEVEL = ("description", "axes", "fixed", "tasks", "points", "exclude", "published")
+MAX_RUNS = 100_000  # combinations of one suite's axes: beyond this a typo, not a benchmark (and a long hang)
 
 
 @dataclass
@@ -52,15 +55,20 @@ class Suite:
     description: str
     configs: list[dict[str, Any]]  # resolved, in matrix order
     published: list[dict[str, Any]] = field(default_factory=list)  # figures of a source to reproduce (see below)
+    overrides: list[str] = field(default_factory=list)  # the command line's --axis/--set, as given
 
     def hashes(self) -> list[str]:
         return [config_hash(c) for c in self.configs]
 
 
 def suite_path(name_or_path: str) -> Path:
+    """A path ending in .yaml or .yml, else a bundled suite's name (a safe name, never a path)."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
         return path
+    if not is_safe_name(name_or_path):
+        raise ConfigError([f"suite: {name_or_path!r}; allowed: a path ending in .yaml or .yml, or the name of a "
+                           f"bundled suite ({', '.join(available_suites())})"])
     return SUITES_DIR / f"{name_or_path}.yaml"
 
 
@@ -84,17 +92,7 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     """Read, validate and expand a suite; raise :class:`ConfigError` listing every problem at once."""
     path = suite_path(name_or_path)
     where = str(path)
-    if not path.is_file():
-        raise ConfigError([f"suite: {name_or_path!r} not found; allowed: a YAML file or one of "
-                           f"{', '.join(available_suites())}"])
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        context = getattr(e, "context", None)
-        what = f"{problem} ({context})" if problem and context else problem or str(e).splitlines()[0]
-        raise ConfigError([f"{where}: not valid YAML{at}: {what}"]) from None
+    doc = _read(path, name_or_path)
     if not isinstance(doc, dict):
         raise ConfigError([f"{where}: {type(doc).__name__}; allowed: a mapping with keys {', '.join(TOP_LEVEL)}"])
     problems = [f"{where}: {key}: unknown key; allowed: {', '.join(TOP_LEVEL)}" for key in doc if key not in TOP_LEVEL]
@@ -108,6 +106,12 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
                                                    (fixed_overrides or {}).get("task"), fixed.get("task")]
                                        if isinstance(v, str))}
     known = [n for n in named if task_registry.problem(n) is None]
+    flagged = [f"--axis {key}={','.join(map(str, values))}: {p}" for key, values in (axis_overrides or {}).items()
+               for v in values if (p := _check(key, v, known))]
+    flagged += [f"--set {key}={value}: {p}" for key, value in (fixed_overrides or {}).items()
+                if (p := _check(key, value, known))]
+    if flagged:  # a mistake on the command line is the command line's, not the suite file's
+        raise ConfigError(list(dict.fromkeys(flagged)))
     set_overrides = dict(fixed_overrides or {})
     for key in set_overrides:  # --set fixes a setting for every run: it replaces the file's axis of it
         axes.pop(key, None)
@@ -135,18 +139,19 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
         for key, wanted in rule.items():
             options = wanted if isinstance(wanted, list) else [wanted]
             problems += [f"{where}: exclude[{n}].{key}: {p}" for v in options if (p := _check(key, v, known))]
-    problems = list(dict.fromkeys(problems))  # an unknown axis is reported once, not once per value
-    if problems:
-        raise ConfigError(problems)
-
     points = doc.get("points") or [{}]
     if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
         problems.append(f"{where}: points: {points!r}; allowed: a list of mappings setting -> value")
         points = [{}]
     for n, extra in enumerate(points):
         problems += [f"{where}: points[{n}].{key}: {p}" for key, v in extra.items() if (p := _check(key, v, known))]
+    problems = list(dict.fromkeys(problems))  # an unknown axis is reported once, not once per value
     if problems:
-        raise ConfigError(list(dict.fromkeys(problems)))
+        raise ConfigError(problems)
+    combinations = len(points) * math.prod(len(values) for values in axes.values())
+    if combinations > MAX_RUNS:
+        raise ConfigError([f"{where}: axes: {combinations} combinations; allowed: at most {MAX_RUNS}"])
+
     configs, seen = [], set()
     names = list(axes)
     for extra, combo in itertools.product(points, itertools.product(*(axes[n] for n in names))):
@@ -166,8 +171,10 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
         raise ConfigError(problems)
     if not configs:
         raise ConfigError([f"{where}: exclude: removes every combination; allowed: rules that leave some runs"])
-    unique = list({config_hash(c): c for c in configs}.values())
-    return Suite(path.stem, path, str(doc.get("description", "")), unique, published)
+    unique = interleave_tasks(list({config_hash(c): c for c in configs}.values()))
+    overrides = [f"--axis {k}={','.join(map(str, v))}" for k, v in (axis_overrides or {}).items()]
+    overrides += [f"--set {k}={v}" for k, v in (fixed_overrides or {}).items()]
+    return Suite(path.stem, path, str(doc.get("description", "")), unique, published, overrides)
 
 
 PUBLISHED_KEYS = ("source", "where", "claim", "mark", "value")
@@ -196,12 +203,63 @@ def _published(entries: Any, where: str, problems: list[str]) -> list[dict]:
     return entries
 
 
+def _read(path: Path, name_or_path: str) -> Any:
+    """The parsed YAML document of a suite file; :class:`ConfigError` with one line for whatever is wrong."""
+    where = str(path)
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, ValueError) as e:  # a name too long, a NUL byte
+        raise ConfigError([f"suite: {name_or_path!r}: {e}; allowed: a YAML file"]) from None
+    if not exists:
+        raise ConfigError([f"suite: {name_or_path!r} not found; allowed: a YAML file or one of "
+                           f"{', '.join(available_suites())}"])
+    if not is_file:
+        raise ConfigError([f"suite: {where!r} is not a file; allowed: a YAML file"])
+    if not is_safe_name(path.stem):  # it becomes results/<name>/: "...yaml" would write into results/..
+        raise ConfigError([f"suite: {where!r}: name {path.stem!r}; allowed: a YAML file whose name without "
+                           f".yaml is {NAME_ALLOWED}"])
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        context = getattr(e, "context", None)
+        what = f"{problem} ({context})" if problem and context else problem or str(e).splitlines()[0]
+        raise ConfigError([f"{where}: not valid YAML{at}: {what}; allowed: a YAML mapping (see bench/suite.py)"]) \
+            from None
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"{where}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                           "allowed: a UTF-8 YAML file"]) from None
+    except RecursionError:
+        raise ConfigError([f"{where}: nested too deeply to read; allowed: a few levels of mappings and lists"]) \
+            from None
+    except OSError as e:
+        raise ConfigError([f"{where}: cannot be read ({e.strerror or e}); allowed: a readable YAML file"]) from None
+
+
 def _mapping(doc: dict, key: str, where: str, problems: list[str]) -> dict:
     value = doc.get(key) or {}
     if not isinstance(value, dict):
         problems.append(f"{where}: {key}: {value!r}; allowed: a mapping")
         return {}
     return dict(value)
+
+
+def interleave_tasks(configs: list[dict]) -> list[dict]:
+    """The configs with their tasks taken in turn (each task's own order kept), so that a suite's runs, and its
+    progress bar's ETA, do not do all of one task's runs first.
+
+    >>> [c["task"] for c in interleave_tasks([{"task": "a"}, {"task": "a"}, {"task": "a"}, {"task": "b"}])]
+    ['a', 'b', 'a', 'a']
+    """
+    by_task: dict[str, list[dict]] = {}
+    for cfg in configs:
+        by_task.setdefault(cfg["task"], []).append(cfg)
+    queues = [iter(q) for q in by_task.values()]
+    out = []
+    while len(out) < len(configs):
+        out += [cfg for q in queues if (cfg := next(q, None)) is not None]
+    return out
 
 
 def _relative(key: str, value: Any) -> re.Match | None:
@@ -249,7 +307,7 @@ def _typed(key: str, value: Any) -> Any:
     """A setting as its field's type, so that ``"3"`` from ``--axis`` matches ``3`` in an exclude rule."""
     try:
         return convert(fields_for()[key], value)
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, ArithmeticError):
         return value
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import functools
 import os
 import platform
+import re
+import sqlite3
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -25,31 +30,144 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{results_dir() / 'mlflow.db'}"
 
 
-def check_tracking_uri(uri: str) -> None:
-    """Raise :class:`ConfigError` unless the store at ``uri`` can be reached; writes nothing."""
+def output_dir(uri: str, suite_name: str, out: str | Path | None = None) -> Path:
+    """Where a suite's compiled results go: ``out`` if given; ``results/<suite>/`` for the embedded store only
+    (the committed results); beside any other SQLite store (``<its folder>/results/<suite>/``); for a tracking
+    server, ``./rnn-bench-results/<suite>/``. So a run into a throw-away store never touches the committed results.
+
+    >>> output_dir("sqlite:////tmp/x/mlflow.db", "smoke")
+    PosixPath('/tmp/x/results/smoke')
+    >>> output_dir("http://127.0.0.1:5000", "smoke", out="/tmp/out")
+    PosixPath('/tmp/out')
+    """
+    if out is not None:
+        return Path(out)
     if uri.startswith("sqlite:///"):
-        parent = Path(uri.removeprefix("sqlite:///")).parent
-        if parent == results_dir():
-            parent.mkdir(parents=True, exist_ok=True)
-        if not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise ConfigError([f"tracking_uri: {uri!r}: folder {str(parent)!r} does not exist or is not writable; "
-                               "allowed: sqlite:///<path in a writable folder> or http(s)://<mlflow server>"])
+        db = Path(uri.removeprefix("sqlite:///")).resolve()
+        if db == (results_dir() / "mlflow.db").resolve():
+            return results_dir() / suite_name
+        return db.parent / "results" / suite_name
+    return Path.cwd() / "rnn-bench-results" / suite_name
+
+
+# A name that becomes a folder (results/<suite>/, mlartifacts/<experiment>/) is one plain path component:
+# no separator, no "." or "..", nothing a shell or a file system treats specially, short enough for any of them.
+NAME_ALLOWED = ("1 to 100 characters of A-Z a-z 0-9 . _ -, starting with a letter or a digit "
+                "(the name becomes a folder)")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def is_safe_name(name: object) -> bool:
+    return isinstance(name, str) and _SAFE_NAME.fullmatch(name) is not None
+
+
+def check_name(setting: str, name: object) -> str:
+    """``name`` if it is safe as a single path component, else :class:`ConfigError` naming ``setting``.
+
+    >>> check_name("experiment", "rnn-bench")
+    'rnn-bench'
+    >>> check_name("experiment", "../../y")
+    Traceback (most recent call last):
+    ...
+    bench.fields.ConfigError: experiment: '../../y'; allowed: 1 to 100 characters of A-Z a-z 0-9 . _ -, starting \
+with a letter or a digit (the name becomes a folder)
+    """
+    if is_safe_name(name):
+        return name
+    raise ConfigError([f"{setting}: {name!r}; allowed: {NAME_ALLOWED}"])
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+URI_ALLOWED = "allowed: sqlite:///<MLflow SQLite file in a writable folder> or http(s)://<mlflow server>"
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Raise :class:`ConfigError` unless the store at ``uri`` can be reached; writes nothing (except creating
+    the default ``results/`` folder for the default store)."""
+    if uri.startswith("sqlite:///"):
+        problem = _sqlite_problem(Path(uri.removeprefix("sqlite:///")))
+        if problem:
+            raise ConfigError([f"tracking_uri: {uri!r}: {problem}; {URI_ALLOWED}"])
     elif uri.startswith(("http://", "https://")):
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:
+            request, context = _health_request(uri)
+            with urllib.request.urlopen(request, timeout=5, context=context) as response:
                 if response.status != 200:
                     raise urllib.error.URLError(f"status {response.status}")
-        except (urllib.error.URLError, OSError) as e:
+        except urllib.error.HTTPError as e:
+            if e.code not in (401, 403):
+                raise ConfigError([f"tracking_uri: {uri!r} answers HTTP {e.code} at /health; allowed: a running "
+                                   "MLflow server"]) from None
+            raise ConfigError([f"tracking_uri: {uri!r} refuses the credentials (HTTP {e.code}); allowed: "
+                               "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or ~/.mlflow/credentials, "
+                               "or MLFLOW_TRACKING_TOKEN) that the server accepts"]) from None
+        except (urllib.error.URLError, OSError, ValueError) as e:  # ValueError: a malformed host or port
             raise ConfigError([f"tracking_uri: {uri!r} is unreachable ({getattr(e, 'reason', e)}); allowed: a "
                                "running MLflow server (mlflow server --host 127.0.0.1 --port 5000 ...) or "
                                "sqlite:///<path>"]) from None
     else:
-        raise ConfigError([f"tracking_uri: {uri!r}; allowed: sqlite:///<path> or http(s)://<mlflow server>"])
+        raise ConfigError([f"tracking_uri: {uri!r}; {URI_ALLOWED}"])
+
+
+def _health_request(uri: str) -> tuple[urllib.request.Request, ssl.SSLContext | None]:
+    """The probe of a server's /health with what MLflow's own client would send: its credentials (environment
+    or ~/.mlflow/credentials) and its TLS settings, so that a server behind a login or a private CA passes."""
+    from mlflow.utils.credentials import get_default_host_creds
+
+    creds = get_default_host_creds(uri)
+    request = urllib.request.Request(uri.rstrip("/") + "/health")
+    if creds.username and creds.password:
+        basic = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {basic}")
+    elif creds.token:
+        request.add_header("Authorization", f"Bearer {creds.token}")
+    context = None
+    if uri.startswith("https://"):
+        context = ssl.create_default_context(cafile=creds.server_cert_path or None)
+        if creds.ignore_tls_verification:
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return request, context
+
+
+def _sqlite_problem(path: Path) -> str | None:
+    """What keeps ``path`` from being an MLflow SQLite store, or None. A missing file is fine (MLflow creates
+    it); an existing one must be a SQLite database that is empty or already holds MLflow's tables, so that
+    MLflow never adds its tables to someone else's database."""
+    try:
+        if path.is_dir():
+            return "is a folder"
+        parent = path.parent
+        if parent == results_dir():
+            parent.mkdir(parents=True, exist_ok=True)
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            return f"folder {str(parent)!r} does not exist or is not writable"
+        if not path.exists():
+            return None
+        if not path.is_file() or not os.access(path, os.R_OK | os.W_OK):
+            return "is not a regular file that can be read and written"
+        with open(path, "rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        return f"cannot be used ({e})"
+    if not header:
+        return None  # SQLite treats an empty file as an empty database
+    if header != SQLITE_HEADER:
+        return "is not a SQLite database"
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("select name from sqlite_master where type = 'table'")}
+    except sqlite3.Error as e:
+        return f"cannot be read as a SQLite database ({e})"
+    if tables and not tables & {"alembic_version", "experiments"}:
+        return f"is a SQLite database but not an MLflow store (tables: {', '.join(sorted(tables)[:5])})"
+    return None
 
 
 def artifact_location(uri: str, experiment: str) -> str | None:
-    """Artifacts of a SQLite store live beside the database; a server chooses its own."""
+    """Artifacts of a SQLite store live beside the database, one folder per experiment; a server chooses its
+    own. The experiment name must be a safe name (:func:`check_name`), so that it stays inside ``mlartifacts``."""
     if uri.startswith("sqlite:///"):
+        check_name("experiment", experiment)
         return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / experiment).resolve().as_uri()
     return None
 

@@ -29,7 +29,8 @@ class RecurrentTaskModule(pl.LightningModule):
     batch holds several optimizer steps (truncation windows or minibatches), each run by :meth:`optimize`.
     That is also what keeps the Trainer's per-batch work small against a small RNN's step.
 
-    Hooks: ``configure_optimizers``; subclasses add ``training_step``, ``validation_step``, ``test_step``.
+    Hooks: ``configure_optimizers``, ``training_step`` (over the subclass's ``step_inputs`` and ``step_loss``);
+    subclasses add ``validation_step`` and ``test_step``.
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool,
@@ -74,6 +75,24 @@ class RecurrentTaskModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.log_step()
+
+    def step_inputs(self, batch):
+        """What each optimizer step of a Lightning batch trains on, in order (subclasses)."""
+        raise NotImplementedError
+
+    def step_loss(self, inputs) -> torch.Tensor:
+        """The loss of one optimizer step, keeping whatever state carries to the next (subclasses)."""
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        """Every optimizer step the batch holds, within the step budget: :meth:`step_loss`, :meth:`optimize`.
+        A plain PyTorch loop over the same two methods (bench.perf) is the reference for Lightning's overhead."""
+        losses = []
+        for inputs in self.within_budget(self.step_inputs(batch)):
+            loss = self.step_loss(inputs)
+            self.optimize(loss)
+            losses.append(loss.detach())
+        self.log_train_losses(losses)
 
     def within_budget(self, steps):
         """The first of ``steps`` that fit in the Trainer's ``max_steps``: a batch holds several steps, and

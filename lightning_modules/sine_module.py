@@ -11,7 +11,8 @@ from lightning_modules.recurrent_task import RecurrentTaskModule
 
 
 class SineModule(RecurrentTaskModule):
-    """Reads a window of ``truncation`` samples and predicts the next one from the last step's output.
+    """Reads a window of ``truncation`` samples and predicts the next one from each direction's final state
+    (:meth:`readout`).
 
     Each Lightning batch stacks several shuffled minibatches, one optimizer step each; windows are
     independent, so no state is carried.
@@ -33,19 +34,30 @@ class SineModule(RecurrentTaskModule):
         })
         self.test_predictions: torch.Tensor | None = None
 
+    def readout(self, output: torch.Tensor) -> torch.Tensor:
+        """What the head reads from the top layer's outputs (batch, truncation, hidden·directions): each
+        direction's final state, the one that has read the whole window.
+
+        Forward, that is the last step's output. Backward, the direction reads right to left and ends at the
+        first step: its output at the last step has seen one sample only, so the final one is taken at step 0.
+        """
+        if self.backbone.num_directions == 1:
+            return output[:, -1]
+        hidden = output.shape[-1] // 2
+        return torch.cat([output[:, -1, :hidden], output[:, 0, hidden:]], dim=-1)
+
     def model_step(self, x: torch.Tensor, y: torch.Tensor):
         """One minibatch: (MSE loss, predictions). x (batch, truncation, 1), y (batch,)."""
         output, _ = self.backbone(x)
-        prediction = self.head(output[:, -1]).squeeze(-1)
+        prediction = self.head(self.readout(output)).squeeze(-1)
         return F.mse_loss(prediction, y), prediction
 
-    def training_step(self, batch, batch_idx: int) -> None:
-        losses = []
-        for x, y in self.within_budget(zip(*batch)):
-            loss, _ = self.model_step(x, y)
-            self.optimize(loss)
-            losses.append(loss.detach())
-        self.log_train_losses(losses)
+    def step_inputs(self, batch):
+        """The minibatches a Lightning batch stacks, one optimizer step each (base class contract)."""
+        return zip(*batch)
+
+    def step_loss(self, minibatch) -> torch.Tensor:
+        return self.model_step(*minibatch)[0]
 
     def _evaluate(self, batch, split: str) -> torch.Tensor:
         x, y = batch

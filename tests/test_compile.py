@@ -112,7 +112,8 @@ def test_sine_table_has_baselines_and_the_seed_figure(compiled):
     for truncation in (2, 10):
         runs = sine_runs[sine_runs["params.truncation"] == str(truncation)]
         for metric, label in sine.BASELINES.items():
-            assert table.loc[label, f"T={truncation}"] == format(runs[f"metrics.{metric}"].mean(), ".3g")
+            mean = runs[f"metrics.{metric}"].mean()  # NaN where a baseline does not apply (AR(2) per window at T=2)
+            assert table.loc[label, f"T={truncation}"] == ("" if pd.isna(mean) else format(mean, ".3g"))
 
 
 def test_cost_table_has_every_configuration_and_time_to_target(compiled):

@@ -46,7 +46,7 @@ def test_splits_are_disjoint_consecutive_segments_in_time(truncation):
     assert spans["val"][1] == 2_000 + truncation - 1
 
 
-def test_default_sizes_follow_seed_003():
+def test_default_sizes_follow_the_tensorflow_example():
     dm = SineDataModule()
     dm.setup()
     h = dm.hparams

@@ -165,13 +165,14 @@ def test_override_without_key_and_value_is_an_error(item, flag):
     assert info.value.problems == [f"{flag}: {item!r}; allowed: key=value"]
 
 
-def test_invalid_override_values_are_reported_like_file_values(tmp_path):
+def test_invalid_override_values_name_the_flag_not_the_suite_file(tmp_path):
     path = write(tmp_path, VALID)
     problems = problems_of(path, parse_overrides(["layers=one,2", "colour=red"], "--axis"),
                            parse_overrides(["dropout=2"], "--set"))
-    assert any("axes.layers: layers: 'one'; allowed: an integer >= 1" in p for p in problems), problems
-    assert any("axes.colour: colour: unknown setting" in p for p in problems), problems
-    assert any("fixed.dropout: dropout: '2'; allowed: a number in [0, 1)" in p for p in problems), problems
+    assert any(p.startswith("--axis layers=one,2: layers: 'one'; allowed: an integer >= 1") for p in problems), problems
+    assert any(p.startswith("--axis colour=red: colour: unknown setting") for p in problems), problems
+    assert any(p.startswith("--set dropout=2: dropout: '2'; allowed: a number in [0, 1)") for p in problems), problems
+    assert not any(str(path) in p for p in problems), problems
 
 
 # ------------------------------------------------------------------------------------------- malformed suites
@@ -199,14 +200,14 @@ def test_empty_axes_is_an_error(tmp_path):
 
 
 @pytest.mark.parametrize("key, value, allowed", [
-    ("layers", "one", "an integer >= 1"),
-    ("layers", 1.5, "an integer >= 1"),
-    ("layers", 0, "an integer >= 1"),
+    ("layers", "one", "an integer >= 1, at most 64"),
+    ("layers", 1.5, "an integer >= 1, at most 64"),
+    ("layers", 0, "an integer >= 1, at most 64"),
     ("bidirectional", "maybe", "true or false"),
-    ("seed", -1, "an integer >= 0"),
+    ("seed", -1, "an integer >= 0, at most 4294967295"),
     ("dropout", 1.0, "a number in [0, 1)"),
     ("cell", "transformer", cell_registry.ALLOWED),
-    ("task", "speech", "one of dependency, sine, or a dotted path package.module:TaskClass"),
+    ("task", "speech", "one of dependency, sine, sine_extrapolation, or a dotted path package.module:TaskClass"),
 ])
 def test_wrong_value_names_file_key_value_and_what_is_allowed(tmp_path, key, value, allowed):
     path = write(tmp_path, f"axes: {{seed: [0], {key}: [{value}]}}\n" + FIXED.replace("task: dependency, ", ""))
@@ -217,8 +218,9 @@ def test_wrong_value_names_file_key_value_and_what_is_allowed(tmp_path, key, val
 def test_wrong_values_in_fixed_and_tasks(tmp_path):
     text = "axes: {seed: [0]}\nfixed: {hidden: 2.5}\ntasks: {dependency: {batch_size: many}, sine: [1]}\n"
     problems = problems_of(write(tmp_path, text))
-    assert any(p.endswith("fixed.hidden: hidden: 2.5; allowed: an integer >= 1") for p in problems), problems
-    assert any(p.endswith("tasks.dependency.batch_size: batch_size: 'many'; allowed: an integer >= 1")
+    assert any(p.endswith("fixed.hidden: hidden: 2.5; allowed: an integer >= 1, at most 4096")
+               for p in problems), problems
+    assert any(p.endswith("tasks.dependency.batch_size: batch_size: 'many'; allowed: an integer >= 1, at most 65536")
                for p in problems), problems
     assert any("tasks.sine: [1]; allowed: a mapping" in p for p in problems), problems
 
@@ -231,12 +233,12 @@ def test_sections_must_be_mappings(tmp_path, section):
 
 def test_unknown_top_level_key(tmp_path):
     problem = only_problem(write(tmp_path, "axis: {seed: [0]}\n" + FIXED))
-    assert problem.endswith("axis: unknown key; allowed: description, axes, fixed, tasks, exclude")
+    assert problem.endswith("axis: unknown key; allowed: description, axes, fixed, tasks, points, exclude, published")
 
 
 def test_unknown_task_in_tasks(tmp_path):
     problem = only_problem(write(tmp_path, "axes: {seed: [0]}\ntasks: {speech: {hidden: 3}}\n" + FIXED))
-    assert problem.endswith("tasks.speech: task: 'speech'; allowed: one of dependency, sine, or a dotted path "
+    assert problem.endswith("tasks.speech: task: 'speech'; allowed: one of dependency, sine, sine_extrapolation, or a dotted path "
                             "package.module:TaskClass")
 
 
@@ -253,7 +255,7 @@ def test_bad_yaml_syntax_says_where(tmp_path, text, where):
 @pytest.mark.parametrize("text, what", [("- a\n- b\n", "list"), ("", "NoneType"), ("just text\n", "str")])
 def test_a_suite_must_be_a_mapping(tmp_path, text, what):
     problem = only_problem(write(tmp_path, text))
-    assert f": {what}; allowed: a mapping with keys description, axes, fixed, tasks, exclude" in problem
+    assert f": {what}; allowed: a mapping with keys description, axes, fixed, tasks, points, exclude, published" in problem
 
 
 def test_missing_suite_lists_the_bundled_ones(tmp_path):
@@ -319,11 +321,11 @@ def test_cli_exits_2_listing_every_problem_and_writes_nothing(tmp_path):
 
 @pytest.mark.parametrize("argv, fragment", [
     (["--suite", "{bad}"], "axes.layers: layers: 'one'"),
-    (["--suite", "{good}", "--axis", "layers=one"], "axes.layers: layers: 'one'"),
+    (["--suite", "{good}", "--axis", "layers=one"], "--axis layers=one: layers: 'one'"),
     (["--suite", "{good}", "--axis", "seed"], "--axis: 'seed'; allowed: key=value"),
-    (["--suite", "{good}", "--set", "dropout=7"], "fixed.dropout: dropout: '7'"),
+    (["--suite", "{good}", "--set", "dropout=7"], "--set dropout=7: dropout: '7'"),
     (["--suite", "{good}", "--axis", "truncation=5000"], "truncation=5000, seed=0: series_length: 20000"),
-    (["--suite", "{good}", "--workers", "-1"], "workers: -1; allowed:"),
+    (["--suite", "{good}", "--workers", "-1"], "--workers: '-1'; allowed:"),
     (["--suite", "no-such-suite"], "'no-such-suite' not found"),
 ])
 def test_cli_invalid_input_exits_2_before_touching_the_store(tmp_path, capsys, argv, fragment):

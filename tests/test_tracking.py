@@ -183,3 +183,13 @@ def test_cli_reports_every_problem_at_once(cli_results):
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert sorted(e.removeprefix("error: ").split(":")[0] for e in errors) == ["dropout", "hidden", "layers"]
     assert list(folder.iterdir()) == []
+
+
+def test_compiled_results_go_to_results_only_for_the_embedded_store(tmp_path, monkeypatch):
+    from bench.tracking import output_dir
+
+    monkeypatch.setenv("RNN_BENCH_RESULTS", str(tmp_path / "results"))
+    assert output_dir(f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}", "smoke") == tmp_path / "results" / "smoke"
+    assert output_dir(f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}", "smoke") == \
+        tmp_path / "elsewhere" / "results" / "smoke"
+    assert output_dir("http://127.0.0.1:5000", "smoke", out=tmp_path / "x") == tmp_path / "x"

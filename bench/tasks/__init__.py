@@ -14,11 +14,11 @@ from importlib.metadata import entry_points
 from bench.fields import ConfigError
 from bench.tasks.base import Task
 from bench.tasks.dependency import DependencyTask
-from bench.tasks.sine import SineTask
+from bench.tasks.sine import SineExtrapolationTask, SineTask
 from lightning_modules import cell_registry
 
 ENTRY_POINT_GROUP = "rnn_bench.tasks"
-BUILTIN: dict[str, Task] = {task.name: task for task in (DependencyTask(), SineTask())}
+BUILTIN: dict[str, Task] = {task.name: task for task in (DependencyTask(), SineTask(), SineExtrapolationTask())}
 DEFAULT = "dependency"
 SAFE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # a task's name becomes part of file names
 
@@ -41,7 +41,7 @@ def get(name: str) -> Task:
     >>> get("echo")
     Traceback (most recent call last):
     ...
-    bench.fields.ConfigError: task: 'echo'; allowed: one of dependency, sine, or a dotted path package.module:TaskClass
+    bench.fields.ConfigError: task: 'echo'; allowed: one of dependency, sine, sine_extrapolation, or a dotted path package.module:TaskClass
     """
     if not isinstance(name, str):
         raise ConfigError([f"task: {name!r}; allowed: {allowed()}"])

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from bench import targets
-from bench.fields import Field, positive
+from bench.fields import Field, int_range, positive
 from bench.tasks.base import Task, model_args
 from datamodules.dependency_spec import check_dependency_spec, cross_entropy_floors
 
@@ -29,12 +29,14 @@ class DependencyTask(Task):
     name = "dependency"
     title = "Dependency (echo) task"
     fields = (
-        Field("series_length", int, "training series length in steps", positive, "an integer >= 1"),
-        Field("eval_length", int, "validation and test series length in steps", positive, "an integer >= 1"),
-        Field("lags", tuple, "lags of the inputs Y depends on", lambda v: len(v) >= 1 and all(x >= 1 for x in v),
-              "a comma-separated list of integers >= 1", item=int),
-        Field("weights", tuple, "weight of each lagged input on P(Y=1)", lambda v: len(v) >= 1,
-              "a comma-separated list of numbers, one per lag"),
+        # Bounds within reason: a generated step costs ~18 bytes, and the floors enumerate 2^(lags) cases.
+        Field("series_length", int, "training series length in steps", *int_range(1, 100_000_000)),
+        Field("eval_length", int, "validation and test series length in steps", *int_range(1, 100_000_000)),
+        Field("lags", tuple, "lags of the inputs Y depends on",
+              lambda v: 1 <= len(v) <= 16 and all(1 <= x <= 10_000 for x in v),
+              "a comma-separated list of 1 to 16 integers in [1, 10000]", item=int),
+        Field("weights", tuple, "weight of each lagged input on P(Y=1)", lambda v: 1 <= len(v) <= 16,
+              "a comma-separated list of finite numbers, one per lag"),
         Field("base", float, "P(Y=1) when every lagged input is 0", lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]"),
         Field("tbptt_stride", int, "TBPTT step h': windows of truncation h steps advance by h' steps and count only "
               "their last h' outputs (Williams & Peng's BPTT(h; h'); h' = h: TF-style, 1: true truncation)",
@@ -62,6 +64,10 @@ class DependencyTask(Task):
         if cfg["tbptt_stride"] > cfg["truncation"]:
             problems.append(f"tbptt_stride: {cfg['tbptt_stride']}; allowed: an integer in [1, truncation "
                             f"({cfg['truncation']})]")
+        if cfg["eval_length"] // cfg["batch_size"] <= max(cfg["lags"]):
+            problems.append(f"eval_length: {cfg['eval_length']}; allowed: more than batch_size x the longest lag "
+                            f"({cfg['batch_size'] * max(cfg['lags'])}): evaluation skips each stream's first "
+                            f"{max(cfg['lags'])} steps")
         for name in ("series_length", "eval_length"):
             if cfg[name] < cfg["batch_size"] * cfg["truncation"]:
                 problems.append(f"{name}: {cfg[name]}; allowed: at least batch_size x truncation "
@@ -78,7 +84,7 @@ class DependencyTask(Task):
                                     segment_steps=cfg["steps_per_batch"] * cfg["truncation"],
                                     stride=cfg["tbptt_stride"])
         model = DependencyModule(truncation=cfg["truncation"], stride=cfg["tbptt_stride"], floor=data.floors["all"],
-                                 **model_args(cfg))
+                                 eval_skip=max(cfg["lags"]), **model_args(cfg))
         return data, model
 
     def samples_per_step(self, cfg: dict) -> int:
@@ -149,8 +155,8 @@ class DependencyTask(Task):
         from bench.report import Heading
         from bench.tasks import truncation_styles
 
-        if runs["tbptt_stride"].nunique() < 2 if "tbptt_stride" in runs else True:
-            return []
+        if "tbptt_stride" not in runs or not (runs["tbptt_stride"] != runs["truncation"]).any():
+            return []  # every run TF-style: nothing to compare
         return [Heading("Truncation styles", 3), *truncation_styles.report(truncation_styles.summarize(runs), out_dir)]
 
     def figures(self, summary, runs, histories, configs, out_dir: Path) -> dict[str, str]:

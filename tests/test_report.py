@@ -65,8 +65,8 @@ def test_sine_scores_are_log_ratios_between_the_target_and_the_last_value_baseli
     frame = scores.frame.set_axis(table["configuration"]).drop(columns="configuration")
     assert frame.loc["gru L1 uni", "T=10"] == pytest.approx(0.5)
     assert frame.loc["gru L1 uni", "T=20"] == 0.0  # better than the target
-    assert frame.loc["baseline: last value of the window"].tolist() == [1.0, 1.0]
-    assert frame.loc["baseline: least-squares linear AR on the same window"].tolist() == [0.0, 0.0]
+    assert frame.loc[sine.BASELINES["baseline/last_value_rmse"]].tolist() == [1.0, 1.0]
+    assert frame.loc[sine.BASELINES["baseline/linear_ar_rmse"]].tolist() == [0.0, 0.0]
     assert "log scale" in scores.legend
 
 

@@ -120,8 +120,9 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
                    Table(found)]
     for name, table in comparisons.items():
         task = tasks.get(name)
+        scores = tables.comparison_scores(summary, name, table)
         blocks += [Heading(f"{task.title or name}: {task.metric_label}"), *task.notes(summary[summary["task"] == name]),
-                   Table(table)]
+                   Table(table, scores.frame, scores.legend)]
         blocks += [Image(file, alt) for file, alt in images[name].items()]
         blocks += task.sections(summary[summary["task"] == name], runs[runs["task"] == name], out_dir)
     goals = "; ".join(text for name in comparisons if (text := tasks.get(name).target_text()))

@@ -62,16 +62,37 @@ def seed_mean(histories: list[list[tuple[int, float]]]) -> list[tuple[int, float
     return [(int(s), round(float(v), 12)) for s, v in means.items()]
 
 
+def panel_place(row: dict) -> tuple[str, str]:
+    """Where a configuration's learning curves go: (layers × direction and any other varying setting, cell).
+
+    >>> panel_place({"cell": "gru", "layers": 2, "direction": "bi", "variant": "hidden=32"})
+    ('L2 bi hidden=32', 'gru')
+    """
+    return " ".join(p for p in (facet_label(row), row["variant"]) if p), row["cell"]
+
+
+def curve_panels(runs: pd.DataFrame, histories: dict, key: str) -> tuple[dict, list[str], list[str]]:
+    """The learning-curve grid of one task's ``runs``: (panels, rows, columns). Rows are layers × direction,
+    columns cells, both in the comparison table's order (the order of ``runs``); a panel (row, column) maps
+    ``T=…`` to the seed mean of ``key``, by increasing truncation. Only finished runs have curves; a row or
+    column without any is left out."""
+    places = [panel_place(row) for row in runs.to_dict("records")]
+    rows, columns = list(dict.fromkeys(r for r, _ in places)), list(dict.fromkeys(c for _, c in places))
+    found: dict[tuple[str, str], dict[int, list]] = {}
+    finished = runs[runs["outcome"] == "finished"]
+    for _, group in finished.groupby("configuration", sort=False):
+        first = group.iloc[0].to_dict()
+        series = [histories[run_id][key] for run_id in group["run_id"]]
+        found.setdefault(panel_place(first), {})[int(first["truncation"])] = seed_mean(series)
+    panels = {(r, c): {tables.column_label(t): found[r, c][t] for t in sorted(found[r, c])}
+              for r in rows for c in columns if (r, c) in found}
+    used_rows, used_columns = {r for r, _ in panels}, {c for _, c in panels}
+    return panels, [r for r in rows if r in used_rows], [c for c in columns if c in used_columns]
+
+
 def learning_curves(runs: pd.DataFrame, histories: dict, path: Path, key: str, floors: dict[str, float],
                     title: str) -> None:
-    """``key`` (mean over seeds) against step: a panel per layers × direction (rows) and cell (columns), a line
-    per truncation, the ``floors`` as grey lines. ``runs``: one task's runs."""
-    finished = runs[runs["outcome"] == "finished"]
-    panels: dict[tuple[str, str], dict] = {}
-    for (_, truncation), group in finished.sort_values("truncation").groupby(["configuration", "truncation"],
-                                                                            sort=False):
-        first = group.iloc[0].to_dict()
-        row = " ".join(p for p in (facet_label(first), first["variant"]) if p)
-        series = [histories[run_id][key] for run_id in group["run_id"]]
-        panels.setdefault((row, first["cell"]), {})[tables.column_label(truncation)] = seed_mean(series)
-    plots.learning_curves(panels, floors, path, title=title)
+    """``key`` (mean over seeds) against step: the grid of :func:`curve_panels`, a line per truncation, the
+    ``floors`` as grey lines. ``runs``: one task's runs."""
+    panels, rows, columns = curve_panels(runs, histories, key)
+    plots.learning_curves(panels, floors, path, title=title, rows=rows, columns=columns)

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: workers and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
+from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator, StrMethodFormatter  # noqa: E402
 
 from bench.targets import floor_label  # noqa: E402
 
@@ -28,8 +29,9 @@ def draw_history(ax, history: History, colors: list | None = None) -> None:
 
 
 def draw_floors(ax, floors: dict[str, float], labelled: bool = True) -> None:
-    """The analytic floors as grey horizontal lines, one line style each."""
-    for (key, value), style in zip(floors.items(), FLOOR_STYLES):
+    """The analytic floors as grey horizontal lines, one line style each, highest first (the legend then reads
+    top to bottom as the lines lie)."""
+    for (key, value), style in zip(sorted(floors.items(), key=lambda item: -item[1]), FLOOR_STYLES):
         ax.axhline(value, color="grey", linestyle=style, linewidth=1,
                    label=f"{floor_label(key)}: {value:.4f}" if labelled else None)
 
@@ -83,9 +85,12 @@ def _grid(keys: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
 
 
 def learning_curves(panels: dict[tuple[str, str], History], floors: dict[str, float], path: Path,
-                    title: str = "", ylabel: str = "cross-entropy (nats)") -> None:
-    """A grid of panels keyed (row, column), each with its series coloured in order and the floors drawn."""
-    rows, columns = _grid(list(panels))
+                    title: str = "", ylabel: str = "cross-entropy (nats)", rows: list[str] | None = None,
+                    columns: list[str] | None = None) -> None:
+    """A grid of panels keyed (row, column), each with its series coloured in order and the floors drawn.
+    ``rows`` and ``columns`` give the grid's order (default: first appearance in ``panels``)."""
+    first_rows, first_columns = _grid(list(panels))
+    rows, columns = rows or first_rows, columns or first_columns
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.2 * len(columns) + 3.5, 2.4 * len(rows) + 1),
                              sharex=True, sharey=True, squeeze=False, layout="constrained")
     labels = list(dict.fromkeys(label for history in panels.values() for label in history))
@@ -117,13 +122,34 @@ def learning_curves(panels: dict[tuple[str, str], History], floors: dict[str, fl
     plt.close(fig)
 
 
+def numeric_scale(bar, anchors: dict[str, float], log: bool) -> None:
+    """A colour bar's numeric scale on its right (decades and the values between them on a log scale), and the
+    ``anchors`` as labelled marks on its left: a line across the bar and the name and value beside it."""
+    axis = bar.ax.yaxis
+    if log:
+        axis.set_major_locator(LogLocator(numticks=12))
+        axis.set_minor_locator(LogLocator(subs=(2, 5), numticks=12))
+    else:
+        axis.set_major_locator(MaxNLocator(6))
+        axis.set_minor_locator(NullLocator())
+    axis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    axis.set_minor_formatter(StrMethodFormatter("{x:g}"))
+    bar.ax.tick_params(which="both", labelsize=7)
+    low, high = bar.norm.vmin, bar.norm.vmax
+    for name, value in anchors.items():
+        if low <= value <= high:
+            bar.ax.axhline(value, color="black", linewidth=1)
+            bar.ax.annotate(f"{name} {value:.4g}", (0, value), xycoords=("axes fraction", "data"),
+                            xytext=(-4, 0), textcoords="offset points", ha="right", va="center", fontsize=7)
+
+
 def heatmaps(facets: dict[tuple[str, str], tuple], path: Path, anchors: dict[str, float], label: str,
              log: bool = False, title: str = "") -> None:
     """A grid of heatmaps keyed (row, column); each facet is (values, texts): DataFrames of the same shape.
 
     All share one colour scale (green: low, red: high) spanning the ``anchors`` (floors, baselines) and every
-    value; the anchors are the colour bar's ticks. NaN cells (no finished run) are grey; ``texts`` is
-    written in every cell.
+    value; the colour bar has a numeric scale and the anchors marked on it. NaN cells (no finished run) are
+    grey; ``texts`` is written in every cell.
     """
     rows, columns = _grid(list(facets))
     shape = next(iter(facets.values()))[0].shape
@@ -148,8 +174,7 @@ def heatmaps(facets: dict[tuple[str, str], tuple], path: Path, anchors: dict[str
         if not ax.images:
             ax.axis("off")
     bar = fig.colorbar(image, ax=axes, shrink=0.9)
-    bar.set_ticks(list(anchors.values()), labels=[f"{k} {v:.4g}" for k, v in anchors.items()], fontsize=7)
-    bar.minorticks_off()
+    numeric_scale(bar, anchors, log)
     bar.set_label(label)
     fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=90)

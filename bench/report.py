@@ -30,6 +30,10 @@ class Bullets:
 @dataclass
 class Table:
     frame: pd.DataFrame
+    # HTML only: per cell, the frame's shape, 0 (green: at the best reference) .. 1 (red: at the worst); NaN: no
+    # colour. ``legend`` says what the colours mean.
+    scores: pd.DataFrame | None = None
+    legend: str = ""
 
 
 @dataclass
@@ -84,15 +88,77 @@ def inline_html(text: str) -> str:
     return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text, quote=False))
 
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 8px;
-text-align:left;white-space:nowrap}th{background:#f0f0f0}tr:nth-child(even){background:#fafafa}
-code{background:#f3f3f3;padding:0 3px}img{max-width:100%;display:block;margin:1em 0}"""
+STYLE = r"""body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222;
+line-height:1.4}p,li{overflow-wrap:break-word}code{background:#f3f3f3;padding:0 3px}
+img{max-width:100%;display:block;margin:1em 0}
+.scroll{overflow:auto;max-width:100%;max-height:85vh;width:fit-content;border:1px solid #ccc;margin:.5em 0 1.5em}
+table{border-collapse:separate;border-spacing:0;font-size:13px}
+th,td{border:solid #ddd;border-width:0 1px 1px 0;padding:3px 8px;text-align:left;white-space:nowrap}
+td{font-variant-numeric:tabular-nums}thead th{position:sticky;top:0;z-index:2;background:#eaeaea;cursor:pointer;
+user-select:none}thead th:first-child{left:0;z-index:3}tbody th{position:sticky;left:0;z-index:1;background:#f6f6f6;
+font-weight:normal}tbody tr:nth-child(even) td{background:#fafafa}thead th::after{content:" \2195";color:#aaa}
+thead th[aria-sort=ascending]::after{content:" \25B2";color:#222}
+thead th[aria-sort=descending]::after{content:" \25BC";color:#222}
+.legend{font-size:13px;margin:.5em 0}.ramp{display:inline-block;width:120px;height:12px;vertical-align:middle;
+margin-right:.5em;border:1px solid #ccc;background:linear-gradient(to right,hsl(120,60%,80%),hsl(60,60%,80%),
+hsl(0,60%,80%))}"""
+
+# Click a column's header to sort the rows by it (again: the other way). Entries sort by their number: the one
+# after a leading mark like "[2] " ("[2] 0.4561 [0.4540, 0.4582] (n=3)" sorts as 0.4561), thousands separators ignored,
+# "a/b" as the fraction; rows without a number come last, in text order.
+SCRIPT = r"""function sortKey(text){var t=text.replace(/^\s*\[[^\]]*\]\s*/,"").replace(/,/g,"");
+var f=t.match(/^\s*(\d+)\s*\/\s*(\d+)/);if(f)return f[2]>0?f[1]/f[2]:null;var v=parseFloat(t);return isNaN(v)?null:v}
+function sortBy(table,column,header){var body=table.tBodies[0],up=header.getAttribute("aria-sort")!=="ascending";
+table.querySelectorAll("thead th").forEach(function(h){h.removeAttribute("aria-sort")});
+header.setAttribute("aria-sort",up?"ascending":"descending");var sign=up?1:-1;
+var rows=Array.from(body.rows).map(function(r,i){var text=r.cells[column].textContent.trim();
+return{row:r,i:i,text:text,key:sortKey(text)}});rows.sort(function(a,b){
+if(a.key!==null&&b.key!==null)return sign*(a.key-b.key)||a.i-b.i;if(a.key!==null)return -1;if(b.key!==null)return 1;
+if(!a.text!==!b.text)return a.text?-1:1;return sign*a.text.localeCompare(b.text,undefined,{numeric:true})||a.i-b.i});
+rows.forEach(function(r){body.appendChild(r.row)})}
+document.querySelectorAll("table.sortable").forEach(function(table){
+table.querySelectorAll("thead th").forEach(function(header,column){header.title="sort by this column";
+header.tabIndex=0;header.addEventListener("click",function(){sortBy(table,column,header)});
+header.addEventListener("keydown",function(e){if(e.key==="Enter")sortBy(table,column,header)})})});"""
+
+
+def score_colour(score: float) -> str:
+    """A pale background from green (0) through yellow to red (1).
+
+    >>> score_colour(0.0), score_colour(1.0)
+    ('hsl(120,60%,80%)', 'hsl(0,60%,80%)')
+    """
+    return f"hsl({round(120 * (1 - score))},60%,80%)"
+
+
+def html_table(block: Table) -> str:
+    """A sortable table in its own scrolling box: the header row and the first column stay in view; cells
+    coloured by ``block.scores``, with the legend above."""
+    frame, scores = block.frame, block.scores
+    head = "".join(f"<th scope='col'>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = []
+    for i in range(len(frame)):
+        cells = []
+        for j, value in enumerate(frame.iloc[i]):
+            text = html.escape("" if pd.isna(value) else str(value))
+            if j == 0:
+                cells.append(f"<th scope='row'>{text}</th>")
+                continue
+            score = scores.iat[i, j] if scores is not None else float("nan")
+            style = f" style='background:{score_colour(score)}'" if pd.notna(score) else ""
+            cells.append(f"<td{style}>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    legend = (f"<div class='legend'><span class='ramp'></span>{inline_html(block.legend)}</div>"
+              if block.legend else "")
+    return (f"{legend}<div class='scroll'><table class='sortable'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 def to_html(blocks: list[Block], title: str, images_dir: Path) -> str:
-    """One HTML page with every image embedded (base64), so it can be mailed or opened anywhere."""
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+    """One HTML page with every image embedded (base64) and no external style, script or font, so it can be
+    mailed or opened anywhere."""
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<meta name='viewport' content='width=device-width,initial-scale=1'><title>{html.escape(title)}</title>"
              f"<style>{STYLE}</style></head><body>"]
     for block in blocks:
         if isinstance(block, Heading):
@@ -102,9 +168,9 @@ def to_html(blocks: list[Block], title: str, images_dir: Path) -> str:
         elif isinstance(block, Bullets):
             parts.append("<ul>" + "".join(f"<li>{inline_html(item)}</li>" for item in block.items) + "</ul>")
         elif isinstance(block, Table):
-            parts.append(block.frame.to_html(index=False, border=0))
+            parts.append(html_table(block))
         else:
             data = base64.b64encode((images_dir / block.file).read_bytes()).decode()
             parts.append(f"<img alt='{html.escape(block.alt)}' src='data:image/png;base64,{data}'>")
-    parts.append("</body></html>")
+    parts.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(parts)

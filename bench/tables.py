@@ -8,6 +8,7 @@ reference rows (floors, baselines) beside them; ``cost_table`` lists what each c
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -17,7 +18,7 @@ COSTS = {  # run metric -> column title, format
     "num_params": ("parameters", ",.0f"),
     "wall_time_s": ("wall time (s)", ".1f"),
     "train/samples_per_s": ("samples/s", ",.0f"),
-    "peak_memory_mb": ("peak memory (MB)", ",.0f"),
+    "peak_memory_mb": ("peak memory over idle (MB)", ",.1f"),  # the run's increase (train.PeakMemory)
 }
 PLACE = ["task", "configuration", "cell", "layers", "direction", "variant", "truncation"]
 
@@ -132,6 +133,72 @@ def comparison_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
     return table.rename_axis("configuration").reset_index()
 
 
+@dataclass
+class CellScores:
+    """Where each entry of a comparison table sits between the task's references, for colouring it."""
+
+    frame: pd.DataFrame  # the table's shape: 0 at the best reference .. 1 at the worst (and beyond); NaN: no number
+    legend: str  # what the scores mean, with the references' values
+
+
+def comparison_scores(summary: pd.DataFrame, task: str, table: pd.DataFrame) -> CellScores:
+    """A score in [0, 1] for every entry of ``table`` (:func:`comparison_table` of ``task``): 0 at the task's best
+    reference or its target, whichever is worse (for the dependency task: the Bayes floor + 0.01; for the sine
+    task: the source's RMSE, since no network comes near the linear AR baseline's 1e-8), and 1 at its worst
+    reference or beyond (for the dependency task: the floor of a predictor that learned nothing; for the sine task:
+    repeating the last value). In between linear, or in the ratio of the two on a log scale for a task whose metric
+    spans decades. The references are the ``floor/*`` and ``baseline/*`` columns of the task's summary rows.
+    Reference rows are scored like entries; entries without a finished run, and the label column, are NaN.
+
+    >>> summary = pd.DataFrame({"task": "dependency", "cell": "gru", "layers": 1, "direction": "uni",
+    ...     "variant": "", "truncation": [2, 10], "n": [1, 1], "mean": [0.70, 0.5], "floor/none": 0.66,
+    ...     "floor/all": 0.46})
+    >>> table = pd.DataFrame({"configuration": ["gru L1 uni", "floor: knows no lag"], "T=2": "", "T=10": ""})
+    >>> scores = comparison_scores(summary, "dependency", table)
+    >>> scores.frame.round(2).to_numpy().tolist()
+    [[nan, 1.0, 0.16], [nan, 1.0, 1.0]]
+    >>> print(scores.legend)
+    Colour: green at 0.47 (the target) or better, red at 0.66 (the worst reference) or worse, linear in between.
+    """
+    part = summary[summary["task"] == task]
+    spec = tasks.get(task)
+    frame = pd.DataFrame(math.nan, index=table.index, columns=table.columns)
+    references = part[[c for c in part.columns if c.startswith(("floor/", "baseline/"))]].to_numpy(dtype=float)
+    references = references[~pd.isna(references)]
+    if not len(references):
+        return CellScores(frame, "")
+    pick_best, pick_worst = (min, max) if spec.lower_is_better else (max, min)
+    best, worst = pick_best(references), pick_worst(references)
+    goals = [g for g in (spec.target(row) for row in part.to_dict("records")) if not math.isnan(g)]
+    good, named = (pick_worst(best, pick_best(goals)), "the target") if goals else (best, "the best reference")
+    if goals and good == best:
+        named = "the best reference"
+    log = spec.log_scale and min(good, worst) > 0
+    position = (lambda v: math.log(max(v, 1e-300))) if log else (lambda v: v)
+
+    def score(value: float) -> float:
+        if value is None or math.isnan(value):
+            return math.nan
+        if good == worst:
+            return 0.0 if pick_best(value, good) == value else 1.0
+        return min(1.0, max(0.0, (position(value) - position(good)) / (position(worst) - position(good))))
+
+    rows = {label: place for place, label in zip(table.index, table.iloc[:, 0])}
+    for row in part.to_dict("records"):
+        column = column_label(row["truncation"])
+        if row["n"] > 0 and row_label(row) in rows and column in frame.columns:
+            frame.loc[rows[row_label(row)], column] = score(row["mean"])
+    by_column = {column_label(t): group for t, group in part.groupby("truncation")}
+    for label, values in spec.reference_rows(part, by_column).items():
+        for column, value in values.items():
+            if label in rows and column in frame.columns:
+                frame.loc[rows[label], column] = score(value)
+    scale = "on a log scale" if log else "linear"
+    legend = (f"Colour: green at {good:.4g} ({named}) or better, red at {worst:.4g} (the worst reference) or worse, "
+              f"{scale} in between.")
+    return CellScores(frame, legend)
+
+
 def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Per configuration: mean costs over its finished seeds, and how soon it reached its target.
 
@@ -139,7 +206,7 @@ def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
     ...     "steps_to_target": [600.0], "time_to_target_s": [2.51], "num_params": [337.0], "wall_time_s": [3.0],
     ...     "train/samples_per_s": [12345.6], "peak_memory_mb": [400.2]})
     >>> cost_table(summary).iloc[0].tolist()
-    ['sine/gru-L1-uni-T10', '337', '3.0', '12,346', '400', '1/2', '600', '2.5']
+    ['sine/gru-L1-uni-T10', '337', '3.0', '12,346', '400.2', '1/2', '600', '2.5']
     """
     rows = []
     for row in summary.to_dict("records"):

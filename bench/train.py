@@ -89,34 +89,78 @@ class RunOutcome:
 
 
 class PeakMemory:
-    """Peak memory of this run: CUDA's allocator peak on a GPU, the process's resident-set peak on the CPU.
+    """The run's own peak memory: how far memory rose above where it stood when the run started, in MB.
 
-    On Linux the resident-set peak (VmHWM) is reset per run through /proc/self/clear_refs, so a long-lived
-    worker reports each run's own peak, not the largest of all it ran.
+    The absolute peak of a worker is mostly the libraries it imported (torch, Lightning, MLflow: ~600 MB on a
+    CPU), the same for every run, so it says nothing about the model. Hence the increase over the worker's idle
+    baseline, taken when this object is made (before the run builds its data and model):
+
+    - on a GPU, the CUDA allocator's peak minus what was allocated at the start;
+    - on the CPU, the resident-set peak (VmHWM) minus the resident set at the start. On Linux the peak is reset
+      at the start through /proc/self/clear_refs, so a long-lived worker reports each run's own peak, not the
+      largest of all it ran, and memory earlier runs freed is first handed back (malloc_trim), so a run reusing
+      it still counts it. Where the reset is not possible, the increase of the process's lifetime peak is
+      reported: a lower bound (0 when an earlier run peaked higher).
+
+    The first run of a process also counts the code pages and caches it touches for the first time.
     """
 
     def __init__(self, device: str):
         self.device = device
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        else:
-            try:
-                Path("/proc/self/clear_refs").write_text("5")
-            except OSError:
-                pass
+            self.baseline = torch.cuda.memory_allocated() / 2**20
+            return
+        self._release_freed_memory()
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            self.baseline = self._resident("VmRSS:")
+        except OSError:
+            self.baseline = None
+        if self.baseline is None:
+            self.baseline = self._lifetime_peak()
 
     def megabytes(self) -> float:
+        """The increase over the baseline so far (never negative)."""
         if self.device.startswith("cuda"):
-            return torch.cuda.max_memory_allocated() / 2**20
+            peak = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            peak = self._resident("VmHWM:")
+            if peak is None:
+                peak = self._lifetime_peak()
+        return max(0.0, peak - self.baseline)
+
+    @staticmethod
+    def _release_freed_memory() -> None:
+        """Hand memory that earlier runs freed back to the system (glibc's malloc_trim), so that a run reusing it
+        is counted in its increase rather than hidden in the baseline; a no-op where the C library has none."""
+        import ctypes
+        import ctypes.util
+
+        try:
+            ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+    @staticmethod
+    def _resident(field: str) -> float | None:
+        """A resident-set figure of this process from /proc/self/status, in MB; None where there is none."""
         try:
             for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
         except OSError:
             pass
-        import resource
+        return None
 
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    @staticmethod
+    def _lifetime_peak() -> float:
+        """The process's resident-set peak since it started, in MB (ru_maxrss: kB on Linux, bytes on macOS)."""
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def make_trainer(cfg: dict, logger, device: str, progress_bar: bool) -> pl.Trainer:
@@ -145,11 +189,11 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
     """Seed, build, fit and test; return (module, data, run metrics). Raises :class:`DivergedError`."""
     pl.seed_everything(cfg["seed"], workers=True, verbose=False)
     task = tasks.get(cfg["task"])
+    memory = PeakMemory(device)  # before the data and model exist: they are the run's own memory
     data, model = build(cfg)
     trainer = make_trainer(cfg, logger, device, progress_bar)
     validations = ValidationHistory(task.val_metric)
     trainer.callbacks.append(validations)
-    memory = PeakMemory(device)
     start = time.perf_counter()
     trainer.fit(model, datamodule=data)
     fit_time = time.perf_counter() - start

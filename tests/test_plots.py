@@ -1,0 +1,90 @@
+"""The suite figures: learning-curve panels in the comparison table's order, colour bars with a numeric scale."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import LogNorm, Normalize
+
+from bench import figures, plots
+
+CELLS = ["rnn_tanh", "lstm", "gru"]  # suite order, not alphabetical
+PLACES = [(1, "uni"), (1, "bi"), (2, "uni")]
+
+
+def suite_runs(truncations=(10, 2), outcome=lambda cell, layers, direction, t: "finished"):
+    """Runs as :func:`bench.results.load` lists them (suite order: cell, layers, direction, truncation, seed),
+    with a made-up loss history per run: (runs, histories)."""
+    rows, histories = [], {}
+    for cell in CELLS:
+        for layers, direction in PLACES:
+            for t in truncations:
+                for seed in (0, 1):
+                    run_id = f"{cell}-{layers}-{direction}-{t}-{seed}"
+                    rows.append({"configuration": f"dependency/{cell}-L{layers}-{direction}-T{t}", "cell": cell,
+                                 "layers": layers, "direction": direction, "variant": "", "truncation": t,
+                                 "seed": seed, "run_id": run_id, "outcome": outcome(cell, layers, direction, t)})
+                    histories[run_id] = {"train/loss": [(50, 0.6 + seed / 10), (100, 0.5 + t / 100)]}
+    return pd.DataFrame(rows), histories
+
+
+def test_learning_curve_panels_follow_the_table_order():
+    runs, histories = suite_runs()
+    panels, rows, columns = figures.curve_panels(runs, histories, "train/loss")
+    assert rows == ["L1 uni", "L1 bi", "L2 uni"]  # as the table lists them, not sorted or scrambled
+    assert columns == CELLS
+    assert list(panels) == [(r, c) for r in rows for c in columns]
+    lstm = panels["L1 bi", "lstm"]
+    assert list(lstm) == ["T=2", "T=10"]  # increasing truncation, whatever order the runs came in
+    assert lstm["T=10"] == [(50, 0.65), (100, 0.6)]  # the mean over both seeds
+
+
+def test_rows_and_columns_without_a_finished_run_are_left_out():
+    def outcome(cell, layers, direction, t):
+        return "diverged" if cell == "rnn_tanh" or (layers, direction) == (1, "bi") else "finished"
+
+    runs, histories = suite_runs(outcome=outcome)
+    panels, rows, columns = figures.curve_panels(runs, histories, "train/loss")
+    assert (rows, columns) == (["L1 uni", "L2 uni"], ["lstm", "gru"])
+    assert set(panels) == {(r, c) for r in rows for c in columns}
+
+
+def colour_bar(norm, anchors: dict[str, float], log: bool):
+    """A real figure's colour bar with :func:`bench.plots.numeric_scale` applied, drawn: (bar, the labels of
+    the ticks on the bar, anchor labels)."""
+    fig, ax = plt.subplots()
+    image = ax.imshow(np.array([[norm.vmin, norm.vmax]]), norm=norm, cmap="RdYlGn_r")
+    bar = fig.colorbar(image, ax=ax)
+    plots.numeric_scale(bar, anchors, log)
+    fig.canvas.draw()
+    low, high = bar.ax.get_ylim()
+    ticks = [label.get_text() for minor in (False, True)
+             for value, label in zip(bar.ax.get_yticks(minor=minor), bar.ax.get_yticklabels(minor=minor))
+             if low <= value <= high and label.get_text()]
+    labels = [t.get_text() for t in bar.ax.texts]
+    plt.close(fig)
+    return bar, ticks, labels
+
+
+def test_log_colour_bar_has_a_numeric_scale_beside_its_anchors():
+    _, ticks, labels = colour_bar(LogNorm(8e-4, 0.23), {"TF example": 0.0019, "last value": 0.00725}, log=True)
+    values = sorted(float(t) for t in ticks)  # every tick label is a plain number
+    assert {0.001, 0.01, 0.1} <= set(values) and len(values) >= 6  # decades and the steps between them
+    assert all(8e-4 <= v <= 0.23 for v in values)
+    assert labels == ["TF example 0.0019", "last value 0.00725"]
+
+
+def test_linear_colour_bar_has_a_numeric_scale_and_skips_anchors_off_the_bar():
+    _, ticks, labels = colour_bar(Normalize(0.45, 0.67), {"every lag": 0.4545, "no lag": 0.6616, "off": 0.9},
+                                  log=False)
+    values = [float(t) for t in ticks]
+    assert len(values) >= 4 and all(0.45 <= v <= 0.67 for v in values)
+    assert labels == ["every lag 0.4545", "no lag 0.6616"]
+
+
+def test_floors_are_listed_highest_first():
+    fig, ax = plt.subplots()
+    plots.draw_floors(ax, {"all": 0.4545, "none": 0.6616, "first1": 0.5192})
+    assert [line.get_ydata()[0] for line in ax.lines] == [0.6616, 0.5192, 0.4545]
+    plt.close(fig)

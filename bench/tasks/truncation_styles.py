@@ -199,16 +199,18 @@ def figure(summary: pd.DataFrame, path: Path) -> None:
             width = [(line["mean"] - line["low"]).fillna(0), (line["high"] - line["mean"]).fillna(0)]
             ax.errorbar(line["truncation"] + offsets[style], line["mean"], yerr=width, marker="o", markersize=3,
                         capsize=2, linewidth=1.2, label=f"h′ = {style}: {STYLES[style]}")
-        draw_floors(ax, targets.shared_floors(panel), labelled=(i, j) == (0, 0))
+        floors = targets.shared_floors(panel)
+        by_level = sorted(floors, key=lambda k: targets.floor_level(k, len(floors)))
+        draw_floors(ax, {k: floors[k] for k in by_level}, labelled=(i, j) == (0, 0))
         ax.set(title=f"{cell}, hidden {hidden}", xticks=sorted(rows["truncation"].unique()))
         if i == len(cells) - 1:
             ax.set_xlabel("truncation T")
         if j == 0:
             ax.set_ylabel(METRIC_LABEL)
-    axes[0][0].legend(fontsize=7, loc="upper right")
     fig.suptitle(f"Truncation styles: mean over seeds, {CONFIDENCE:.0%} t-interval; grey: analytic floors",
                  fontsize=10)
-    fig.tight_layout()
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 

@@ -139,5 +139,12 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
             [f"`{c}` seed {s}: {o}: {r}" for c, s, o, r in
              unfinished[["configuration", "seed", "outcome", "reason"]].itertuples(index=False)]
             + ([f"{missing} runs missing: the store has no run of their configuration; "
-                f"`bench run --suite {suite.name}` adds them"] if missing else []))]
+                f"`rnn-bench run --suite {suite_argument(suite)}` adds them"] if missing else []))]
     return blocks
+
+
+def suite_argument(suite: Suite) -> str:
+    """How ``--suite`` names this suite: its name when bundled, else its file."""
+    from bench.suite import SUITES_DIR
+
+    return suite.name if suite.path.parent.resolve() == SUITES_DIR.resolve() else str(suite.path)

@@ -7,6 +7,8 @@ import sys
 
 from bench.cli_results import add_commands as add_results_commands, compile_and_report
 from bench.config import FIELDS, TASK_DEFAULTS, COMMON_DEFAULTS, ConfigError, resolve
+from bench.executors.slots import parse_devices
+from bench.store import StoreError
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -78,12 +80,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     tracking.check_tracking_uri(uri)
     if args.device != "auto":
         resolve_device(args.device)
+    devices = parse_devices(args.devices) if args.devices is not None else None
     from bench.runner import run_suite
 
     print(f"suite {suite.name}: {len(suite.configs)} runs -> {uri}")
     result = run_suite(suite, uri, args.experiment, device=args.device, workers=args.workers,
                        per_device=args.per_device, force=args.force, progress=not args.no_progress,
-                       executor=args.executor, address=args.address)
+                       executor=args.executor, address=args.address, devices=devices)
     print_summary(suite, result)
     if not args.no_compile:
         compile_and_report(suite, uri, args.experiment)
@@ -94,8 +97,8 @@ def print_summary(suite, result) -> None:
     from bench.config import run_name
 
     print(f"\nsuite {suite.name} in {result.wall_time_s:.1f} s: {result.count('finished')} finished, "
-          f"{len(result.skipped)} skipped (already in the store), {result.count('failed')} failed, "
-          f"{result.count('diverged')} diverged")
+          f"{len(result.skipped)} skipped (already in the store), {result.count('elsewhere')} done by another runner, "
+          f"{result.count('failed')} failed, {result.count('diverged')} diverged")
     for index, (status, reason, metrics) in sorted(result.outcomes.items()):
         if status != "finished":
             print(f"  {status:8s} {run_name(suite.configs[index])}: {reason}")
@@ -127,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--device", default="auto", help="auto (GPUs if visible), cpu or cuda (default: auto)")
     run.add_argument("--workers", type=int, default=0, help="CPU workers (default 0: one per core)")
     run.add_argument("--per-device", type=int, default=1, help="workers per GPU (default 1)")
+    run.add_argument("--devices", default=None, metavar="0,2",
+                     help="GPUs to use, as CUDA_VISIBLE_DEVICES names them (default: every visible one)")
     run.add_argument("--force", action="store_true", help="rerun configurations already in the store")
     run.add_argument("--executor", choices=("local", "ray"), default="local",
                      help="local: worker processes here (default); ray: tasks on a Ray cluster (pip install .[ray])")
@@ -145,3 +150,6 @@ def main(argv: list[str] | None = None) -> int:
         for problem in e.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    except StoreError as e:  # 1 once part of the work is done, 2 if nothing was
+        print(f"error: {e}", file=sys.stderr)
+        return 1 if e.partial else 2

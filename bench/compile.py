@@ -15,6 +15,7 @@ import pandas as pd
 
 from bench import figures, results, tables, targets, tracking
 from bench.report import Block, Bullets, Heading, Image, Table, Text, to_html, to_markdown
+from bench.store import Store
 from bench.suite import Suite
 
 TASK_TITLES = {"dependency": "Dependency (echo) task", "sine": "Sine prediction task"}
@@ -62,11 +63,7 @@ def compile_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EX
     files += [out_dir / "README.md", out_dir / "results.html"]
 
     if found.parent_run_id:
-        from mlflow import MlflowClient
-
-        client = MlflowClient(tracking_uri)
-        for path in files:
-            client.log_artifact(found.parent_run_id, str(path), "results")
+        Store(tracking_uri).log_artifacts(found.parent_run_id, files, "results")
     return Compiled(out_dir, summary, comparisons, costs, files, found.parent_run_id)
 
 

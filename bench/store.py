@@ -96,8 +96,7 @@ def describe(uri: str, exc: BaseException) -> str | None:
     known = [("database or disk is full", "disk full (database or disk is full)"),
              ("attempt to write a readonly database", "read-only (attempt to write a readonly database)"),
              ("readonly database", "read-only (readonly database)"),
-             ("database is locked", "locked by another process for longer than SQLite's 20 s busy timeout "
-                                    "(database is locked)"),
+             ("database is locked", "locked by another process for longer than SQLite waits (database is locked)"),
              ("file is not a database", "corrupt or not an MLflow database (file is not a database)"),
              ("database disk image is malformed", "corrupt (database disk image is malformed)"),
              ("unable to open database file", "cannot be opened (unable to open database file)"),

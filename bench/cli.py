@@ -61,6 +61,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from bench.train import train_run
 
     outcome = train_run(cfg, uri, args.experiment, device=device, progress_bar=not args.no_progress)
+    if outcome.store_error is not None:  # one line naming the store (main prints it)
+        raise outcome.store_error.after_work() if outcome.run_id else outcome.store_error
     print(f"run {outcome.run_id}: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
     for key in sorted(outcome.metrics):
         print(f"  {key:24s} {outcome.metrics[key]:.6g}")

@@ -45,7 +45,7 @@ def process_alive(pid: int, started: str | None = None) -> bool:
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     except OSError:
         return True  # no /proc: trust kill(0)
-    return fields[0] not in ("Z", "X") and (started is None or fields[19] == started)
+    return fields[0] not in ("Z", "X") and (not started or fields[19] == started)
 
 
 def owner_tags() -> dict[str, str]:

@@ -136,10 +136,13 @@ def test_killing_only_the_runner_stops_its_workers(tmp_path, capsys):
     assert len(expected) == 4
     uri = sqlite_uri(tmp_path / "mlflow.db")
 
+    def both_running() -> list | None:
+        runs = [r for r in children(uri) if r.info.status == "RUNNING"]
+        return runs if len(runs) == 2 else None
+
     first = start(suite, uri, "--workers", "2")
     try:
-        running = poll(lambda: (lambda rs: rs if len(rs) == 2 else None)(
-            [r for r in children(uri) if r.info.status == "RUNNING"]), 240, "both workers on a run", first)
+        running = poll(both_running, 240, "both workers on a run", first)
         worker_pids = {int(r.data.tags["bench.worker_pid"]) for r in running}
         assert first.pid not in worker_pids and len(worker_pids) == 2
         first.send_signal(signal.SIGKILL)  # the runner only, not its process group

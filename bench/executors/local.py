@@ -43,7 +43,7 @@ class Worker:
             self.tasks.put(None)
 
 
-class Queue:
+class WorkList:
     """The runs still to hand out: fresh ones in suite order, then held ones once their retry time has come."""
 
     def __init__(self, todo: list[int]):
@@ -72,7 +72,7 @@ class Queue:
 
 def execute(book: SuiteBook, slots: list[Slot]) -> None:
     """Train the book's runs on one worker per slot; replace dead workers; retry runs held by other runners."""
-    work = Queue(book.todo)
+    work = WorkList(book.todo)
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     args = (book.tracking_uri, book.experiment, book.parent_id, os.getpid(), book.claim)

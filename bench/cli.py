@@ -12,6 +12,8 @@ from bench import tasks, tracking
 from bench.cli_args import ArgumentParser, integer, output_dir, report
 from bench.cli_results import add_commands as add_results_commands, checked_store, compile_and_report
 from bench.config import COMMON_DEFAULTS, ConfigError, fields_for, resolve, shown
+from bench.executors.slots import parse_devices
+from bench.store import StoreError
 
 MAX_THREADS = 1024
 MAX_WORKERS = 1024
@@ -119,6 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from bench.train import train_run
 
     outcome = train_run(cfg, uri, args.experiment, device=device, progress_bar=not args.no_progress)
+    if outcome.store_error is not None:  # one line naming the store (main prints it)
+        raise outcome.store_error.after_work() if outcome.run_id else outcome.store_error
     print(f"run {outcome.run_id}: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
     for key in sorted(outcome.metrics):
         print(f"  {key:24s} {outcome.metrics[key]:.6g}")
@@ -134,13 +138,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite, parse_overrides(args.axis, "--axis"), parse_overrides(args.set, "--set"))
     if args.device != "auto":
         resolve_device(args.device)
+    devices = parse_devices(args.devices) if args.devices is not None else None
     uri = checked_store(args)
     from bench.runner import run_suite
 
     print(f"suite {suite.name}: {len(suite.configs)} runs -> {uri}")
     result = run_suite(suite, uri, args.experiment, device=args.device, workers=args.workers,
                        per_device=args.per_device, force=args.force, progress=not args.no_progress,
-                       executor=args.executor, address=args.address)
+                       executor=args.executor, address=args.address, devices=devices)
     print_summary(suite, result)
     if not args.no_compile:
         compile_and_report(suite, uri, args.experiment, args.out)
@@ -151,8 +156,8 @@ def print_summary(suite, result) -> None:
     from bench.config import run_name
 
     print(f"\nsuite {suite.name} in {result.wall_time_s:.1f} s: {result.count('finished')} finished, "
-          f"{len(result.skipped)} skipped (already in the store), {result.count('failed')} failed, "
-          f"{result.count('diverged')} diverged")
+          f"{len(result.skipped)} skipped (already in the store), {result.count('elsewhere')} done by another runner, "
+          f"{result.count('failed')} failed, {result.count('diverged')} diverged")
     for index, (status, reason, metrics) in sorted(result.outcomes.items()):
         if status != "finished":
             print(f"  {status:8s} {run_name(suite.configs[index])}: {reason}")
@@ -193,6 +198,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
                      help=f"CPU workers, 0 to {MAX_WORKERS} (default 0: one per core)")
     run.add_argument("--per-device", type=integer(1, MAX_PER_DEVICE), default=1,
                      help=f"workers per GPU, 1 to {MAX_PER_DEVICE} (default 1)")
+    run.add_argument("--devices", default=None, metavar="0,2",
+                     help="GPUs to use, as CUDA_VISIBLE_DEVICES names them (default: every visible one)")
     run.add_argument("--force", action="store_true", help="rerun configurations already in the store")
     run.add_argument("--executor", choices=("local", "ray"), default="local",
                      help="local: worker processes here (default); ray: tasks on a Ray cluster (pip install .[ray])")
@@ -215,6 +222,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
         return args.handler(args)
     except ConfigError as e:
         return report(e)
+    except StoreError as e:  # 1 once part of the work is done, 2 if nothing was
+        print(f"error: {e}", file=sys.stderr)
+        return 1 if e.partial else 2
 
 
 def console_script() -> None:

@@ -78,9 +78,17 @@ def checked_store(args: argparse.Namespace) -> str:
 
 
 def compile_and_report(suite, uri: str, experiment: str, out: str | None = None) -> None:
-    """Compile ``suite`` and say where the results went (also called at the end of ``bench run``)."""
+    """Compile ``suite`` and say where the results went (also called at the end of ``bench run``). Runs left
+    RUNNING by processes that are gone are marked first (:func:`bench.leases.reap`)."""
     from bench.compile import compile_suite
+    from bench.leases import reap
+    from bench.store import Store
 
+    store = Store(uri)
+    experiment_id = store.find_experiment(experiment)
+    if experiment_id is not None:
+        for run_id, reason in reap(store, experiment_id):
+            print(f"marked run {run_id} as ended: {reason}")
     compiled = compile_suite(suite, uri, experiment, out)
     logged = f"; logged on run {compiled.parent_run_id}" if compiled.parent_run_id else ""
     print(f"compiled {len(compiled.summary)} configurations -> {compiled.out_dir}/README.md, results.html, "

@@ -16,6 +16,7 @@ import pandas as pd
 from bench import figures, reproduce, results, tables, tasks, tracking
 from bench.report import Block, Bullets, Heading, Image, Table, Text, to_html, to_markdown
 from bench.config import config_hash
+from bench.store import Store
 from bench.suite import Suite
 
 RUN_COLUMNS = ["configuration", "seed", "outcome", "reason", "metric", "target", "reached", "steps_to_target",
@@ -63,11 +64,7 @@ def compile_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EX
     files += [out_dir / block.file for block in blocks if isinstance(block, Image) and out_dir / block.file not in files]
 
     if found.parent_run_id:
-        from mlflow import MlflowClient
-
-        client = MlflowClient(tracking_uri)
-        for path in files:
-            client.log_artifact(found.parent_run_id, str(path), "results")
+        Store(tracking_uri).log_artifacts(found.parent_run_id, files, "results")
     return Compiled(out_dir, summary, comparisons, costs, files, found.parent_run_id)
 
 

@@ -19,6 +19,7 @@ import torch
 from bench import tracking
 from bench.cli_args import ArgumentParser, output_file, report
 from bench.config import ConfigError, resolve
+from bench.store import Store
 from bench.tasks.sine import SOURCE_RMSE as SEED_SINE_RMSE
 from bench.train import RunLogger, build, fit_and_test, make_trainer
 from datamodules.dependency import generate_dependency_series
@@ -61,13 +62,11 @@ def interleave(a, b, repeats: int) -> tuple[list[float], list[float]]:
 
 def lightning_loop_seconds(cfg: dict, store: Path, device: str) -> float:
     """Our path, logging on: the training loop of Trainer.fit with the MLflow logger (no validation)."""
-    from mlflow import MlflowClient
-
     torch.manual_seed(cfg["seed"])
     data, model = build(cfg)
     uri = f"sqlite:///{store}"
-    experiment_id = tracking.ensure_experiment(uri, "perf")
-    run_id = MlflowClient(uri).create_run(experiment_id).info.run_id
+    target = Store(uri)
+    run_id = target.create_run(target.experiment_id("perf"), None, {})
     trainer = make_trainer(cfg, RunLogger(uri, run_id), device, False)
     trainer.limit_val_batches = 0
     trainer.fit(model, datamodule=data)
@@ -126,14 +125,11 @@ def step_overhead(name: str, cfg: dict, device: str, repeats: int, tmp: Path) ->
 
 def logging_cost(cfg: dict, repeats: int, tmp: Path) -> Figure:
     """A whole run (fit and test) with the MLflow logger against the same run with logging off."""
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{tmp / 'logging.db'}"
-    experiment_id = tracking.ensure_experiment(uri, "perf")
-    client = MlflowClient(uri)
+    store = Store(f"sqlite:///{tmp / 'logging.db'}")
+    experiment_id = store.experiment_id("perf")
 
     def logged() -> float:
-        logger = RunLogger(uri, client.create_run(experiment_id).info.run_id)
+        logger = RunLogger(store.uri, store.create_run(experiment_id, None, {}))
         start = time.perf_counter()
         fit_and_test(cfg, logger)
         logger.flush()
@@ -181,7 +177,6 @@ def generation(steps: int, repeats: int) -> Figure:
 def runner_figures(runs: int, overrides: dict, tmp: Path) -> tuple[Figure, Figure]:
     """Per-run fixed cost with one worker, and suite throughput with 2 workers against 1."""
     import yaml
-    from mlflow import MlflowClient
 
     from bench.runner import run_suite
     from bench.suite import load_suite
@@ -193,8 +188,8 @@ def runner_figures(runs: int, overrides: dict, tmp: Path) -> tuple[Figure, Figur
     for workers in (1, 2):
         uri = f"sqlite:///{tmp / f'runner{workers}.db'}"
         result = run_suite(suite, uri, "perf", device="cpu", workers=workers, progress=False)
-        client = MlflowClient(uri)
-        children = [r for r in client.search_runs([tracking.ensure_experiment(uri, "perf")])
+        store = Store(uri)
+        children = [r for r in store.search(store.experiment_id("perf"))
                     if r.data.tags.get("bench.role") != "suite"]
         first = min(r.info.start_time for r in children) / 1000
         last = max(r.info.end_time for r in children) / 1000
@@ -305,16 +300,12 @@ def run(scale: str = "full", out: Path | None = None, tracking_uri: str | None =
 
 
 def log_report(path: Path, figures: list[Figure], uri: str) -> None:
-    from mlflow import MlflowClient
-
-    client = MlflowClient(uri)
-    run_id = client.create_run(tracking.ensure_experiment(uri, "rnn-bench-perf"), run_name="perf",
-                               tags=tracking.environment_tags("cpu")).info.run_id
-    for i, f in enumerate(figures):
-        if f.ratios:
-            client.log_metric(run_id, f"perf/ratio_{i}", statistics.median(f.ratios))
-    client.log_artifact(run_id, str(path))
-    client.set_terminated(run_id, "FINISHED")
+    store = Store(uri)
+    run_id = store.create_run(store.experiment_id("rnn-bench-perf"), "perf", tracking.environment_tags("cpu"))
+    store.log_metrics(run_id, {f"perf/ratio_{i}": statistics.median(f.ratios) for i, f in enumerate(figures)
+                               if f.ratios})
+    store.log_artifacts(run_id, [path])
+    store.set_terminated(run_id, "FINISHED")
 
 
 def main(argv: list[str] | None = None) -> int:

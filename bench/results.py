@@ -8,13 +8,13 @@ failed, one with no run at all as missing.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
 
 from bench import targets, tasks
 from bench.config import config_hash, fields_for, run_name
+from bench.store import Store
 from bench.suite import Suite
 
 # Settings that name a configuration's place in the comparison tables (a task labels its own in the row, see
@@ -74,26 +74,6 @@ def setting_text(value) -> str:
     return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
 
 
-def store_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
-    """Every run of the experiment as :func:`mlflow.search_runs` gives them; empty if there is none."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    found = MlflowClient(tracking_uri).get_experiment_by_name(experiment)
-    runs = pd.DataFrame(columns=["run_id", "status", "start_time"])
-    if found is not None:
-        previous = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(tracking_uri)  # search_runs reads the store from the global setting only
-        try:
-            runs = mlflow.search_runs([found.experiment_id], max_results=1_000_000)
-        finally:
-            mlflow.set_tracking_uri(previous)
-    for column in ("tags.bench.config_hash", "tags.bench.role", "tags.bench.suite"):
-        if column not in runs:
-            runs[column] = None
-    return runs
-
-
 def latest_suite_parent(runs: pd.DataFrame, suite_name: str) -> str | None:
     """Run id of the suite's most recently started parent run, or None."""
     parents = runs[(runs["tags.bench.role"] == "suite") & (runs["tags.bench.suite"] == suite_name)]
@@ -142,19 +122,6 @@ def _column(frame: pd.DataFrame, name: str) -> list:
     return [None if pd.isna(v) else v for v in frame[name]]
 
 
-def metric_histories(tracking_uri: str, run_ids: list[str], keys: list[str]) -> dict[str, dict[str, list]]:
-    """run id -> metric key -> [(step, value), …], fetched a few runs at a time."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri)
-
-    def fetch(run_id: str) -> dict[str, list]:
-        return {key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)] for key in keys}
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(run_ids, pool.map(fetch, run_ids)))
-
-
 def add_time_to_target(table: pd.DataFrame, histories: dict[str, dict[str, list]]) -> pd.DataFrame:
     """Columns ``target``, ``reached`` (bool; NaN for runs that did not finish), ``steps_to_target`` and
     ``time_to_target_s`` (NaN unless reached): the first validation at or below the task's target."""
@@ -187,9 +154,10 @@ class SuiteResults:
 
 def load(suite: Suite, tracking_uri: str, experiment: str) -> SuiteResults:
     """Everything the store holds about ``suite``'s configurations."""
-    stored = store_runs(tracking_uri, experiment)
+    store = Store(tracking_uri)
+    stored = store.runs_frame(experiment)
     runs = suite_runs(suite, stored)
     histories = {}
     for task, finished in runs[runs["outcome"] == "finished"].groupby("task"):
-        histories.update(metric_histories(tracking_uri, list(finished["run_id"]), list(tasks.get(task).history_keys)))
+        histories.update(store.metric_histories(list(finished["run_id"]), list(tasks.get(task).history_keys)))
     return SuiteResults(add_time_to_target(runs, histories), histories, latest_suite_parent(stored, suite.name))

@@ -163,29 +163,6 @@ def _sqlite_problem(path: Path) -> str | None:
     return None
 
 
-def artifact_location(uri: str, experiment: str) -> str | None:
-    """Artifacts of a SQLite store live beside the database, one folder per experiment; a server chooses its
-    own. The experiment name must be a safe name (:func:`check_name`), so that it stays inside ``mlartifacts``."""
-    if uri.startswith("sqlite:///"):
-        check_name("experiment", experiment)
-        return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / experiment).resolve().as_uri()
-    return None
-
-
-def ensure_experiment(uri: str, experiment: str = EXPERIMENT) -> str:
-    """Create the store's tables and the experiment if missing; return the experiment id.
-
-    Call it once in the parent before workers start: concurrent creation on one SQLite file crashes.
-    """
-    from mlflow import MlflowClient
-
-    client = MlflowClient(uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    return client.create_experiment(experiment, artifact_location=artifact_location(uri, experiment))
-
-
 @functools.cache
 def git_commit() -> str:
     """The commit the code runs from, with ``-dirty`` when the work tree has uncommitted changes."""

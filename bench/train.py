@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -21,7 +22,10 @@ import yaml  # noqa: E402
 from pytorch_lightning.loggers import MLFlowLogger  # noqa: E402
 
 from bench import tasks, tracking  # noqa: E402
+from bench.claims import Claim, Lost, open_run  # noqa: E402
 from bench.config import config_hash, run_name  # noqa: E402
+from bench.leases import Watchdog  # noqa: E402
+from bench.store import FAILED, FINISHED, Store, StoreError  # noqa: E402
 from lightning_modules.recurrent_task import DivergedError  # noqa: E402
 
 logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
@@ -49,6 +53,7 @@ class RunLogger(MLFlowLogger):
 
     def __init__(self, tracking_uri: str, run_id: str, flush_every_s: float = 10.0):
         super().__init__(tracking_uri=tracking_uri, run_id=run_id)
+        self.store = Store(tracking_uri)
         self.flush_every_s = flush_every_s
         self.buffer: list = []
         self.last_flush = time.monotonic()
@@ -57,22 +62,16 @@ class RunLogger(MLFlowLogger):
         pass
 
     def log_metrics(self, metrics, step: int | None = None) -> None:
-        from mlflow.entities import Metric
-
         now = int(time.time() * 1000)
-        self.buffer.extend(Metric(k, float(v), now, step or 0) for k, v in metrics.items())
+        self.buffer.extend((k, float(v), now, step or 0) for k, v in metrics.items())
         if time.monotonic() - self.last_flush > self.flush_every_s:
             self.flush()
 
-    def flush(self, tags: dict[str, str] | None = None) -> None:
-        """Write the buffered metrics (and ``tags``) in as few batches as MLflow allows."""
-        from mlflow.entities import RunTag
-
-        tag_list = [RunTag(k, v) for k, v in (tags or {}).items()]
-        if not self.buffer and not tag_list:
+    def flush(self) -> None:
+        """Write the buffered metrics in as few batches as MLflow allows."""
+        if not self.buffer:
             return
-        for i in range(0, max(1, len(self.buffer)), 1000):  # MLflow takes at most 1000 metrics per batch
-            self.experiment.log_batch(self.run_id, metrics=self.buffer[i : i + 1000], tags=tag_list if i == 0 else [])
+        self.store.log(self.run_id, self.buffer)
         self.buffer.clear()
         self.last_flush = time.monotonic()
 
@@ -86,6 +85,7 @@ class RunOutcome:
     status: str  # finished | diverged | failed
     metrics: dict[str, float] = field(default_factory=dict)
     reason: str = ""
+    store_error: StoreError | None = None  # the store failed: the runner stops handing out runs
 
 
 class PeakMemory:
@@ -238,71 +238,77 @@ def collect_garbage() -> None:
 
 def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMENT, parent_run_id: str | None = None,
               device: str = "cpu", progress_bar: bool = False, on_start=None,
-              extra_tags: dict[str, str] | None = None) -> RunOutcome:
+              extra_tags: dict[str, str] | None = None, claim: Claim | None = None,
+              watchdog: Watchdog | None = None) -> RunOutcome:
     """Train one resolved config and record it in MLflow as one run, FINISHED only when complete.
 
     Divergence (NaN/inf loss) is a result: the run is FINISHED with tag ``bench.outcome=diverged`` and the
-    step. Any other exception marks it FAILED with the reason; neither propagates. ``on_start(run_id)`` is
-    called once the run exists, so a supervisor can mark it FAILED should this process die.
+    step. Any other exception marks it FAILED with the reason; neither propagates, and neither does a store that
+    fails (the outcome says so in ``store_error``). ``on_start(run_id)`` is called once the run exists, so a
+    supervisor can mark it FAILED should this process die. With ``claim`` the configuration is claimed in the
+    store first (:mod:`bench.claims`); a claim lost gives status ``claimed`` or ``elsewhere``. ``watchdog``: the
+    runner this process works for; the run is never marked FINISHED once it is gone.
     """
-    from mlflow import MlflowClient
-    from mlflow.entities import Param
-
     start = time.perf_counter()
-    client = MlflowClient(tracking_uri)
-    experiment_id = tracking.ensure_experiment(tracking_uri, experiment)
-    cfg_hash = config_hash(cfg)
-    tags = {**tracking.environment_tags(device), "bench.config_hash": cfg_hash, "bench.worker_pid": str(os.getpid()),
-            **(extra_tags or {})}
+    tags = {**tracking.environment_tags(device), "bench.config_hash": config_hash(cfg),
+            "bench.worker_pid": str(os.getpid()), **(extra_tags or {})}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    run = client.create_run(experiment_id, run_name=run_name(cfg), tags=tags)
-    run_id = run.info.run_id
-    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in cfg.items()])
-    if on_start is not None:
-        on_start(run_id)
-    logger = RunLogger(tracking_uri, run_id)
-    outcome = RunOutcome(run_id, "finished")
+    store = Store(tracking_uri)
     try:
-        model, data, metrics = fit_and_test(cfg, logger, device, progress_bar)
-        metrics["wall_time_s"] = time.perf_counter() - start
-        outcome.metrics = metrics
-        # Test metrics are in already (Lightning logged them); add the run's summary figures.
-        logger.log_metrics({k: v for k, v in metrics.items() if not k.startswith("test/")}, step=metrics["train/steps"])
-        logger.flush(tags={"bench.outcome": "finished"})
-        log_artifacts(client, run_id, cfg, tags, model, data)
-        client.set_terminated(run_id, "FINISHED")
-    except DivergedError as e:
-        outcome = RunOutcome(run_id, "diverged", {"diverged_step": e.step}, str(e))
-        logger.log_metrics(outcome.metrics, step=e.step)
-        logger.flush(tags={"bench.outcome": "diverged", "bench.reason": str(e)})
-        client.set_terminated(run_id, "FINISHED")
+        run = open_run(store, store.experiment_id(experiment), run_name(cfg), tags, cfg, claim, watchdog)
+    except StoreError as e:
+        return RunOutcome(None, "failed", {}, str(e), e)
+    if isinstance(run, Lost):
+        return RunOutcome(run.run_id, run.status, {}, run.reason)
+    if on_start is not None:
+        on_start(run.run_id)
+    logger = RunLogger(tracking_uri, run.run_id)
+    outcome = RunOutcome(run.run_id, "finished")
+    try:
+        try:
+            model, data, metrics = fit_and_test(cfg, logger, device, progress_bar)
+            metrics["wall_time_s"] = time.perf_counter() - start
+            outcome.metrics = metrics
+            # Test metrics are in already (Lightning logged them); add the run's summary figures.
+            logger.log_metrics({k: v for k, v in metrics.items() if not k.startswith("test/")},
+                               step=metrics["train/steps"])
+            logger.flush()
+            log_artifacts(store, run.run_id, cfg, tags, model, data)
+            ending = (FINISHED, {"bench.outcome": "finished"})
+        except DivergedError as e:
+            outcome = RunOutcome(run.run_id, "diverged", {"diverged_step": e.step}, str(e))
+            logger.log_metrics(outcome.metrics, step=e.step)
+            logger.flush()
+            ending = (FINISHED, {"bench.outcome": "diverged", "bench.reason": str(e)})
     except Exception as e:  # one bad run must never take the others down
         reason = f"{type(e).__name__}: {e}"
-        outcome = RunOutcome(run_id, "failed", {}, reason)
-        try:
-            logger.flush(tags={"bench.outcome": "failed", "bench.reason": reason[:4000],
-                               "bench.traceback": traceback.format_exc()[-4000:]})
-        finally:
-            client.set_terminated(run_id, "FAILED")
+        outcome = RunOutcome(run.run_id, "failed", {}, reason, e if isinstance(e, StoreError) else None)
+        ending = (FAILED, {"bench.outcome": "failed", "bench.reason": reason[:4000],
+                           "bench.traceback": traceback.format_exc()[-4000:]})
+        with contextlib.suppress(Exception):  # the failure path never raises; what did not reach the store is lost
+            logger.flush()
+    problem = run.end(*ending)  # never raises
+    if problem is not None and outcome.status != "failed":
+        outcome = RunOutcome(run.run_id, "failed", {}, problem)
+    outcome.store_error = outcome.store_error or run.store_error
     return outcome
 
 
-def log_artifacts(client, run_id: str, cfg: dict, tags: dict, model, data) -> None:
+def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, model, data) -> None:
     """The resolved config (with how to rerun it) and the run's plot."""
     with tempfile.TemporaryDirectory() as tmp:
         config_path = Path(tmp) / "config.yaml"
         record = {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
                   "tags": tags, "rerun": rerun_command(cfg)}
         config_path.write_text(yaml.safe_dump(record, sort_keys=False))
-        client.log_artifact(run_id, str(config_path))
         plot_path = Path(tmp) / "plot.png"
 
         def history(keys: list[str]) -> dict:
-            return {key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)] for key in keys}
+            return {key: store.metric_history(run_id, key) for key in keys}
 
         tasks.get(cfg["task"]).run_plot(cfg, data, model, history, plot_path)
-        client.log_artifact(run_id, str(plot_path))
+        store.log_artifacts(run_id, [config_path, plot_path])
 
 
 def rerun_command(cfg: dict) -> str:

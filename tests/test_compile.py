@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from bench import results, tables, targets
 from bench.tasks import sine
 from bench.config import config_hash
-from bench.runner import mark_failed
+from bench.store import Store
 from bench.suite import load_suite
 
 FILES = ["README.md", "results.html", "summary.csv", "runs.csv", "comparison_dependency.csv", "comparison_sine.csv",
@@ -137,9 +137,9 @@ def test_failed_and_missing_runs_are_counted(tiny_suite_store):
     suite_file, uri, _ = tiny_suite_store
     suite = load_suite(str(suite_file), axis_overrides={"seed": ["0", "1", "2"]})
     lost = next(c for c in suite.configs if c["seed"] == 2 and c["task"] == "sine" and c["truncation"] == 2)
-    experiment_id = MlflowClient(uri).get_experiment_by_name("rnn-bench").experiment_id
-    mark_failed(uri, experiment_id, None, lost, "no-parent", "worker died (planted by the test)")
-    runs = results.suite_runs(suite, results.store_runs(uri, "rnn-bench"))
+    store = Store(uri)
+    store.mark_failed(store.experiment_id("rnn-bench"), None, lost, "no-parent", "worker died (planted by the test)")
+    runs = results.suite_runs(suite, store.runs_frame("rnn-bench"))
     summary = tables.summarize(results.add_time_to_target(runs, {})).set_index("configuration")
     assert summary.loc["sine/lstm-L2-uni-T2", ["runs", "n", "failed", "missing"]].tolist() == [3, 2, 1, 0]
     assert summary.loc["sine/lstm-L2-uni-T10", ["runs", "n", "failed", "missing"]].tolist() == [3, 2, 0, 1]

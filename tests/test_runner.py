@@ -1,8 +1,8 @@
-"""The suite runner end to end: real ``python -m bench run`` processes, real workers, a real SQLite store.
+"""The suite runner: slot planning as a pure function (no GPU needed), and end to end with real ``python -m bench
+run`` processes, real workers and a real SQLite store (slow).
 
-Each suite here is a handful of dependency-task runs of a few hundred optimizer steps (about a second each),
-so the whole file takes about a minute and a half on the 2-core CI machine. Waiting on the store is always
-a poll with a deadline, never a fixed sleep.
+Each suite here is a handful of dependency-task runs of a few hundred optimizer steps (about a second each).
+Crashes, concurrent runners and failing stores are in tests/test_crash.py and tests/test_store.py.
 """
 
 from __future__ import annotations
@@ -12,181 +12,76 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
-import sys
-import time
-from contextlib import closing
 from pathlib import Path
 
 import pytest
-import yaml
 
-from bench.config import config_hash, run_name
+from bench.cli import main
+from bench.config import ConfigError, config_hash, run_name
+from bench.executors.slots import gpu_ids, parse_devices, plan_slots
 from bench.suite import load_suite
+from suite_procs import (REPO, TINY_SUITE, TINY_FIXED, bench_args, bench_run, child_env, children, describe,
+                         finished_by_hash, kill_group, outcome_metrics, parents, poll, sqlite_uri, summary_count,
+                         write_suite)
 
-REPO = Path(__file__).resolve().parents[1]
-EXPERIMENT = "rnn-bench"
+# ----------------------------------------------------------------------------------------------- slot planning
 
-# 2 cells x 2 truncations x 2 seeds = 8 runs of 200 (T5) or 100 (T10) optimizer steps each.
-TINY_FIXED = dict(task="dependency", hidden=4, series_length=20_000, eval_length=4_000, batch_size=20,
-                  steps_per_batch=10, log_every=10)
-TINY_SUITE = {
-    "description": "test: tiny dependency matrix",
-    "axes": {"cell": ["lstm", "gru"], "truncation": [5, 10], "seed": [0, 1]},
-    "fixed": TINY_FIXED,
-}
-# Metrics that measure the machine, not the run (fit_time_s, train/steps_per_s, peak_memory_mb, ...):
-# everything else must be bit-identical between processes.
-TIMING = re.compile(r".*(_s|_per_s|_mb)$")
-
-
-# ----------------------------------------------------------------------------------------------- helpers
-
-def write_suite(path: Path, doc: dict) -> Path:
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+@pytest.mark.parametrize("inherited, count, requested, expected", [
+    (None, 0, None, []),  # no GPU: CPU workers
+    (None, 2, None, ["0", "1"]),
+    ("2,3", 2, None, ["2", "3"]),  # an inherited CUDA_VISIBLE_DEVICES names the GPUs to pin, not 0 and 1
+    ("GPU-5b2c,GPU-77af", 2, None, ["GPU-5b2c", "GPU-77af"]),  # UUIDs pass through
+    ("1,7,3", 2, None, ["1", "7"]),  # CUDA sees 2 of them (e.g. one is missing): the first two
+    ("", 0, None, []),
+    (None, 4, ["0", "2"], ["0", "2"]),  # --devices 0,2
+    ("2,3,5", 3, ["5", "2"], ["5", "2"]),  # --devices names GPUs as CUDA_VISIBLE_DEVICES does
+])
+def test_gpu_ids_honour_inherited_visible_devices_and_devices_flag(inherited, count, requested, expected):
+    assert gpu_ids(inherited, count, requested) == expected
 
 
-def sqlite_uri(db: Path) -> str:
-    return f"sqlite:///{db.resolve()}"  # absolute path: four slashes
+@pytest.mark.parametrize("inherited, count, requested, named", [
+    (None, 2, ["2"], "2"),  # only GPUs 0 and 1 exist
+    ("2,3", 2, ["0"], "0"),  # inherited 2,3: GPU 0 is not ours to use
+    (None, 0, ["0"], "0"),  # no GPU at all
+])
+def test_devices_outside_the_visible_ones_are_refused(inherited, count, requested, named):
+    with pytest.raises(ConfigError) as refused:
+        gpu_ids(inherited, count, requested)
+    (message,) = refused.value.problems
+    assert message.startswith("devices: ") and f" {named} not visible" in message and "allowed" in message
 
 
-def bench_args(suite: Path, uri: str, *extra: str) -> list[str]:
-    """``python -m bench run ...``; with ``--workers 1`` pinned to one core.
-
-    The runner gives each worker ``cores // workers`` torch threads. A lone worker's two threads on a 2-core
-    machine that other processes share spin against them and turn a 0.5 s run into 15 s; on one core it
-    gets one thread, like each of two workers does, and stays fast.
-    """
-    args = ["-m", "bench", "run", "--suite", str(suite), "--tracking-uri", uri, "--no-progress", *extra]
-    if "1" in [b for a, b in zip(extra, extra[1:]) if a == "--workers"] and hasattr(os, "sched_setaffinity"):
-        cpu = min(os.sched_getaffinity(0))
-        launcher = f"import os, sys; os.sched_setaffinity(0, {{{cpu}}}); os.execv(sys.executable, sys.argv[1:])"
-        return [sys.executable, "-c", launcher, sys.executable, *args]
-    return [sys.executable, *args]
+def test_slots_pin_one_worker_per_gpu_id_and_share_cores():
+    slots = plan_slots(["2", "3"], workers=5, per_device=2, cores=8)  # workers counts CPU workers only
+    assert [(s.device, s.env["CUDA_VISIBLE_DEVICES"], s.threads) for s in slots] == [
+        ("cuda", "2", 2), ("cuda", "2", 2), ("cuda", "3", 2), ("cuda", "3", 2)]
+    cpu = plan_slots([], workers=3, cores=8)
+    assert [(s.device, s.env["CUDA_VISIBLE_DEVICES"], s.threads) for s in cpu] == [("cpu", "", 2)] * 3
+    assert len(plan_slots([], workers=0, cores=4)) == 4  # default: one per core
+    assert plan_slots([], workers=8, cores=2)[0].threads == 1
 
 
-def child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+@pytest.mark.parametrize("text", ["a", "", "0,,1", "-1", "0,0", "1.5", "0;1"])
+def test_devices_flag_format(text):
+    with pytest.raises(ConfigError):
+        parse_devices(text)
 
 
-def bench_run(suite: Path, uri: str, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run a suite to completion; on a timeout kill the runner and its workers (one process group)."""
-    proc = subprocess.Popen(bench_args(suite, uri, *extra), cwd=REPO, env=child_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"bench run did not finish within {timeout} s\nstdout:\n{out}\nstderr:\n{err[-3000:]}")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def describe(proc: subprocess.CompletedProcess) -> str:
-    return f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr (tail):\n{proc.stderr[-3000:]}"
-
-
-def experiment_exists(uri: str) -> bool:
-    """Whether the runner has created the store's tables and the experiment, asked read-only.
-
-    An MlflowClient on a missing or empty SQLite file creates the tables itself: while the runner is doing
-    the same, one of the two crashes (REFERENCE.md, MLflow). So the tests open a client only after this.
-    """
-    db = Path(uri.removeprefix("sqlite:///"))
-    if not db.is_file():
-        return False
-    try:
-        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as con:
-            return con.execute("SELECT 1 FROM experiments WHERE name = ?", (EXPERIMENT,)).fetchone() is not None
-    except sqlite3.OperationalError:  # no such table yet, or locked
-        return False
-
-
-def all_runs(uri: str) -> list:
-    """Every run of the experiment (empty while the store or experiment does not exist yet)."""
-    from mlflow import MlflowClient
-
-    if not experiment_exists(uri):
-        return []
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        return []
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment.experiment_id], max_results=1000, page_token=token)
-        runs += list(page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def children(uri: str) -> list:
-    return [r for r in all_runs(uri) if "bench.config_hash" in r.data.tags]
-
-
-def parents(uri: str) -> list:
-    """The suite (parent) runs, oldest first."""
-    found = [r for r in all_runs(uri) if r.data.tags.get("bench.role") == "suite"]
-    return sorted(found, key=lambda r: r.info.start_time)
-
-
-def poll(probe, timeout: float, what: str, proc: subprocess.Popen | None = None, interval: float = 0.2):
-    """Call ``probe()`` until it returns something truthy; fail after ``timeout`` s or if ``proc`` exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-        except Exception as e:  # noqa: BLE001 - a read racing a writer's transaction: try again
-            if "locked" not in str(e):
-                raise
-            value = None
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"bench run exited ({proc.returncode}) while waiting for {what}\n{out}\n{err[-3000:]}")
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
-
-
-def kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the runner and every worker it started (they share its process group)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.communicate(timeout=30)
-
-
-def pid_gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return state in ("Z", "X")  # a zombie no longer runs: it only waits to be reaped
-
-
-def outcome_metrics(run) -> dict[str, float]:
-    return {k: v for k, v in run.data.metrics.items() if not TIMING.fullmatch(k)}
-
-
-def finished_by_hash(uri: str) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for run in children(uri):
-        if run.info.status == "FINISHED":
-            out.setdefault(run.data.tags["bench.config_hash"], []).append(run)
-    return out
-
-
-def summary_count(stdout: str, word: str) -> int:
-    match = re.search(rf"(\d+) {word}", stdout)
-    assert match, f"no '<n> {word}' in the summary:\n{stdout}"
-    return int(match.group(1))
+@pytest.mark.parametrize("devices, allowed", [("x", "distinct GPU indices"), ("7", "not visible")])
+def test_bad_devices_flag_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, devices, allowed):
+    store = tmp_path / "store"
+    store.mkdir()
+    suite = write_suite(tmp_path / "tiny.yaml", TINY_SUITE)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # a machine without visible GPUs, whatever this one has
+    code = main(["run", "--suite", str(suite), "--devices", devices, "--tracking-uri", sqlite_uri(store / "mlflow.db"),
+                 "--no-progress", "--no-compile"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"error: devices: ") and repr(devices) in line and allowed in line, line
+    assert list(store.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------------------------- fixtures
@@ -207,6 +102,7 @@ def reference(tiny_suite, tmp_path_factory):
 
 # ----------------------------------------------------------------------------------------------- tests
 
+@pytest.mark.slow
 def test_suite_runs_every_configuration_under_one_parent(tiny_suite, reference):
     """One FINISHED child per matrix cell, named task/cell-Ln-dir-Tn-sn, each pointing at the suite's parent
     run (bench.role=suite), with its config hash, its worker's pid and the resolved config as params."""
@@ -243,6 +139,7 @@ def test_suite_runs_every_configuration_under_one_parent(tiny_suite, reference):
     assert summary_count(proc.stdout, "finished") == 8
 
 
+@pytest.mark.slow
 def test_two_workers_reproduce_one_worker_exactly(tiny_suite, reference, tmp_path):
     """Determinism across processes: the same runs spread over 2 workers give bit-identical results."""
     uri = sqlite_uri(tmp_path / "mlflow.db")
@@ -265,63 +162,6 @@ def test_two_workers_reproduce_one_worker_exactly(tiny_suite, reference, tmp_pat
         assert losses[0] and losses[0] == losses[1], a.info.run_name
 
 
-def test_resume_after_killing_runner_and_workers(tiny_suite, reference, tmp_path):
-    """SIGKILL the runner and its workers mid-suite; the rerun does only what is missing: exactly one
-    FINISHED run per matrix cell, none lost, none duplicated, results as if never interrupted; a third run
-    adds no child run at all."""
-    uri = sqlite_uri(tmp_path / "mlflow.db")
-    suite = load_suite(str(tiny_suite))
-    expected = set(suite.hashes())
-
-    first = subprocess.Popen(bench_args(tiny_suite, uri, "--workers", "2"), cwd=REPO, env=child_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        poll(lambda: len(finished_by_hash(uri)) >= 2, 180, "two finished runs", first)
-    finally:
-        kill_group(first)
-    assert first.returncode == -signal.SIGKILL
-    worker_pids = {int(r.data.tags["bench.worker_pid"]) for r in children(uri)}
-    poll(lambda: all(pid_gone(p) for p in worker_pids), 30, "the killed workers to be gone")
-
-    done_before = finished_by_hash(uri)
-    assert 2 <= len(done_before) < len(expected), "the suite finished before the kill: nothing to resume"
-    assert all(len(runs) == 1 for runs in done_before.values())
-    left_running = [r for r in children(uri) if r.info.status == "RUNNING"]  # killed mid-run: orphans
-
-    second = bench_run(tiny_suite, uri, "--workers", "1")
-    assert second.returncode == 0, describe(second)
-    assert summary_count(second.stdout, "skipped") == len(done_before)
-    assert summary_count(second.stdout, "finished") == len(expected) - len(done_before)
-    second_parent = parents(uri)[-1]
-    assert second_parent.data.metrics["runs_skipped"] == len(done_before)
-    rerun = [r for r in children(uri) if r.data.tags["mlflow.parentRunId"] == second_parent.info.run_id]
-    assert sorted(r.data.tags["bench.config_hash"] for r in rerun) == sorted(expected - set(done_before))
-
-    final = finished_by_hash(uri)
-    assert set(final) == expected  # none lost
-    assert all(len(runs) == 1 for runs in final.values())  # none duplicated
-    for h, (run,) in final.items():
-        if h in done_before:
-            assert run.info.run_id == done_before[h][0].info.run_id  # kept, not redone
-    # Interrupted or not, every result is the one an uninterrupted suite gives.
-    reference_runs = finished_by_hash(reference[0])
-    for h, (run,) in final.items():
-        assert outcome_metrics(run) == outcome_metrics(reference_runs[h][0]), run.info.run_name
-    # What the kill left RUNNING stays an orphan of the first parent; it never counts as done.
-    assert all(r.data.tags["mlflow.parentRunId"] == parents(uri)[0].info.run_id for r in left_running)
-
-    before = {r.info.run_id for r in children(uri)}
-    third = bench_run(tiny_suite, uri, "--workers", "1")
-    assert third.returncode == 0, describe(third)
-    assert {r.info.run_id for r in children(uri)} == before
-    assert summary_count(third.stdout, "skipped") == len(expected)
-    assert summary_count(third.stdout, "finished") == 0
-    third_parent = parents(uri)[-1]
-    assert third_parent.info.status == "FINISHED"
-    assert third_parent.data.metrics["runs_skipped"] == len(expected)
-    assert third_parent.data.metrics["runs_finished"] == 0
-
-
 # A killed worker and a diverging run among healthy ones. seed 9 is the one long run (2,000,000 steps of
 # series: 20,000 optimizer steps, half a minute if nobody killed it); rnn_relu at lr 1e6 goes NaN/inf within
 # its first few steps (step 3 for seed 0 here), every time. Matrix order puts the long run first.
@@ -339,6 +179,7 @@ FAILURE_SUITE = {
 }
 
 
+@pytest.mark.slow
 def test_failures_are_isolated(tmp_path):
     """Kill the worker of a run mid-run and plant a diverging run: a new worker takes over and the other runs
     finish, the killed one is FAILED (reason: the worker died), the diverged one is FINISHED as diverged with
@@ -412,6 +253,7 @@ def test_failures_are_isolated(tmp_path):
     assert any("diverged" in l and names[2] in l and re.search(r"\b(nan|inf)\b", l) for l in lines), out
 
 
+@pytest.mark.slow
 def test_axis_and_set_overrides_change_the_matrix(tiny_suite, reference, tmp_path):
     """``--set`` fixes a setting the file varies and ``--axis`` replaces an axis, on the command line: the runner
     expands exactly that matrix. Run against a copy of the reference store, whose runs it finds done: the

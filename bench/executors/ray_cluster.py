@@ -2,15 +2,20 @@
 
 Ray places each run where its resources fit (``{"GPU": 1/K}`` for K runs per GPU, else one CPU); the suite's
 bookkeeping (skip-if-done, parent run, progress, summary) is the same as the local executor's. A run whose
-task errors or whose worker or node dies is retried once by Ray, then marked FAILED with the reason.
+task errors or whose worker or node dies is retried once by Ray, then marked FAILED with the reason. Each task
+claims its run in the store first (:mod:`bench.claims`): one another runner holds or has finished counts as done
+elsewhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.claims import Claim
 from bench.config import ConfigError
-from bench.runner import SuiteBook, mark_failed, usable_cores
+from bench.executors.book import SuiteBook
+from bench.executors.slots import usable_cores
+from bench.store import StoreError
 
 
 class RunFailed(RuntimeError):
@@ -46,14 +51,15 @@ def connect(address: str | None, tracking_uri: str, workers: int = 0) -> Cluster
         raise ConfigError([
             f"tracking_uri: {tracking_uri!r} is a local SQLite file, but the Ray cluster has {len(nodes)} nodes "
             "that cannot all reach it; allowed: an MLflow server every node can reach. Start one with "
-            "`mlflow server --backend-store-uri sqlite:////abs/path/mlflow.db --host 0.0.0.0 --port 5000` and set "
+            "`mlflow server --backend-store-uri sqlite:////abs/path/mlflow.db --host <a private address> --port 5000` "
+            "(behind authentication) and set "
             "MLFLOW_TRACKING_URI=http://<that host>:5000 (or --tracking-uri)"])
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     return Cluster("cuda" if gpus else "cpu", gpus or int(resources.get("CPU", 1)), len(nodes), not address)
 
 
-def _train_task(cfg: dict, tracking_uri: str, experiment: str, parent_run_id: str):
+def _train_task(cfg: dict, tracking_uri: str, experiment: str, parent_run_id: str, claim: Claim):
     """Body of one Ray task: train one run on whatever this worker was given; raise if it failed."""
     import ray
     import torch
@@ -64,7 +70,7 @@ def _train_task(cfg: dict, tracking_uri: str, experiment: str, parent_run_id: st
 
     device = "cuda" if ray.get_gpu_ids() else "cpu"
     outcome = train_run(cfg, tracking_uri, experiment, parent_run_id, device,
-                        extra_tags={"bench.ray_node": context.get_node_id()})
+                        extra_tags={"bench.ray_node": context.get_node_id()}, claim=claim)
     collect_garbage()  # the worker lives on for the next task
     if outcome.status == "failed":
         raise RunFailed(outcome.reason)
@@ -79,7 +85,7 @@ def execute(book: SuiteBook, cluster: Cluster, per_device: int = 1) -> None:
     options = {"num_gpus": 1.0 / per_device, "num_cpus": 0} if cluster.device == "cuda" else {"num_cpus": 1}
     # max_calls=0: workers stay alive between tasks, so torch is imported once per worker, not per run.
     task = ray.remote(max_retries=1, retry_exceptions=[RunFailed], max_calls=0)(_train_task).options(**options)
-    futures = {task.remote(book.suite.configs[i], book.tracking_uri, book.experiment, book.parent_id): i
+    futures = {task.remote(book.suite.configs[i], book.tracking_uri, book.experiment, book.parent_id, book.claim): i
                for i in book.todo}
     try:
         while futures:
@@ -94,11 +100,16 @@ def execute(book: SuiteBook, cluster: Cluster, per_device: int = 1) -> None:
                 except ray.exceptions.RayError as e:  # worker or node died, twice
                     book.fail(index, None, f"worker or node died during the run ({type(e).__name__})")
                 else:
-                    book.record(index, outcome.status, outcome.reason, outcome.metrics)
+                    status = "elsewhere" if outcome.status == "claimed" else outcome.status
+                    book.record(index, status, outcome.reason, outcome.metrics, outcome.store_error)
     finally:
         for ref, index in futures.items():
             ray.cancel(ref, force=True)
             # Only attempts already running leave a trace; runs still queued simply stay missing.
-            mark_failed(book.tracking_uri, book.experiment_id, None, book.suite.configs[index], book.parent_id,
-                        "interrupted by the user", create=False)
+            try:
+                book.store.mark_failed(book.experiment_id, None, book.suite.configs[index], book.parent_id,
+                                       "interrupted by the user", create=False)
+            except StoreError:
+                pass  # the reap of the next run or compile marks them
+
         ray.shutdown()

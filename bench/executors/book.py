@@ -1,0 +1,105 @@
+"""The bookkeeping every executor shares: what to run, the suite's parent run, progress, outcomes and the summary.
+
+Opening the book first reaps the experiment (:func:`bench.leases.reap`): runs and suite parents left RUNNING by
+processes that are gone are marked, so they are neither mistaken for work in progress nor left RUNNING forever.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from bench import leases, tracking
+from bench.claims import Claim
+from bench.config import config_hash
+from bench.store import FAILED, FINISHED, KILLED, Store, StoreError
+from bench.suite import Suite
+
+
+@dataclass
+class SuiteResult:
+    parent_run_id: str
+    outcomes: dict[int, tuple[str, str, dict]]  # index -> (status, reason, metrics)
+    skipped: list[int]
+    wall_time_s: float
+
+    def count(self, status: str) -> int:
+        return sum(1 for s, _, _ in self.outcomes.values() if s == status)
+
+
+class SuiteBook:
+    """What a suite invocation does and how it went, recorded in the store under one parent run.
+
+    Outcome statuses: ``finished``, ``diverged``, ``failed``, and ``elsewhere`` (another runner on the same store
+    trained it meanwhile). A store that fails mid-suite is noted in ``store_error``: executors stop handing out
+    runs, and :meth:`close` raises it.
+    """
+
+    def __init__(self, suite: Suite, tracking_uri: str, experiment: str, force: bool, progress: bool):
+        from tqdm import tqdm
+
+        self.suite, self.tracking_uri, self.experiment = suite, tracking_uri, experiment
+        self.start = time.monotonic()
+        self.store = Store(tracking_uri)
+        self.experiment_id = self.store.experiment_id(experiment)
+        for run_id, reason in leases.reap(self.store, self.experiment_id):
+            print(f"marked run {run_id} as ended: {reason}")
+        done = {} if force else self.store.finished_hashes(self.experiment_id)
+        self.todo = [i for i, cfg in enumerate(suite.configs) if config_hash(cfg) not in done]
+        self.skipped = [i for i, cfg in enumerate(suite.configs) if config_hash(cfg) in done]
+        # Claims: with --force, runs finished before this suite started do not count as done.
+        self.claim = Claim(int(time.time() * 1000) if force else 0)
+        self.outcomes: dict[int, tuple[str, str, dict]] = {}
+        self.parent: leases.RunLease | None = None
+        self.store_error: StoreError | None = None
+        self.bar = tqdm(total=len(suite.configs), initial=len(self.skipped), disable=not progress, unit="run",
+                        desc=f"suite {suite.name}", dynamic_ncols=True)
+
+    @property
+    def parent_id(self) -> str:
+        return self.parent.run_id if self.parent else ""
+
+    def open_parent(self, device: str, workers: int, executor: str) -> str:
+        tags = {**tracking.environment_tags(device), "bench.role": "suite", "bench.suite": self.suite.name,
+                "bench.executor": executor}
+        params = {"suite_file": self.suite.path, "runs": len(self.suite.configs), "workers": workers,
+                  "executor": executor}
+        self.parent = leases.RunLease.start(self.store, self.experiment_id, f"suite/{self.suite.name}", tags, params)
+        return self.parent.run_id
+
+    def record(self, index: int, status: str, reason: str = "", metrics: dict | None = None,
+               store_error: StoreError | None = None) -> None:
+        self.outcomes[index] = (status, reason, metrics or {})
+        if store_error is not None and self.store_error is None:
+            self.store_error = store_error
+        self.bar.update(1)
+        counts = {s: sum(1 for o in self.outcomes.values() if o[0] == s) for s in ("failed", "diverged")}
+        self.bar.set_postfix(**counts, skipped=len(self.skipped), refresh=False)
+
+    def fail(self, index: int, run_id: str | None, reason: str) -> None:
+        """Record run ``index`` as failed and mark its run FAILED in the store, should the store allow it."""
+        try:
+            self.store.mark_failed(self.experiment_id, run_id, self.suite.configs[index], self.parent_id, reason)
+        except StoreError as e:
+            self.record(index, "failed", reason, store_error=e)
+            return
+        self.record(index, "failed", reason)
+
+    def close(self, interrupted: bool) -> SuiteResult:
+        """End the parent run with the summary. Raises :class:`StoreError` if the store failed during the suite."""
+        self.bar.close()
+        result = SuiteResult(self.parent_id, self.outcomes, self.skipped, time.monotonic() - self.start)
+        summary = {"runs_finished": result.count("finished"), "runs_failed": result.count("failed"),
+                   "runs_diverged": result.count("diverged"), "runs_elsewhere": result.count("elsewhere"),
+                   "runs_skipped": len(self.skipped), "wall_time_s": result.wall_time_s}
+        status = KILLED if interrupted else (FAILED if result.count("failed") or self.store_error else FINISHED)
+        if self.parent is not None:
+            try:
+                self.store.log_metrics(self.parent_id, summary)
+            except StoreError as e:
+                self.store_error = self.store_error or e
+            tags = {"bench.reason": f"stopped: {self.store_error}"} if self.store_error else {}
+            self.parent.end(status, tags)  # never raises; a failing store failed just above already
+        if self.store_error is not None:
+            raise self.store_error.after_work() if self.outcomes else self.store_error
+        return result

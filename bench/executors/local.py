@@ -1,0 +1,130 @@
+"""The local executor: a suite's runs handed, one at a time, to long-lived worker processes on this machine.
+
+Each worker (:mod:`bench.executors.worker`) imports torch once and trains run after run. A worker that dies is
+replaced while work is left, and its run is marked FAILED. A run another runner on the same store holds (a live
+claim, see :mod:`bench.claims`) is tried again later, after the rest: once that runner finishes it, it counts as
+done elsewhere; should that runner die, this one trains it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import time
+
+from bench.executors.book import SuiteBook
+from bench.executors.slots import Slot
+from bench.executors.worker import worker_main
+
+CLAIM_RETRY_S = 2.0  # how soon a run another runner holds is looked at again
+
+
+class Worker:
+    def __init__(self, ctx, slot: Slot, results: mp.Queue, args: tuple):
+        self.slot, self.tasks = slot, ctx.Queue()
+        saved = {k: os.environ.get(k) for k in slot.env}
+        os.environ.update(slot.env)  # a spawned child inherits the environment at start: pin its GPU
+        try:
+            self.process = ctx.Process(target=worker_main, args=(slot, self.tasks, results, *args), daemon=True)
+            self.process.start()
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        self.current: int | None = None  # index of the run it is on
+        self.run_id: str | None = None
+
+    def give(self, index: int, cfg: dict) -> None:
+        self.current, self.run_id = index, None
+        self.tasks.put((index, cfg))
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.tasks.put(None)
+
+
+class WorkList:
+    """The runs still to hand out: fresh ones in suite order, then held ones once their retry time has come."""
+
+    def __init__(self, todo: list[int]):
+        self.fresh = list(todo)
+        self.held: list[tuple[float, int]] = []  # (when to look again, index)
+
+    def __bool__(self) -> bool:
+        return bool(self.fresh or self.held)
+
+    def hold(self, index: int) -> None:
+        self.held.append((time.monotonic() + CLAIM_RETRY_S, index))
+
+    def next(self) -> int | None:
+        if self.fresh:
+            return self.fresh.pop(0)
+        ready = [item for item in self.held if item[0] <= time.monotonic()]
+        if not ready:
+            return None
+        self.held.remove(ready[0])
+        return ready[0][1]
+
+    def clear(self) -> None:
+        self.fresh.clear()
+        self.held.clear()
+
+
+def execute(book: SuiteBook, slots: list[Slot]) -> None:
+    """Train the book's runs on one worker per slot; replace dead workers; retry runs held by other runners."""
+    work = WorkList(book.todo)
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    args = (book.tracking_uri, book.experiment, book.parent_id, os.getpid(), book.claim)
+    pool = [Worker(ctx, slot, results, args) for slot in slots]
+
+    def hand_out() -> None:
+        for worker in pool:
+            if worker.current is None and worker.process.exitcode is None and book.store_error is None:
+                index = work.next()
+                if index is not None:
+                    worker.give(index, book.suite.configs[index])
+
+    def busy() -> bool:
+        return any(worker.current is not None for worker in pool)
+
+    try:
+        hand_out()
+        while work or busy():
+            try:
+                kind, index, payload = results.get(timeout=0.5)
+            except queue.Empty:
+                kind = None
+            if kind == "start":
+                for worker in pool:
+                    if worker.current == index:
+                        worker.run_id = payload
+            elif kind == "done":
+                for worker in pool:
+                    if worker.current == index:
+                        worker.current = None
+                if payload.status == "claimed":
+                    work.hold(index)
+                else:
+                    book.record(index, payload.status, payload.reason, payload.metrics, payload.store_error)
+            for n, worker in enumerate(pool):
+                if worker.process.exitcode is None:
+                    continue
+                if worker.current is not None:
+                    book.fail(worker.current, worker.run_id,
+                              f"worker died (exit code {worker.process.exitcode}) during the run")
+                    worker.current = None
+                if work:  # replace it only while there is work left for the new one
+                    pool[n] = Worker(ctx, worker.slot, results, args)
+            if book.store_error is not None:
+                work.clear()  # the store fails: finish what runs, start nothing more
+            hand_out()
+    finally:
+        for worker in pool:
+            worker.stop()
+        for worker in pool:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+            if worker.current is not None and worker.current not in book.outcomes:
+                book.fail(worker.current, worker.run_id, "interrupted by the user")

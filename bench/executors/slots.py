@@ -1,0 +1,94 @@
+"""Where workers run: one slot per worker, pinned to one GPU or sharing the CPU cores.
+
+Planning is a pure function of the GPU ids to use (:func:`plan_slots`); which ids those are comes from the
+``CUDA_VISIBLE_DEVICES`` this process inherited and ``--devices`` (:func:`gpu_ids`), so both are tested without a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from bench.config import ConfigError
+
+
+@dataclass
+class Slot:
+    """Where one worker runs: its device string, its torch threads and the environment it starts with."""
+
+    device: str
+    threads: int
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def parse_devices(text: str) -> list[str]:
+    """``--devices 0,2`` -> ["0", "2"]; anything but distinct GPU indices is a :class:`ConfigError`.
+
+    >>> parse_devices("0, 2")
+    ['0', '2']
+    """
+    items = [item.strip() for item in text.split(",")]
+    if not all(re.fullmatch(r"\d+", item) for item in items) or len(set(items)) != len(items):
+        raise ConfigError([f"devices: {text!r}; allowed: distinct GPU indices separated by commas, e.g. 0,2"])
+    return [str(int(item)) for item in items]
+
+
+def gpu_ids(inherited: str | None, count: int, requested: list[str] | None = None) -> list[str]:
+    """The GPUs to pin workers to, named as ``CUDA_VISIBLE_DEVICES`` names them.
+
+    ``inherited``: this process's ``CUDA_VISIBLE_DEVICES`` (None when unset); ``count``: the GPUs CUDA sees
+    through it; ``requested``: ``--devices``, which must be among them.
+
+    >>> gpu_ids(None, 4), gpu_ids("2,3", 2), gpu_ids(None, 4, ["0", "2"]), gpu_ids("", 0)
+    (['0', '1', '2', '3'], ['2', '3'], ['0', '2'], [])
+    """
+    visible = [str(i) for i in range(count)] if inherited is None else \
+        [item.strip() for item in inherited.split(",")][:count]
+    if requested is None:
+        return visible
+    outside = [d for d in requested if d not in visible]
+    if outside:
+        where = f"CUDA_VISIBLE_DEVICES={inherited}" if inherited is not None else "CUDA"
+        raise ConfigError([f"devices: {','.join(requested)!r}: {', '.join(outside)} not visible; allowed: GPUs that "
+                           f"{where} shows: {', '.join(visible) or 'none'}"])
+    return list(requested)
+
+
+def plan_slots(gpus: list[str], workers: int = 0, per_device: int = 1, cores: int = 1) -> list[Slot]:
+    """One slot per worker: ``per_device`` per GPU in ``gpus`` (each pinned to its GPU), or without GPUs
+    ``workers`` CPU slots (0: one per core); torch threads divide ``cores`` so workers do not oversubscribe them.
+
+    >>> [s.env["CUDA_VISIBLE_DEVICES"] for s in plan_slots(["2", "3"], per_device=2, cores=8)]
+    ['2', '2', '3', '3']
+    """
+    if gpus:
+        slots = [Slot("cuda", 1, {"CUDA_VISIBLE_DEVICES": gpu}) for gpu in gpus for _ in range(per_device)]
+    else:
+        slots = [Slot("cpu", 1, {"CUDA_VISIBLE_DEVICES": ""}) for _ in range(workers or cores)]
+    for slot in slots:
+        slot.threads = max(1, cores // len(slots))
+    return slots
+
+
+def machine_slots(device: str = "auto", workers: int = 0, per_device: int = 1,
+                  devices: list[str] | None = None) -> list[Slot]:
+    """:func:`plan_slots` for this machine: its visible GPUs (unless ``device`` is cpu) and its cores."""
+    import torch
+
+    if device == "cpu":
+        if devices:
+            raise ConfigError([f"devices: {','.join(devices)!r} with --device cpu; allowed: --devices only with "
+                               "GPUs (--device auto or cuda)"])
+        gpus = []
+    else:
+        count = torch.cuda.device_count()
+        gpus = gpu_ids(os.environ.get("CUDA_VISIBLE_DEVICES"), count, devices)
+    return plan_slots(gpus, workers, per_device, usable_cores())

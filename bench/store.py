@@ -1,0 +1,357 @@
+"""The project's one door to the MLflow store: every tracking call the harness makes goes through :class:`Store`.
+
+Keeping them here gives three things one place each:
+- **First use of a fresh store is serialized.** MLflow creates a SQLite store's tables (an alembic migration)
+  and the experiment on first use; two processes doing so at once crash one of them (``table alembic_version
+  already exists``, ``UNIQUE constraint failed``). A file lock beside the database serializes it across
+  processes, and the known race errors are retried (a server migrates its own database at start).
+- **Store failures read as one line.** A full disk, a read-only or corrupt database, a lock held too long or an
+  unreachable server becomes :class:`StoreError`: ``store <uri>: <cause>``, never a page of SQLAlchemy
+  traceback (MLflow's own logging of the error is silenced for that reason).
+- **The write-once register** (:meth:`Store.set_once`) the claim protocol of :mod:`bench.claims` is built on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import resource
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.tracking import check_name
+
+SQLITE_PREFIX = "sqlite:///"
+FINISHED, FAILED, KILLED, RUNNING = "FINISHED", "FAILED", "KILLED", "RUNNING"
+# MLflow's log_batch limits: metrics, params and tags per call, and entities in all.
+BATCH_LIMITS = {"metrics": 1000, "params": 100, "tags": 1000}
+BATCH_TOTAL = 1000
+# Errors two processes creating one store's tables or experiment at once run into; retrying resolves them.
+CREATION_RACES = ("already exists", "UNIQUE constraint failed", "RESOURCE_ALREADY_EXISTS", "database is locked")
+
+# MLflow logs every SQLAlchemy error with its whole traceback before raising it; we report it in one line.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+
+class StoreError(RuntimeError):
+    """The store at ``uri`` cannot be used: ``store <uri>: <cause>``.
+
+    ``partial``: the command had done part of its work (runs trained, result files written) when the store
+    failed; the command line exits 1 then, else 2.
+    """
+
+    def __init__(self, uri: str, cause: str, partial: bool = False):
+        super().__init__(f"store {uri}: {cause}")
+        self.uri, self.cause, self.partial = uri, cause, partial
+
+    def __reduce__(self):  # crosses process boundaries inside a run's outcome
+        return StoreError, (self.uri, self.cause, self.partial)
+
+    def after_work(self) -> StoreError:
+        return StoreError(self.uri, self.cause, partial=True)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from, outermost first."""
+    out: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in out):
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
+
+
+def _messages(exc: BaseException) -> list[str]:
+    return [str(e) for e in _chain(exc)]
+
+
+def sqlite_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix(SQLITE_PREFIX)) if uri.startswith(SQLITE_PREFIX) else None
+
+
+def _full_disk_hint(uri: str) -> str:
+    """Why a SQLite write failed with an I/O error, when the disk or the file-size limit says so."""
+    path = sqlite_path(uri)
+    if path is None:
+        return ""
+    try:
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and path.stat().st_size + 65536 >= limit:
+            return f"; the database reached this process's file-size limit ({limit:,} bytes)"
+        free = shutil.disk_usage(path.parent).free
+        if free < 1 << 20:
+            return f"; its disk is full ({free:,} bytes free)"
+    except OSError:
+        pass
+    return ""
+
+
+def describe(uri: str, exc: BaseException) -> str | None:
+    """The cause, in a few words, when ``exc`` is the store failing (not a bug of ours); else None."""
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    text = " | ".join(_messages(exc))
+    known = [("database or disk is full", "disk full (database or disk is full)"),
+             ("attempt to write a readonly database", "read-only (attempt to write a readonly database)"),
+             ("readonly database", "read-only (readonly database)"),
+             ("database is locked", "locked by another process for longer than SQLite waits (database is locked)"),
+             ("file is not a database", "corrupt or not an MLflow database (file is not a database)"),
+             ("database disk image is malformed", "corrupt (database disk image is malformed)"),
+             ("unable to open database file", "cannot be opened (unable to open database file)"),
+             ("out-of-date database schema", "its schema is older than this MLflow; run `mlflow db upgrade "
+                                             "<uri>` (out-of-date database schema)"),
+             ("disk I/O error", "disk I/O error")]
+    for needle, cause in known:
+        if needle in text:
+            return cause + (_full_disk_hint(uri) if needle == "disk I/O error" else "")
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return f"disk full ({e.strerror})"
+        if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return f"read-only ({e.strerror}: {e.filename})"
+        if isinstance(e, (sqlite3.Error, sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError)):
+            return str(getattr(e, "orig", None) or e).splitlines()[0]
+        if type(e).__name__ in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "MaxRetryError"):
+            return f"unreachable ({type(e).__name__})"
+    if "API request to" in text and "failed" in text:
+        return "unreachable (" + text.split(" | ")[0].splitlines()[0][:200] + ")"
+    return None
+
+
+class Store:
+    """One MLflow tracking store (``sqlite:///…`` or ``http(s)://…``), with the calls the harness needs."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self._client = None
+
+    # --- plumbing ---------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def errors(self, partial: bool = False):
+        """Translate the store failing into :class:`StoreError`; anything else propagates unchanged."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as e:
+            cause = describe(self.uri, e)
+            if cause is None:
+                raise
+            raise StoreError(self.uri, cause, partial) from None
+
+    @contextlib.contextmanager
+    def _creation_lock(self):
+        """Hold a file lock beside a SQLite database while its tables or experiment may be created."""
+        path = sqlite_path(self.uri)
+        if path is None:
+            yield
+            return
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _retry_creation(self, make):
+        """``make()`` under the creation lock, retried a few times on the errors of a creation race."""
+        for attempt in range(5):
+            try:
+                with self._creation_lock():
+                    return make()
+            except Exception as e:  # noqa: BLE001 - only the known races are retried
+                if attempt == 4 or not any(r in m for m in _messages(e) for r in CREATION_RACES):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    @property
+    def client(self):
+        """The MLflow client; on first use in this process the store (its tables) is opened under the lock."""
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            with self.errors():
+                self._client = self._retry_creation(lambda: MlflowClient(self.uri))
+        return self._client
+
+    # --- experiments ------------------------------------------------------------------------------------------
+
+    def artifact_location(self, experiment: str) -> str | None:
+        """Artifacts of a SQLite store live beside the database, one folder per experiment; a server chooses its
+        own. The experiment name must be a safe name (:func:`bench.tracking.check_name`): it stays inside
+        ``mlartifacts``."""
+        path = sqlite_path(self.uri)
+        if path is None:
+            return None
+        check_name("experiment", experiment)
+        return (path.parent / "mlartifacts" / experiment).resolve().as_uri()
+
+    def find_experiment(self, name: str) -> str | None:
+        with self.errors():
+            found = self.client.get_experiment_by_name(name)
+        return None if found is None else found.experiment_id
+
+    def experiment_id(self, name: str) -> str:
+        """The id of experiment ``name``, created (with the store's tables) if missing."""
+
+        client = self.client  # opened (under the lock) before taking the lock again: flock is not reentrant
+
+        def ensure() -> str:
+            found = client.get_experiment_by_name(name)
+            if found is not None:
+                return found.experiment_id
+            return client.create_experiment(name, artifact_location=self.artifact_location(name))
+
+        with self.errors():
+            return self._retry_creation(ensure)
+
+    # --- runs: writing ----------------------------------------------------------------------------------------
+
+    def create_run(self, experiment_id: str, name: str | None, tags: dict[str, str],
+                   params: dict | None = None) -> str:
+        with self.errors():
+            run_id = self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+        if params:
+            self.log(run_id, params=params)
+        return run_id
+
+    def log(self, run_id: str, metrics: list[tuple] = (), params: dict | None = None,
+            tags: dict[str, str] | None = None) -> None:
+        """Log ``metrics`` (``(key, value, timestamp_ms, step)`` rows), ``params`` and ``tags`` in as few batches
+        as MLflow allows."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        left = {"metrics": [Metric(k, float(v), int(ts), int(step)) for k, v, ts, step in metrics],
+                "params": [Param(k, str(v)) for k, v in (params or {}).items()],
+                "tags": [RunTag(k, str(v)) for k, v in (tags or {}).items()]}
+        with self.errors():
+            while any(left.values()):
+                batch, room = {}, BATCH_TOTAL
+                for kind, items in left.items():
+                    take = min(BATCH_LIMITS[kind], room, len(items))
+                    batch[kind], left[kind], room = items[:take], items[take:], room - take
+                self.client.log_batch(run_id, **batch)
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        self.log(run_id, [(k, v, now, step) for k, v in metrics.items()])
+
+    def log_artifacts(self, run_id: str, paths: list[Path | str], artifact_path: str | None = None) -> None:
+        """Log files on a run. Callers log artifacts once their results exist, so a failure here comes after
+        work was done: its :class:`StoreError` is marked ``partial``."""
+        with self.errors(partial=True):
+            for path in paths:
+                self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def set_terminated(self, run_id: str, status: str) -> None:
+        with self.errors():
+            self.client.set_terminated(run_id, status)
+
+    def end(self, run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
+        """Tag the run (its outcome and reason) and end it with ``status``."""
+        if tags:
+            self.log(run_id, tags=tags)
+        self.set_terminated(run_id, status)
+
+    def set_once(self, run_id: str, key: str, value: str) -> str | None:
+        """Write param ``key`` of run ``run_id`` unless it is set; return the value it holds afterwards (None if
+        the run was deleted meanwhile and takes no params).
+
+        A param cannot change once written: the store rejects a second, different value (the params table's
+        primary key; SQLite and every server alike), so exactly one of several concurrent writers gets its
+        value in. That makes each param an atomic compare-and-set register.
+        """
+        from mlflow.exceptions import MlflowException
+
+        with self.errors():
+            try:
+                self.client.log_param(run_id, key, value)
+                return value
+            except MlflowException as e:
+                if e.error_code != "INVALID_PARAMETER_VALUE":
+                    raise
+            return self.client.get_run(run_id).data.params.get(key)
+
+    def mark_failed(self, experiment_id: str, run_id: str | None, cfg: dict, parent_run_id: str, reason: str,
+                    create: bool = True) -> None:
+        """Mark FAILED, with ``reason``, the run ``run_id`` or, when its id is unknown (a worker may die after
+        creating its run but before reporting it; Ray retries leave several), every attempt of ``cfg`` under
+        ``parent_run_id`` still RUNNING. With ``create``, a run that says so is recorded if there is none."""
+        from bench.config import config_hash, run_name
+
+        run_ids = [run_id] if run_id else [run.info.run_id for run in self.search(
+            experiment_id, f"tags.`bench.config_hash` = '{config_hash(cfg)}' and "
+            f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'")]
+        if not run_ids and create:
+            tags = {"bench.config_hash": config_hash(cfg), "mlflow.parentRunId": parent_run_id}
+            run_ids = [self.create_run(experiment_id, run_name(cfg), tags)]
+        for failed in run_ids:
+            self.end(failed, FAILED, {"bench.outcome": "failed", "bench.reason": reason})
+
+    # --- runs: reading ----------------------------------------------------------------------------------------
+
+    def get_run(self, run_id: str):
+        with self.errors():
+            return self.client.get_run(run_id)
+
+    def search(self, experiment_id: str, filter_string: str = "") -> list:
+        """Every run of the experiment that matches ``filter_string`` (all pages)."""
+        runs, token = [], None
+        with self.errors():
+            while True:
+                page = self.client.search_runs([experiment_id], filter_string, max_results=1000, page_token=token)
+                runs += list(page)
+                token = page.token
+                if not token:
+                    return runs
+
+    def finished_hashes(self, experiment_id: str) -> dict[str, str]:
+        """Config hash -> run id of every FINISHED run in the experiment."""
+        found: dict[str, str] = {}
+        for run in self.search(experiment_id, "attributes.status = 'FINISHED'"):
+            h = run.data.tags.get("bench.config_hash")
+            if h:
+                found.setdefault(h, run.info.run_id)
+        return found
+
+    def runs_frame(self, experiment: str):
+        """Every run of the experiment as :func:`mlflow.search_runs` gives them; empty if there is none."""
+        import mlflow
+        import pandas as pd
+
+        experiment_id = self.find_experiment(experiment)
+        runs = pd.DataFrame(columns=["run_id", "status", "start_time"])
+        if experiment_id is not None:
+            previous = mlflow.get_tracking_uri()
+            mlflow.set_tracking_uri(self.uri)  # search_runs reads the store from the global setting only
+            try:
+                with self.errors():
+                    runs = mlflow.search_runs([experiment_id], max_results=1_000_000)
+            finally:
+                mlflow.set_tracking_uri(previous)
+        for column in ("tags.bench.config_hash", "tags.bench.role", "tags.bench.suite"):
+            if column not in runs:
+                runs[column] = None
+        return runs
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        with self.errors():
+            return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
+
+    def metric_histories(self, run_ids: list[str], keys: list[str]) -> dict[str, dict[str, list]]:
+        """run id -> metric key -> [(step, value), …], fetched a few runs at a time."""
+        self.client  # noqa: B018 - open the store once, before the threads share the client
+
+        def fetch(run_id: str) -> dict[str, list]:
+            return {key: self.metric_history(run_id, key) for key in keys}
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return dict(zip(run_ids, pool.map(fetch, run_ids)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -25,8 +24,7 @@ LSTM, RELU = "lstm L1 uni lr=0.02", "rnn_relu L1 uni lr=1000000.0"
 def compiled(tiny_suite_store):
     """The folder ``bench run`` compiled the suite into, and the store's own view of every run."""
     suite_file, uri, results_dir = tiny_suite_store
-    mlflow.set_tracking_uri(uri)
-    stored = mlflow.search_runs(experiment_names=["rnn-bench"])
+    stored = Store(uri).runs_frame("rnn-bench")
     return results_dir / "tiny", stored, uri
 
 

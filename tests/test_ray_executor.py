@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # real Ray clusters and a real MLflow server: make test-all
 
 from mlflow import MlflowClient  # noqa: E402
 

@@ -164,6 +164,7 @@ def cli_results(tmp_path_factory):
     return results
 
 
+@pytest.mark.slow  # a fresh interpreter per case; tests/test_bad_input.py covers them in-process
 @pytest.mark.parametrize("name", list(BAD_INPUTS))
 def test_cli_bad_input_exits_2_naming_field_value_and_allowed(cli_results, name):
     folder, rc, out, err = cli_results[name]
@@ -177,6 +178,7 @@ def test_cli_bad_input_exits_2_naming_field_value_and_allowed(cli_results, name)
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_cli_reports_every_problem_at_once(cli_results):
     folder, rc, out, err = cli_results["several"]
     assert rc == 2

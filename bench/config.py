@@ -195,6 +195,52 @@ def config_hash(cfg: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+# Settings that name a configuration's place in the comparison tables (a task labels its own in the row, see
+# Task.variant); anything else that varies within a task joins the configuration key, and seeds are what a
+# configuration is averaged over.
+PLACED_FIELDS = ("task", "cell", "layers", "bidirectional", "truncation", "seed")
+
+
+def varying_fields(configs: list[dict]) -> dict[str, list[str]]:
+    """Per task, the settings outside :data:`PLACED_FIELDS` whose value differs between its configs.
+
+    >>> varying_fields([{"task": "sine", "cell": "gru", "hidden": 8, "lr": 0.1},
+    ...                 {"task": "sine", "cell": "lstm", "hidden": 16, "lr": 0.1}])
+    {'sine': ['hidden']}
+    """
+    values: dict[str, dict[str, set]] = {}
+    for cfg in configs:
+        for name, value in cfg.items():
+            values.setdefault(cfg["task"], {}).setdefault(name, set()).add(value)
+    named = {cfg["task"] for cfg in configs}
+    labelled = {f for name in named for f in tasks.get(name).labelled_fields}
+    order = [name for name in fields_for(named) if name not in PLACED_FIELDS and name not in labelled]
+    return {task: [n for n in order if len(seen.get(n, ())) > 1] for task, seen in values.items()}
+
+
+SHORT = {"hidden": "h", "dropout": "drop", "batch_size": "b", "grad_clip": "clip", "max_samples": "n",
+         "max_steps": "steps", "series_length": "len", "test_frequencies": "test_f"}
+
+
+def display_name(cfg: dict[str, Any], varying: list[str] = ()) -> str:
+    """A run's name in the MLflow UI: the parts that tell runs apart first and short (the runs table cuts names
+    after ~15 characters), every setting that varies in its suite, the seed, then the task.
+
+    >>> display_name({"task": "dependency", "cell": "lstm", "layers": 2, "bidirectional": True, "truncation": 10,
+    ...               "tbptt_stride": 10, "hidden": 32, "seed": 0}, ["hidden"])
+    'lstm·L2·bi·T10·h32·s0·dependency'
+    """
+    variant = tasks.get(cfg["task"]).variant(cfg) if not tasks.problem(cfg["task"]) else ""
+    parts = [cfg["cell"], f"L{cfg['layers']}", "bi" if cfg["bidirectional"] else "uni", f"T{cfg['truncation']}",
+             variant.replace("=", ""), *(f"{SHORT.get(n, n + '=')}{_text(cfg[n])}" for n in varying),
+             f"s{cfg['seed']}", cfg["task"]]
+    return "·".join(p for p in parts if p)
+
+
+def _text(value) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+
+
 def run_name(cfg: dict[str, Any]) -> str:
     """Readable run name, e.g. ``dependency/lstm-L2-bi-T10-s0``; a TBPTT stride other than the truncation
     follows the T: ``dependency/lstm-L1-uni-T10-stride1-s0``."""

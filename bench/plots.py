@@ -36,14 +36,16 @@ def draw_floors(ax, floors: dict[str, float], labelled: bool = True) -> None:
                    label=f"{floor_label(key)}: {value:.4f}" if labelled else None)
 
 
-def dependency_curve(history: History, floors: dict[str, float], path: Path, title: str = "") -> None:
-    """Loss against optimizer step for each logged series, with the floors as horizontal lines."""
+def learning_curve(history: History, path: Path, floors: dict[str, float] | None = None,
+                   ylabel: str = "cross-entropy (nats)", title: str = "") -> None:
+    """One run's logged series against optimizer step, with its floors (if any) as horizontal lines."""
     fig, ax = plt.subplots(figsize=(7, 4))
     fig.subplots_adjust(left=0.1, right=0.97, top=0.92, bottom=0.12)
     draw_history(ax, history)
-    draw_floors(ax, floors)
-    ax.set(xlabel="optimizer step", ylabel="cross-entropy (nats)", title=title)
-    ax.legend(fontsize=8)
+    draw_floors(ax, floors or {})
+    ax.set(xlabel="optimizer step", ylabel=ylabel, title=title)
+    if ax.lines:
+        ax.legend(fontsize=8)
     fig.savefig(path, dpi=72)  # small and fast: drawn once per run
     plt.close(fig)
 

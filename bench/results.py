@@ -13,32 +13,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench import targets, tasks
-from bench.config import config_hash, fields_for, run_name
+from bench.config import config_hash, run_name, varying_fields
 from bench.store import Store
 from bench.suite import Suite
-
-# Settings that name a configuration's place in the comparison tables (a task labels its own in the row, see
-# Task.variant); anything else that varies within a task joins the configuration key, and seeds are what a
-# configuration is averaged over.
-PLACED_FIELDS = ("task", "cell", "layers", "bidirectional", "truncation", "seed")
-
-
-def varying_fields(configs: list[dict]) -> dict[str, list[str]]:
-    """Per task, the settings outside :data:`PLACED_FIELDS` whose value differs between its configs.
-
-    >>> varying_fields([{"task": "sine", "cell": "gru", "hidden": 8, "lr": 0.1},
-    ...                 {"task": "sine", "cell": "lstm", "hidden": 16, "lr": 0.1}])
-    {'sine': ['hidden']}
-    """
-    values: dict[str, dict[str, set]] = {}
-    for cfg in configs:
-        for name, value in cfg.items():
-            values.setdefault(cfg["task"], {}).setdefault(name, set()).add(value)
-    named = {cfg["task"] for cfg in configs}
-    labelled = {f for name in named for f in tasks.get(name).labelled_fields}
-    order = [name for name in fields_for(named) if name not in PLACED_FIELDS and name not in labelled]
-    return {task: [n for n in order if len(seen.get(n, ())) > 1] for task, seen in values.items()}
-
 
 def configuration_key(cfg: dict, extra_fields: list[str] = ()) -> str:
     """A configuration without its seed: :func:`bench.config.run_name` less the seed, plus varying settings.

@@ -36,6 +36,17 @@ CREATION_RACES = ("already exists", "UNIQUE constraint failed", "RESOURCE_ALREAD
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
+# The UI opens an experiment in its model-training view only when told so (else its GenAI view), and shows this
+# description on the experiment's page.
+EXPERIMENT_TAGS = {
+    "mlflow.experimentKind": "custom_model_development",
+    "mlflow.note.content": "rnn-bench: recurrent cells, depths, directions and truncation lengths on tasks with "
+                           "known answers. Each suite invocation is a parent run (suite/<name>) with one child run "
+                           "per configuration; a diverged run ends FINISHED with ·diverged in its name and tag "
+                           "bench.outcome=diverged.",
+}
+
+
 class StoreError(RuntimeError):
     """The store at ``uri`` cannot be used: ``store <uri>: <cause>``.
 
@@ -208,12 +219,16 @@ class Store:
             found = client.get_experiment_by_name(name)
             if found is not None:
                 return found.experiment_id
-            return client.create_experiment(name, artifact_location=self.artifact_location(name))
+            return client.create_experiment(name, artifact_location=self.artifact_location(name), tags=EXPERIMENT_TAGS)
 
         with self.errors():
             return self._retry_creation(ensure)
 
     # --- runs: writing ----------------------------------------------------------------------------------------
+
+    def rename(self, run_id: str, name: str) -> None:
+        with self.errors(partial=True):
+            self.client.update_run(run_id, name=name)
 
     def create_run(self, experiment_id: str, name: str | None, tags: dict[str, str],
                    params: dict | None = None) -> str:

@@ -38,7 +38,8 @@ from typing import Any
 import yaml
 
 from bench import tasks as task_registry
-from bench.config import COMMON_DEFAULTS, ConfigError, check_value, config_hash, fields_for, resolve
+from bench.config import (COMMON_DEFAULTS, ConfigError, check_value, config_hash, display_name, fields_for, resolve,
+                          varying_fields)
 from bench.fields import convert
 from bench.tracking import NAME_ALLOWED, is_safe_name
 
@@ -56,6 +57,10 @@ class Suite:
     configs: list[dict[str, Any]]  # resolved, in matrix order
     published: list[dict[str, Any]] = field(default_factory=list)  # figures of a source to reproduce (see below)
     overrides: list[str] = field(default_factory=list)  # the command line's --axis/--set, as given
+    names: list[str] = field(default_factory=list)  # per config: its run name, unique within the suite
+
+    def name_of(self, index: int) -> str:
+        return self.names[index] if self.names else display_name(self.configs[index])
 
     def hashes(self) -> list[str]:
         return [config_hash(c) for c in self.configs]
@@ -174,7 +179,9 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     unique = interleave_tasks(list({config_hash(c): c for c in configs}.values()))
     overrides = [f"--axis {k}={','.join(map(str, v))}" for k, v in (axis_overrides or {}).items()]
     overrides += [f"--set {k}={v}" for k, v in (fixed_overrides or {}).items()]
-    return Suite(path.stem, path, str(doc.get("description", "")), unique, published, overrides)
+    varying = varying_fields(unique)
+    names = [display_name(cfg, varying[cfg["task"]]) for cfg in unique]
+    return Suite(path.stem, path, str(doc.get("description", "")), unique, published, overrides, names)
 
 
 PUBLISHED_KEYS = ("source", "where", "claim", "mark", "value")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import getpass
 import os
 import platform
 import re
@@ -198,10 +199,20 @@ def package_versions() -> dict[str, str]:
     return {name: version(name) for name in ("torch", "pytorch-lightning", "torchmetrics", "mlflow")}
 
 
+def run_description_tags(cfg: dict) -> dict[str, str]:
+    """A training run's task as a tag, and its description (shown on the run's page): the resolved settings."""
+    settings = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in cfg.items())
+    return {"bench.task": str(cfg["task"]), "mlflow.note.content": f"rnn-bench run. Settings: {settings}."}
+
+
 def environment_tags(device: str) -> dict[str, str]:
-    """What a rerun needs to know about where a run ran: commit, device, package versions."""
+    """What a rerun needs to know about where a run ran: commit, device, package versions; and MLflow's own
+    source and user tags, which runs created through the client lack (the UI's Source and User columns)."""
     tags = {
         "mlflow.source.git.commit": git_commit(),
+        "mlflow.source.name": "rnn-bench",
+        "mlflow.source.type": "LOCAL",
+        "mlflow.user": getpass.getuser(),
         "bench.device": device,
         "bench.device_name": device_name(device),
         "bench.python": platform.python_version(),

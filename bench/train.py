@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import shlex
 import os
 import tempfile
 import time
@@ -23,7 +24,7 @@ from pytorch_lightning.loggers import MLFlowLogger  # noqa: E402
 
 from bench import tasks, tracking  # noqa: E402
 from bench.claims import Claim, Lost, open_run  # noqa: E402
-from bench.config import config_hash, run_name  # noqa: E402
+from bench.config import config_hash, display_name  # noqa: E402
 from bench.leases import Watchdog  # noqa: E402
 from bench.store import FAILED, FINISHED, Store, StoreError  # noqa: E402
 from lightning_modules.recurrent_task import DivergedError  # noqa: E402
@@ -239,7 +240,7 @@ def collect_garbage() -> None:
 def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMENT, parent_run_id: str | None = None,
               device: str = "cpu", progress_bar: bool = False, on_start=None,
               extra_tags: dict[str, str] | None = None, claim: Claim | None = None,
-              watchdog: Watchdog | None = None) -> RunOutcome:
+              watchdog: Watchdog | None = None, name: str | None = None) -> RunOutcome:
     """Train one resolved config and record it in MLflow as one run, FINISHED only when complete.
 
     Divergence (NaN/inf loss) is a result: the run is FINISHED with tag ``bench.outcome=diverged`` and the
@@ -247,16 +248,17 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
     fails (the outcome says so in ``store_error``). ``on_start(run_id)`` is called once the run exists, so a
     supervisor can mark it FAILED should this process die. With ``claim`` the configuration is claimed in the
     store first (:mod:`bench.claims`); a claim lost gives status ``claimed`` or ``elsewhere``. ``watchdog``: the
-    runner this process works for; the run is never marked FINISHED once it is gone.
+    runner this process works for; the run is never marked FINISHED once it is gone. ``name``: the run's name in
+    the UI (a suite gives each run a name unique within it; default :func:`bench.config.display_name`).
     """
     start = time.perf_counter()
-    tags = {**tracking.environment_tags(device), "bench.config_hash": config_hash(cfg),
-            "bench.worker_pid": str(os.getpid()), **(extra_tags or {})}
+    tags = {**tracking.environment_tags(device), **tracking.run_description_tags(cfg),
+            "bench.config_hash": config_hash(cfg), "bench.worker_pid": str(os.getpid()), **(extra_tags or {})}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     store = Store(tracking_uri)
     try:
-        run = open_run(store, store.experiment_id(experiment), run_name(cfg), tags, cfg, claim, watchdog)
+        run = open_run(store, store.experiment_id(experiment), name or display_name(cfg), tags, cfg, claim, watchdog)
     except StoreError as e:
         return RunOutcome(None, "failed", {}, str(e), e)
     if isinstance(run, Lost):
@@ -280,6 +282,8 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
             outcome = RunOutcome(run.run_id, "diverged", {"diverged_step": e.step}, str(e))
             logger.log_metrics(outcome.metrics, step=e.step)
             logger.flush()
+            log_artifacts(store, run.run_id, cfg, tags)  # the config that reruns it, and its curve up to the NaN
+            store.rename(run.run_id, f"{name or display_name(cfg)}·diverged")  # visible in the runs table
             ending = (FINISHED, {"bench.outcome": "diverged", "bench.reason": str(e)})
     except Exception as e:  # one bad run must never take the others down
         reason = f"{type(e).__name__}: {e}"
@@ -295,29 +299,43 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
     return outcome
 
 
-def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, model, data) -> None:
-    """The resolved config (with how to rerun it) and the run's plot."""
+def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, model=None, data=None) -> None:
+    """The resolved config, a file ``rnn-bench train --config config.yaml`` reruns as is (its ``rerun`` line the
+    same as flags, never wrapped), and the run's plot; a diverged run (no model) gets its learning curve."""
+    from bench import plots
+
     with tempfile.TemporaryDirectory() as tmp:
         config_path = Path(tmp) / "config.yaml"
         record = {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
-                  "tags": tags, "rerun": rerun_command(cfg)}
-        config_path.write_text(yaml.safe_dump(record, sort_keys=False))
+                  "rerun": rerun_command(cfg), "rerun_from_this_file": "rnn-bench train --config config.yaml",
+                  "tags": tags}
+        config_path.write_text(yaml.safe_dump(record, sort_keys=False, width=float("inf")))
         plot_path = Path(tmp) / "plot.png"
 
         def history(keys: list[str]) -> dict:
             return {key: store.metric_history(run_id, key) for key in keys}
 
-        tasks.get(cfg["task"]).run_plot(cfg, data, model, history, plot_path)
+        if model is None:
+            task = tasks.get(cfg["task"])
+            plots.learning_curve(history(["train/loss", task.val_metric]), plot_path, ylabel=task.metric_label,
+                                 title=f"{display_name(cfg)}: diverged")
+        else:
+            tasks.get(cfg["task"]).run_plot(cfg, data, model, history, plot_path)
         store.log_artifacts(run_id, [config_path, plot_path])
 
 
 def rerun_command(cfg: dict) -> str:
-    """The command line that reproduces this run."""
-    parts = ["python -m bench train"]
+    """The command line that reproduces this run, in a form the shell and the parser take as is (``--key=value``,
+    so a negative list such as ``--weights=-0.5,0.4`` stays a value; quoted where the shell would split).
+
+    >>> rerun_command({"task": "dependency", "weights": (-0.5, 0.4), "bidirectional": False})
+    'rnn-bench train --task=dependency --weights=-0.5,0.4 --bidirectional=false'
+    """
+    parts = ["rnn-bench train"]
     for k, v in cfg.items():
         if isinstance(v, bool):
             v = str(v).lower()
         elif isinstance(v, tuple):
             v = ",".join(str(i) for i in v)
-        parts.append(f"--{k.replace('_', '-')} {v}")
+        parts.append(shlex.quote(f"--{k.replace('_', '-')}={v}"))
     return " ".join(parts)

@@ -61,7 +61,8 @@ def test_dependency_table_rows_columns_n_and_spread(compiled):
     assert table.iloc[2:, 1:].to_numpy().tolist() == [["0.6616"] * 2, ["0.5192"] * 2, ["0.4545"] * 2]
     summary = read(folder, "summary.csv").set_index("configuration")
     for truncation in (2, 10):
-        ce = stored[(stored["tags.mlflow.runName"].str.startswith(f"dependency/lstm-L1-uni-T{truncation}-s"))
+        ce = stored[(stored["tags.bench.task"] == "dependency") & (stored["params.cell"] == "lstm")
+                    & (stored["params.truncation"] == str(truncation))
                     ]["metrics.test/ce"]
         row = summary.loc[f"dependency/lstm-L1-uni-T{truncation}-lr=0.02"]
         assert (row["runs"], row["n"]) == (2, 2)
@@ -106,7 +107,7 @@ def test_sine_table_has_baselines_and_the_seed_figure(compiled):
     table = read(folder, "comparison_sine.csv").set_index("configuration")
     assert list(table.index) == ["lstm L2 uni", *sine.BASELINES.values(), sine.SOURCE_SETUP]
     assert table.loc[sine.SOURCE_SETUP].tolist() == ["", "0.0019"]
-    sine_runs = stored[stored["tags.mlflow.runName"].str.startswith("sine/")]
+    sine_runs = stored[stored["tags.bench.task"] == "sine"]
     for truncation in (2, 10):
         runs = sine_runs[sine_runs["params.truncation"] == str(truncation)]
         for metric, label in sine.BASELINES.items():
@@ -119,7 +120,7 @@ def test_cost_table_has_every_configuration_and_time_to_target(compiled):
     costs = read(folder, "cost.csv").set_index("configuration")
     assert len(costs) == 6
     lstm = costs.loc["dependency/lstm-L1-uni-T10-lr=0.02"]
-    params = stored[stored["tags.mlflow.runName"] == "dependency/lstm-L1-uni-T10-s0"]["metrics.num_params"].iloc[0]
+    params = stored[stored["tags.mlflow.runName"] == "lstm·L1·uni·T10·lr=0.02·s0·dependency"]["metrics.num_params"].iloc[0]
     assert lstm["parameters"] == f"{params:,.0f}" and float(lstm["samples/s"].replace(",", "")) > 0
     # Nothing this small gets within 0.01 nats of the Bayes floor or to RMSE 0.0019: every run says so.
     assert set(costs["time to target (s)"]) == {"not reached", "no result"}

@@ -123,17 +123,18 @@ def test_suite_runs_every_configuration_under_one_parent(tiny_suite, reference):
     names = set()
     for run in runs:
         cfg = by_hash[run.data.tags["bench.config_hash"]]
+        index = suite.configs.index(cfg)
         assert run.info.status == "FINISHED"
         assert run.data.tags["bench.outcome"] == "finished"
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert run.data.tags["bench.worker_pid"].isdigit()
         assert int(run.data.tags["bench.worker_pid"]) != 0
-        assert run.info.run_name == run_name(cfg)
-        assert re.fullmatch(r"dependency/(lstm|gru)-L1-uni-T(5|10)-s[01]", run.info.run_name)
+        assert run.info.run_name == suite.name_of(index)  # the distinguishing parts first, the task last
+        assert re.fullmatch(r"(lstm|gru)·L1·uni·T(5|10)·s[01]·dependency", run.info.run_name)
         assert run.data.params["truncation"] == str(cfg["truncation"]) and run.data.params["hidden"] == "4"
         assert math.isfinite(run.data.metrics["test/ce"])
         names.add(run.info.run_name)
-    assert "dependency/lstm-L1-uni-T5-s0" in names and len(names) == 8
+    assert "lstm·L1·uni·T5·s0·dependency" in names and len(names) == 8
     # One worker trained them all: it is long-lived, not one process per run.
     assert len({r.data.tags["bench.worker_pid"] for r in runs}) == 1
     assert summary_count(proc.stdout, "finished") == 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 import torch
 import yaml
 
-from bench.config import config_hash, run_name
+from bench.cli import load_config_file
+from bench.config import config_hash, display_name, resolve
 from bench.train import train_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +40,9 @@ def test_run_is_read_back_complete_from_the_store(tiny_cfg, tracking_uri, tmp_pa
     client = mlflow_client(tracking_uri)
     run = client.get_run(outcome.run_id)
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == run_name(cfg)
+    assert run.info.run_name == display_name(cfg)
+    assert run.data.tags["bench.task"] == cfg["task"] and run.data.tags["mlflow.user"]
+    assert run.data.tags["mlflow.source.name"] == "rnn-bench" and "Settings: task=" in run.data.tags["mlflow.note.content"]
 
     # Params: exactly the resolved config.
     assert run.data.params == {k: str(v) for k, v in cfg.items()}
@@ -90,7 +94,11 @@ def test_run_is_read_back_complete_from_the_store(tiny_cfg, tracking_uri, tmp_pa
     local = Path(client.download_artifacts(outcome.run_id, "", str(tmp_path / "download")))
     record = yaml.safe_load((local / "config.yaml").read_text())
     assert record["config"] == {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
-    assert record["rerun"].startswith("python -m bench train")
+    assert record["rerun"].startswith("rnn-bench train ") and "\n" not in record["rerun"]
+    # Both ways of rerunning give this very config: the file itself, and the stored command line.
+    assert resolve(load_config_file(str(local / "config.yaml"))) == cfg
+    flags = dict(arg.removeprefix("--").split("=", 1) for arg in shlex.split(record["rerun"])[2:])
+    assert resolve({k.replace("-", "_"): v for k, v in flags.items()}) == cfg
     assert record["tags"]["bench.config_hash"] == config_hash(cfg)
     png = (local / "plot.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000

@@ -6,8 +6,12 @@ processes that are gone are marked, so they are neither mistaken for work in pro
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 from bench import leases, tracking
 from bench.claims import Claim
@@ -62,9 +66,20 @@ class SuiteBook:
     def open_parent(self, device: str, workers: int, executor: str) -> str:
         tags = {**tracking.environment_tags(device), "bench.role": "suite", "bench.suite": self.suite.name,
                 "bench.executor": executor}
-        params = {"suite_file": self.suite.path, "runs": len(self.suite.configs), "workers": workers,
-                  "executor": executor}
+        overrides = " ".join(self.suite.overrides)
+        tags["mlflow.note.content"] = (f"Suite {self.suite.name} ({self.suite.path})"
+                                       + (f", overridden by {overrides}" if overrides else "") + ". "
+                                       + self.suite.description)
+        params = {"suite_file": self.suite.path, "overrides": overrides or "none", "runs": len(self.suite.configs),
+                  "workers": workers, "executor": executor}
         self.parent = leases.RunLease.start(self.store, self.experiment_id, f"suite/{self.suite.name}", tags, params)
+        with tempfile.TemporaryDirectory() as tmp:  # the resolved matrix: every configuration and its run name
+            matrix = Path(tmp) / "matrix.yaml"
+            matrix.write_text(yaml.safe_dump(
+                [{"name": self.suite.name_of(i), "config_hash": config_hash(cfg),
+                  "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}}
+                 for i, cfg in enumerate(self.suite.configs)], sort_keys=False, width=float("inf")))
+            self.store.log_artifacts(self.parent.run_id, [matrix])
         return self.parent.run_id
 
     def record(self, index: int, status: str, reason: str = "", metrics: dict | None = None,

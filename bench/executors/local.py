@@ -34,9 +34,9 @@ class Worker:
         self.current: int | None = None  # index of the run it is on
         self.run_id: str | None = None
 
-    def give(self, index: int, cfg: dict) -> None:
+    def give(self, index: int, cfg: dict, name: str) -> None:
         self.current, self.run_id = index, None
-        self.tasks.put((index, cfg))
+        self.tasks.put((index, cfg, name))
 
     def stop(self) -> None:
         if self.process.is_alive():
@@ -83,7 +83,7 @@ def execute(book: SuiteBook, slots: list[Slot]) -> None:
             if worker.current is None and worker.process.exitcode is None and book.store_error is None:
                 index = work.next()
                 if index is not None:
-                    worker.give(index, book.suite.configs[index])
+                    worker.give(index, book.suite.configs[index], book.suite.name_of(index))
 
     def busy() -> bool:
         return any(worker.current is not None for worker in pool)

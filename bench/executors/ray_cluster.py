@@ -59,7 +59,7 @@ def connect(address: str | None, tracking_uri: str, workers: int = 0) -> Cluster
     return Cluster("cuda" if gpus else "cpu", gpus or int(resources.get("CPU", 1)), len(nodes), not address)
 
 
-def _train_task(cfg: dict, tracking_uri: str, experiment: str, parent_run_id: str, claim: Claim):
+def _train_task(cfg: dict, tracking_uri: str, experiment: str, parent_run_id: str, claim: Claim, name: str):
     """Body of one Ray task: train one run on whatever this worker was given; raise if it failed."""
     import ray
     import torch
@@ -70,7 +70,7 @@ def _train_task(cfg: dict, tracking_uri: str, experiment: str, parent_run_id: st
 
     device = "cuda" if ray.get_gpu_ids() else "cpu"
     outcome = train_run(cfg, tracking_uri, experiment, parent_run_id, device,
-                        extra_tags={"bench.ray_node": context.get_node_id()}, claim=claim)
+                        extra_tags={"bench.ray_node": context.get_node_id()}, claim=claim, name=name)
     collect_garbage()  # the worker lives on for the next task
     if outcome.status == "failed":
         raise RunFailed(outcome.reason)
@@ -85,7 +85,8 @@ def execute(book: SuiteBook, cluster: Cluster, per_device: int = 1) -> None:
     options = {"num_gpus": 1.0 / per_device, "num_cpus": 0} if cluster.device == "cuda" else {"num_cpus": 1}
     # max_calls=0: workers stay alive between tasks, so torch is imported once per worker, not per run.
     task = ray.remote(max_retries=1, retry_exceptions=[RunFailed], max_calls=0)(_train_task).options(**options)
-    futures = {task.remote(book.suite.configs[i], book.tracking_uri, book.experiment, book.parent_id, book.claim): i
+    futures = {task.remote(book.suite.configs[i], book.tracking_uri, book.experiment, book.parent_id, book.claim,
+                           book.suite.name_of(i)): i
                for i in book.todo}
     try:
         while futures:

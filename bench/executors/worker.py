@@ -33,10 +33,10 @@ def worker_main(slot: Slot, tasks: mp.Queue, results: mp.Queue, tracking_uri: st
             continue
         if item is None:
             break
-        index, cfg = item
+        index, cfg, name = item
         outcome = train_run(cfg, tracking_uri, experiment, parent_run_id, slot.device,
                             on_start=lambda run_id: results.put(("start", index, run_id)), claim=claim,
-                            watchdog=watchdog)
+                            watchdog=watchdog, name=name)
         results.put(("done", index, outcome))
         collect_garbage()
     # Everything is in the store and the queue: skip interpreter teardown, which spends seconds collecting

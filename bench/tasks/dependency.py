@@ -140,9 +140,9 @@ class DependencyTask(Task):
 
     def run_plot(self, cfg: dict, data, model, history, path: Path) -> None:
         from bench import plots
-        from bench.config import run_name
+        from bench.config import display_name
 
-        plots.dependency_curve(history(["train/loss", "val/ce"]), config_floors(cfg), path, title=run_name(cfg))
+        plots.learning_curve(history(["train/loss", "val/ce"]), path, config_floors(cfg), title=display_name(cfg))
 
     def variant(self, cfg: dict) -> str:
         from bench.tasks.truncation_styles import style_label

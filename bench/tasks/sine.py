@@ -140,10 +140,10 @@ class SineTask(Task):
 
     def run_plot(self, cfg: dict, data, model, history, path: Path) -> None:
         from bench import plots
-        from bench.config import run_name
+        from bench.config import display_name
 
         x, y = data.splits["test"]
-        plots.sine_prediction(y.numpy(), model.test_predictions.numpy(), path, title=run_name(cfg))
+        plots.sine_prediction(y.numpy(), model.test_predictions.numpy(), path, title=display_name(cfg))
 
     def figures(self, summary, runs, histories, configs, out_dir: Path) -> dict[str, str]:
         file = f"{self.name}_best_worst.png"

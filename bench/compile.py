@@ -112,8 +112,7 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
         found = reproduce.verdicts(suite, runs, summary)
         counts = found["verdict"].value_counts()
         blocks += [Heading("Reproduction: published figures beside ours"),
-                   Text("Verdicts: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + ". " +
-                        reproduce.__doc__.split("\n\n", 1)[1].replace("\n", " ").strip()),
+                   Text("Verdicts: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + ". " + reproduce.RULES),
                    Table(found)]
     for name, table in comparisons.items():
         task = tasks.get(name)

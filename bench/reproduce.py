@@ -18,6 +18,10 @@ from bench import tables, tasks
 from bench.suite import Suite
 
 COLUMNS = ["source", "configuration", "published", "ours", "verdict", "why"]
+RULES = ("A published mark is reproduced when our interval's mark is the same, not reproduced when it is another, "
+         "inconclusive when our interval is too wide to read one (a mark with ?). A published value is reproduced "
+         "when it lies within the range of our seeds or our 95% interval (a source reports one run; our seeds show "
+         "how far single runs scatter).")
 
 
 def _matches(run: dict, where: dict) -> bool:

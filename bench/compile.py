@@ -8,6 +8,7 @@ and the PNGs, then logs them all as artifacts (under ``results/``) of the suite'
 from __future__ import annotations
 
 import datetime
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def compile_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EX
     for task, table in comparisons.items():
         write_csv(table, f"comparison_{tasks.get(task).name}.csv")
     write_csv(costs, "cost.csv")
-    images = draw_figures(suite, summary, found, task_names, out_dir)
+    images = draw_figures(suite, summary, found, task_names, out_dir, tracking_uri)
     files += [out_dir / name for task_images in images.values() for name in task_images]
     blocks = report_blocks(suite, tracking_uri, found.runs, summary, comparisons, costs, images, out_dir)
     (out_dir / "README.md").write_text(to_markdown(blocks))
@@ -69,20 +70,22 @@ def compile_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EX
 
 
 def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResults, task_names: list[str],
-                 out_dir: Path) -> dict[str, dict[str, str]]:
+                 out_dir: Path, tracking_uri: str) -> dict[str, dict[str, str]]:
     """Per task: file name -> what it shows, for every figure there is data for."""
     configs = {config_hash(cfg): cfg for cfg in suite.configs}
+    store = Store(tracking_uri)
     images: dict[str, dict[str, str]] = {}
-    for name in task_names:
-        task, part = tasks.get(name), summary[summary["task"] == name]
-        images[name] = {}
-        if not (part["n"] > 0).any():
-            continue
-        heatmap = f"heatmap_{task.name}.png"
-        figures.metric_heatmap(summary, name, out_dir / heatmap)
-        images[name][heatmap] = f"{name}: mean {task.metric_label} over cell × truncation"
-        images[name].update(task.figures(part, found.runs[found.runs["task"] == name], found.histories, configs,
-                                         out_dir))
+    with tempfile.TemporaryDirectory(prefix="rnn-bench-weights-") as tmp:
+        for name in task_names:
+            task, part = tasks.get(name), summary[summary["task"] == name]
+            images[name] = {}
+            if not (part["n"] > 0).any():
+                continue
+            heatmap = f"heatmap_{task.name}.png"
+            figures.metric_heatmap(summary, name, out_dir / heatmap)
+            images[name][heatmap] = f"{name}: mean {task.metric_label} over cell × truncation"
+            images[name].update(task.figures(part, found.runs[found.runs["task"] == name], found.histories, configs,
+                                             out_dir, lambda run_id: store.download_artifact(run_id, "model.pt", tmp)))
     return images
 
 

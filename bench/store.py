@@ -266,6 +266,13 @@ class Store:
             for path in paths:
                 self.client.log_artifact(run_id, str(path), artifact_path)
 
+    def download_artifact(self, run_id: str, path: str, folder: Path | str) -> Path | None:
+        """A run's artifact ``path`` copied into ``folder``, or None when the run has none by that name."""
+        with self.errors():
+            if path not in {a.path for a in self.client.list_artifacts(run_id)}:
+                return None
+            return Path(self.client.download_artifacts(run_id, path, str(folder)))
+
     def set_terminated(self, run_id: str, status: str) -> None:
         with self.errors():
             self.client.set_terminated(run_id, status)

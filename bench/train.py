@@ -315,13 +315,17 @@ def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, model=None, 
         def history(keys: list[str]) -> dict:
             return {key: store.metric_history(run_id, key) for key in keys}
 
+        paths = [config_path, plot_path]
+        if model is not None:  # the trained weights: plots show a run's predictions without training it again
+            torch.save(model.state_dict(), Path(tmp) / "model.pt")
+            paths.append(Path(tmp) / "model.pt")
         if model is None:
             task = tasks.get(cfg["task"])
             plots.learning_curve(history(["train/loss", task.val_metric]), plot_path, ylabel=task.metric_label,
                                  title=f"{display_name(cfg)}: diverged")
         else:
             tasks.get(cfg["task"]).run_plot(cfg, data, model, history, plot_path)
-        store.log_artifacts(run_id, [config_path, plot_path])
+        store.log_artifacts(run_id, paths)
 
 
 def rerun_command(cfg: dict) -> str:

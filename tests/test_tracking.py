@@ -100,6 +100,13 @@ def test_run_is_read_back_complete_from_the_store(tiny_cfg, tracking_uri, tmp_pa
     flags = dict(arg.removeprefix("--").split("=", 1) for arg in shlex.split(record["rerun"])[2:])
     assert resolve({k.replace("-", "_"): v for k, v in flags.items()}) == cfg
     assert record["tags"]["bench.config_hash"] == config_hash(cfg)
+    # The trained weights: the predictions come back without training again.
+    if task == "sine":
+        from bench.tasks.sine import replay_sine_run
+
+        _, _, rmse = replay_sine_run(cfg, local / "model.pt")
+        assert rmse == pytest.approx(outcome.metrics["test/rmse"], rel=1e-5)
+    assert (local / "model.pt").stat().st_size > 1_000
     png = (local / "plot.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
     # The store and its artifacts stay inside the folder given.

@@ -121,9 +121,11 @@ class Task:
         return []
 
     def figures(self, summary: "pd.DataFrame", runs: "pd.DataFrame", histories: dict[str, History],
-                configs: dict[str, dict], out_dir: Path) -> dict[str, str]:
+                configs: dict[str, dict], out_dir: Path,
+                weights: Callable[[str], Path | None] = lambda run_id: None) -> dict[str, str]:
         """Draw the task's suite-level figures (besides the heatmap) into ``out_dir``; file name -> alt text.
-        ``configs`` maps config hash -> resolved config, for figures that replay a run."""
+        ``configs`` maps config hash -> resolved config and ``weights(run_id)`` gives a run's saved weights
+        (``model.pt``, None if it has none), for figures that show a run's predictions."""
         return {}
 
 

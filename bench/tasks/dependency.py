@@ -159,7 +159,7 @@ class DependencyTask(Task):
             return []  # every run TF-style: nothing to compare
         return [Heading("Truncation styles", 3), *truncation_styles.report(truncation_styles.summarize(runs), out_dir)]
 
-    def figures(self, summary, runs, histories, configs, out_dir: Path) -> dict[str, str]:
+    def figures(self, summary, runs, histories, configs, out_dir: Path, weights=None) -> dict[str, str]:
         from bench import figures
 
         if not (summary["n"] > 0).any():

@@ -145,9 +145,9 @@ class SineTask(Task):
         x, y = data.splits["test"]
         plots.sine_prediction(y.numpy(), model.test_predictions.numpy(), path, title=display_name(cfg))
 
-    def figures(self, summary, runs, histories, configs, out_dir: Path) -> dict[str, str]:
+    def figures(self, summary, runs, histories, configs, out_dir: Path, weights=lambda run_id: None) -> dict[str, str]:
         file = f"{self.name}_best_worst.png"
-        if not sine_best_and_worst(summary, runs, configs, out_dir / file):
+        if not sine_best_and_worst(summary, runs, configs, out_dir / file, weights):
             return {}
         return {file: f"{self.name}: prediction against truth, the best seed of the best configuration and the "
                       f"worst seed of the worst"}
@@ -202,16 +202,28 @@ class SineExtrapolationTask(SineTask):
         return dict(frequencies=cfg["frequencies"], test_frequencies=cfg["test_frequencies"])
 
 
-def replay_sine_run(cfg: dict) -> tuple:
-    """(truth, prediction, test RMSE) of the test segment, from training ``cfg`` again on this CPU.
+def replay_sine_run(cfg: dict, weights: Path | None = None) -> tuple:
+    """(truth, prediction, test RMSE) of the test segment: from the run's saved weights when it has them (its
+    ``model.pt`` artifact), else from training ``cfg`` again on this CPU — every random source is seeded from the
+    config and training is deterministic, so that gives the recorded run's predictions too (on the CPU exactly;
+    a GPU run may differ slightly), only slower."""
+    if weights is None:
+        from bench.train import fit_and_test
 
-    Runs keep no weights, but every random source is seeded from the config and training is deterministic,
-    so the replay gives the recorded run's predictions (on the CPU, exactly; a GPU run may differ slightly).
-    """
-    from bench.train import fit_and_test
+        model, data, metrics = fit_and_test(cfg)
+        return data.splits["test"][1].numpy(), model.test_predictions.numpy(), metrics["test/rmse"]
+    import torch
 
-    model, data, metrics = fit_and_test(cfg)
-    return data.splits["test"][1].numpy(), model.test_predictions.numpy(), metrics["test/rmse"]
+    from bench.train import build
+
+    data, model = build(cfg)
+    data.setup("test")
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    model.eval()
+    x, y = data.splits["test"]
+    with torch.no_grad():
+        _, prediction = model.model_step(x, y)
+    return y.numpy(), prediction.numpy(), float(torch.sqrt(torch.mean((prediction - y) ** 2)))
 
 
 def best_and_worst_runs(summary, runs) -> list[tuple[str, dict, dict]]:
@@ -240,15 +252,16 @@ def best_and_worst_runs(summary, runs) -> list[tuple[str, dict, dict]]:
     return chosen
 
 
-def sine_best_and_worst(summary, runs, configs: dict[str, dict], path: Path) -> list[str]:
-    """Prediction against truth for :func:`best_and_worst_runs`, each replayed from its config; returns the
-    configurations shown (none if no run finished)."""
+def sine_best_and_worst(summary, runs, configs: dict[str, dict], path: Path,
+                        weights=lambda run_id: None) -> list[str]:
+    """Prediction against truth for :func:`best_and_worst_runs`, from each run's saved weights (or replayed from
+    its config); returns the configurations shown (none if no run finished)."""
     from bench import plots
 
     panels, shown = {}, []
     for label, row, run in best_and_worst_runs(summary, runs):
         shown.append(row["configuration"])
-        truth, prediction, replayed = replay_sine_run(configs[run["config_hash"]])
+        truth, prediction, replayed = replay_sine_run(configs[run["config_hash"]], weights(run["run_id"]))
         panels[f"{label} configuration: {row['configuration']} (mean RMSE {row['mean']:.3g}, n={row['n']})\n"
                f"its {label} seed, {run['seed']}: recorded RMSE {run['metric']:.3g}, replayed {replayed:.3g}"] = (
             truth, prediction)

@@ -201,8 +201,14 @@ def config_hash(cfg: dict[str, Any]) -> str:
 PLACED_FIELDS = ("task", "cell", "layers", "bidirectional", "truncation", "seed")
 
 
+DERIVED_BY = {"max_samples": ("max_steps", "epochs"), "val_count": ("val_every",)}
+
+
 def varying_fields(configs: list[dict]) -> dict[str, list[str]]:
     """Per task, the settings outside :data:`PLACED_FIELDS` whose value differs between its configs.
+
+    A setting derived from another (``max_steps`` and ``epochs`` from ``max_samples``, ``val_every`` from
+    ``val_count``) varies with what it is derived from and is not counted.
 
     >>> varying_fields([{"task": "sine", "cell": "gru", "hidden": 8, "lr": 0.1},
     ...                 {"task": "sine", "cell": "lstm", "hidden": 16, "lr": 0.1}])
@@ -210,8 +216,11 @@ def varying_fields(configs: list[dict]) -> dict[str, list[str]]:
     """
     values: dict[str, dict[str, set]] = {}
     for cfg in configs:
+        derived = DERIVED_BY["max_samples"] * (cfg.get("max_samples", -1) != -1) + \
+            DERIVED_BY["val_count"] * (cfg.get("val_count", 0) != 0)
         for name, value in cfg.items():
-            values.setdefault(cfg["task"], {}).setdefault(name, set()).add(value)
+            if name not in derived:
+                values.setdefault(cfg["task"], {}).setdefault(name, set()).add(value)
     named = {cfg["task"] for cfg in configs}
     labelled = {f for name in named for f in tasks.get(name).labelled_fields}
     order = [name for name in fields_for(named) if name not in PLACED_FIELDS and name not in labelled]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 from pathlib import Path
@@ -67,29 +68,35 @@ def _min_delta(text: str) -> tuple[str, float]:
     return task, delta
 
 
-def checked_store(args: argparse.Namespace) -> str:
-    """The tracking URI of the command, checked. Call it after every other check: for the default store it
-    creates results/."""
+def checked_store(args: argparse.Namespace, write: bool = True) -> str:
+    """The tracking URI of the command, checked (``write``: for writing too; compiling only reads the database).
+    Call it after every other check: for the default store it creates results/."""
     from bench import tracking
 
     uri = args.tracking_uri or tracking.default_tracking_uri()
-    tracking.check_tracking_uri(uri)
+    tracking.check_tracking_uri(uri, write)
     return uri
 
 
 def compile_and_report(suite, uri: str, experiment: str, out: str | None = None) -> None:
     """Compile ``suite`` and say where the results went (also called at the end of ``bench run``). Runs left
     RUNNING by processes that are gone are marked first (:func:`bench.leases.reap`)."""
+    from bench import tracking
     from bench.compile import compile_suite
     from bench.leases import reap
-    from bench.store import Store
+    from bench.store import Store, StoreError
 
     store = Store(uri)
     experiment_id = store.find_experiment(experiment)
     if experiment_id is not None:
         for run_id, reason in reap(store, experiment_id):
             print(f"marked run {run_id} as ended: {reason}")
-    compiled = compile_suite(suite, uri, experiment, out)
+    try:
+        compiled = compile_suite(suite, uri, experiment, out)
+    except OSError as e:  # the compiled files sit beside a SQLite store: a full disk there is the store's
+        what = "disk full" if e.errno == errno.ENOSPC else "cannot write"
+        raise StoreError(uri, f"{what} ({e.strerror}) while writing the compiled results "
+                              f"to {tracking.output_dir(uri, suite.name, out)}", partial=True) from None
     logged = f"; logged on run {compiled.parent_run_id}" if compiled.parent_run_id else ""
     print(f"compiled {len(compiled.summary)} configurations -> {compiled.out_dir}/README.md, results.html, "
           f"{sum(p.suffix == '.csv' for p in compiled.files)} CSVs, {sum(p.suffix == '.png' for p in compiled.files)} "
@@ -100,7 +107,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from bench.suite import load_suite
 
     suite = load_suite(args.suite)
-    uri = checked_store(args)
+    uri = checked_store(args, write=False)
     compile_and_report(suite, uri, args.experiment, args.out)
     return 0
 

@@ -60,7 +60,8 @@ class Suite:
     names: list[str] = field(default_factory=list)  # per config: its run name, unique within the suite
 
     def name_of(self, index: int) -> str:
-        return self.names[index] if self.names else display_name(self.configs[index])
+        """Run ``index``'s name (its configs replaced without new names, as tests do: computed afresh)."""
+        return self.names[index] if len(self.names) == len(self.configs) else display_name(self.configs[index])
 
     def hashes(self) -> list[str]:
         return [config_hash(c) for c in self.configs]

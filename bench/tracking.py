@@ -82,11 +82,11 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 URI_ALLOWED = "allowed: sqlite:///<MLflow SQLite file in a writable folder> or http(s)://<mlflow server>"
 
 
-def check_tracking_uri(uri: str) -> None:
-    """Raise :class:`ConfigError` unless the store at ``uri`` can be reached; writes nothing (except creating
-    the default ``results/`` folder for the default store)."""
+def check_tracking_uri(uri: str, write: bool = True) -> None:
+    """Raise :class:`ConfigError` unless the store at ``uri`` can be reached (and, with ``write``, written);
+    writes nothing (except creating the default ``results/`` folder for the default store)."""
     if uri.startswith("sqlite:///"):
-        problem = _sqlite_problem(Path(uri.removeprefix("sqlite:///")))
+        problem = _sqlite_problem(Path(uri.removeprefix("sqlite:///")), write)
         if problem:
             raise ConfigError([f"tracking_uri: {uri!r}: {problem}; {URI_ALLOWED}"])
     elif uri.startswith(("http://", "https://")):
@@ -130,7 +130,7 @@ def _health_request(uri: str) -> tuple[urllib.request.Request, ssl.SSLContext | 
     return request, context
 
 
-def _sqlite_problem(path: Path) -> str | None:
+def _sqlite_problem(path: Path, write: bool = True) -> str | None:
     """What keeps ``path`` from being an MLflow SQLite store, or None. A missing file is fine (MLflow creates
     it); an existing one must be a SQLite database that is empty or already holds MLflow's tables, so that
     MLflow never adds its tables to someone else's database."""
@@ -144,8 +144,10 @@ def _sqlite_problem(path: Path) -> str | None:
             return f"folder {str(parent)!r} does not exist or is not writable"
         if not path.exists():
             return None
-        if not path.is_file() or not os.access(path, os.R_OK | os.W_OK):
-            return "is not a regular file that can be read and written"
+        if not path.is_file():
+            return "is not a regular file"
+        if not os.access(path, os.R_OK | (os.W_OK if write else 0)):
+            return "is read-only (not writable by this user)" if os.access(path, os.R_OK) else "cannot be read"
         with open(path, "rb") as f:
             header = f.read(len(SQLITE_HEADER))
     except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path

@@ -192,4 +192,4 @@ def test_example_cell_runs_through_a_suite_into_the_compiled_tables(tmp_path, mo
         assert "(n=2)" in entry, entry
     with sqlite3.connect(tmp_path / "mlflow.db") as db:
         names = {n for (n,) in db.execute("select name from runs where status = 'FINISHED'")}
-    assert any(n.startswith("dependency/examples.mgu:mgu") for n in names)
+    assert "examples.mgu:mgu·L1·uni·T5·s0·dependency" in names

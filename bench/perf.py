@@ -25,7 +25,7 @@ from bench.train import RunLogger, build, fit_and_test, make_trainer
 from datamodules.dependency import generate_dependency_series
 from lightning_modules.recurrent_task import OPTIMIZERS
 
-SEED_SINE_STEPS = 10_000  # seed 003 trains 10,000 steps to RMSE 0.0019
+SEED_SINE_STEPS = 10_000  # the TensorFlow sine example trains 10,000 steps to RMSE 0.0019
 
 
 @dataclass
@@ -147,7 +147,7 @@ def logging_cost(cfg: dict, repeats: int, tmp: Path) -> Figure:
 # --- generation ---------------------------------------------------------------------------------------------
 
 def seed_generator(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seed 004's Python loop, kept only as the reference for the vectorized generator."""
+    """R2RT's Python loop, kept only as the reference for the vectorized generator."""
     x = np.array(np.random.choice(2, size=(size,)))
     y = []
     for i in range(size):
@@ -209,7 +209,7 @@ def runner_figures(runs: int, overrides: dict, tmp: Path) -> tuple[Figure, Figur
 # --- sine quality per step ------------------------------------------------------------------------------------
 
 def sine_steps_to_target(cfg: dict) -> Figure:
-    """Steps until validation RMSE first reaches seed 003's figure, and the test RMSE at the end."""
+    """Steps until validation RMSE first reaches the TensorFlow sine example's figure, and the test RMSE at the end."""
     import pytorch_lightning as pl
 
     reached: list[int] = []

@@ -14,7 +14,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# cuBLAS needs this before CUDA starts for deterministic algorithms (REFERENCE.md, cuDNN determinism).
+# cuBLAS needs this before CUDA starts for deterministic algorithms (PyTorch, "Reproducibility"; docs/references.md).
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 import pytorch_lightning as pl  # noqa: E402

@@ -43,7 +43,7 @@ def generate_dependency_series(
 
 
 def split_into_streams(series: np.ndarray, batch_size: int) -> torch.Tensor:
-    """Cut one series into ``batch_size`` parallel streams (rows), dropping the remainder, as in seed 004."""
+    """Cut one series into ``batch_size`` parallel streams (rows), dropping the remainder, as in R2RT's set-up."""
     steps = len(series) // batch_size
     if steps < 1:
         raise ValueError(f"series_length: {len(series)} is shorter than batch_size {batch_size}")

@@ -97,9 +97,9 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
     blocks: list[Block] = [
         Heading(f"Results: suite `{suite.name}`", 1),
         Text(suite.description.strip()),
-        Text(f"Suite file `{suite.path}`" + (f", overridden on the command line by `{' '.join(suite.overrides)}`"
+        Text(f"Suite file `{tracking.shown_path(suite.path)}`" + (f", overridden on the command line by `{' '.join(suite.overrides)}`"
                                              if suite.overrides else ", as written") + "."),
-        Text(f"Compiled {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC from `{tracking_uri}`; "
+        Text(f"Compiled {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC from `{tracking.shown_uri(tracking_uri)}`; "
              f"runs of commit {commits}. {len(summary)} configurations, {len(runs)} runs: "
              + ", ".join(f"{counts.get(o, 0)} {o}" for o in ("finished", "diverged", "failed", "missing")) + "."),
         Bullets(["Entries: the mean of the test metric over seeds and its 95% Student-t interval [low, high] "

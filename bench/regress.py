@@ -296,7 +296,7 @@ def regress_markdown(comparison: Comparison) -> str:
     """The report written to ``results/<suite>/regress.md``."""
     base, s = comparison.baseline, comparison.settings
     lines = [f"# Regression check: suite `{comparison.suite.name}`", "",
-             f"Baseline `{comparison.baseline_file}`: suite `{base['suite']}`, commit {base['commit']}, "
+             f"Baseline `{tracking.shown_path(comparison.baseline_file)}`: suite `{base['suite']}`, commit {base['commit']}, "
              f"{base['date']}.", ""]
     if base["suite_hash"] != suite_hash(comparison.suite):
         lines += ["The suite's settings changed since the baseline (suite hash "

@@ -31,6 +31,25 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{results_dir() / 'mlflow.db'}"
 
 
+def shown_path(path: str | Path) -> str:
+    """A path as a compiled page shows it: relative inside the repository, else only its last two parts, so a
+    committed page holds no machine's absolute path.
+
+    >>> shown_path(REPO_ROOT / "bench" / "suites" / "smoke.yaml"), shown_path("/srv/runs/mlflow.db")
+    ('bench/suites/smoke.yaml', '…/runs/mlflow.db')
+    """
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(REPO_ROOT.resolve()))
+    except ValueError:
+        return "…/" + "/".join(path.parts[-2:])
+
+
+def shown_uri(uri: str) -> str:
+    """A tracking URI as a compiled page shows it (:func:`shown_path` for a SQLite file)."""
+    return f"sqlite:///{shown_path(uri.removeprefix('sqlite:///'))}" if uri.startswith("sqlite:///") else uri
+
+
 def output_dir(uri: str, suite_name: str, out: str | Path | None = None) -> Path:
     """Where a suite's compiled results go: ``out`` if given; ``results/<suite>/`` for the embedded store only
     (the committed results); beside any other SQLite store (``<its folder>/results/<suite>/``); for a tracking

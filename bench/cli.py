@@ -90,6 +90,8 @@ def add_tracking_flags(parser: argparse.ArgumentParser) -> None:
 def resolve_device(requested: str) -> str:
     if not re.fullmatch(r"auto|cpu|cuda(:[0-9]{1,4})?", requested):
         raise ConfigError([f"device: {shown(requested)}; allowed: cpu, cuda, cuda:N, auto"])
+    if requested == "cpu":
+        return requested  # without importing torch: a CPU suite's runner never needs it
     import torch
 
     if requested == "auto":

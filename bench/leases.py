@@ -106,13 +106,19 @@ class Watchdog:
 
     Orphaned workers would otherwise train on and mark runs FINISHED that nobody collects, while a rerun started
     meanwhile trains the same configurations again.
+
+    The runner is alive while ``lifeline`` (the read end of a pipe whose only write end the runner holds and never
+    writes to) shows no end of file; the kernel closes that end however the runner dies. Without a lifeline, while
+    the worker's parent is still ``parent_pid`` (a worker forked from a fork server has that server as parent).
     """
 
-    def __init__(self, parent_pid: int, interval: float = 0.5):
-        self.parent_pid, self.interval = parent_pid, interval
+    def __init__(self, parent_pid: int, interval: float = 0.5, lifeline=None):
+        self.parent_pid, self.interval, self.lifeline = parent_pid, interval, lifeline
         self.lease: RunLease | None = None
 
     def alive(self) -> bool:
+        if self.lifeline is not None:
+            return not self.lifeline.poll()  # readable only once the runner's end is closed
         return os.getppid() == self.parent_pid
 
     def guard(self, lease: RunLease | None) -> None:

@@ -30,6 +30,9 @@ def run_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EXPERI
 
         cluster = ray_cluster.connect(address, tracking_uri, workers)
     else:
+        from bench.executors import local
+
+        local.prepare(device)  # first: the fork server imports torch while this process prepares the rest
         slots = machine_slots(device, workers, per_device, devices)
     book = SuiteBook(suite, tracking_uri, experiment, force, progress)
     interrupted = False
@@ -39,8 +42,6 @@ def run_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EXPERI
             if book.todo:
                 ray_cluster.execute(book, cluster, per_device)
         else:
-            from bench.executors import local
-
             slots = slots[: max(1, len(book.todo))]
             book.open_parent(slots[0].device, len(slots), "local")
             if book.todo:

@@ -11,7 +11,6 @@ import tempfile
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 # cuBLAS needs this before CUDA starts for deterministic algorithms (PyTorch, "Reproducibility"; docs/references.md).
@@ -26,6 +25,7 @@ from bench import tasks, tracking  # noqa: E402
 from bench.claims import Claim, Lost, open_run  # noqa: E402
 from bench.config import config_hash, display_name  # noqa: E402
 from bench.leases import Watchdog  # noqa: E402
+from bench.outcome import RunOutcome  # noqa: E402
 from bench.store import FAILED, FINISHED, Store, StoreError  # noqa: E402
 from lightning_modules.recurrent_task import DivergedError  # noqa: E402
 
@@ -78,15 +78,6 @@ class RunLogger(MLFlowLogger):
 
     def finalize(self, status: str = "success") -> None:
         pass  # train_run flushes once, with the run's outcome, after fit and test (each calls finalize)
-
-
-@dataclass
-class RunOutcome:
-    run_id: str | None
-    status: str  # finished | diverged | failed
-    metrics: dict[str, float] = field(default_factory=dict)
-    reason: str = ""
-    store_error: StoreError | None = None  # the store failed: the runner stops handing out runs
 
 
 class PeakMemory:
@@ -199,12 +190,15 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
     trainer.fit(model, datamodule=data)
     fit_time = time.perf_counter() - start
     steps = trainer.global_step
+    start = time.perf_counter()
     test = trainer.test(model, datamodule=data, verbose=False)[0]
+    test_time = time.perf_counter() - start
     metrics = {
         **{k: float(v) for k, v in test.items() if k.startswith("test/")},
         **task.references(cfg, data),
         "fit_time_s": fit_time,
         "train_loop_s": model.train_loop_s,
+        "eval_time_s": validations.seconds + test_time,
         "train/steps": steps,
         "train/steps_per_s": steps / fit_time,
         "train/samples_per_s": steps * task.samples_per_step(cfg) / fit_time,
@@ -218,12 +212,17 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
 
 
 class ValidationHistory(pl.Callback):
-    """(optimizer step, value) of ``key`` at every validation during fit: tells whether a run converged."""
+    """(optimizer step, value) of ``key`` at every validation during fit: tells whether a run converged. Also
+    the seconds spent validating, which ``make perf`` holds against the training loop's."""
 
     def __init__(self, key: str):
-        self.key, self.points = key, []
+        self.key, self.points, self.seconds = key, [], 0.0
+
+    def on_validation_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.started = time.perf_counter()
 
     def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.seconds += time.perf_counter() - self.started
         value = trainer.callback_metrics.get(self.key)
         if value is not None and not trainer.sanity_checking:
             self.points.append((trainer.global_step, float(value)))

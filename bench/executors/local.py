@@ -1,6 +1,9 @@
 """The local executor: a suite's runs handed, one at a time, to long-lived worker processes on this machine.
 
-Each worker (:mod:`bench.executors.worker`) imports torch once and trains run after run. A worker that dies is
+Each worker (:mod:`bench.executors.worker`) trains run after run. CPU workers are forked from a fork server that
+imports torch, Lightning and MLflow once (:func:`prepare` starts it while the runner prepares the store), so a worker
+starts in milliseconds instead of importing for seconds beside its siblings; GPU workers are spawned afresh, so that
+no CUDA state can reach them through a fork and each starts pinned to its GPU. A worker that dies is
 replaced while work is left, and its run is marked FAILED. A run another runner on the same store holds (a live
 claim, see :mod:`bench.claims`) is tried again later, after the rest: once that runner finishes it, it counts as
 done elsewhere; should that runner die, this one trains it.
@@ -18,6 +21,30 @@ from bench.executors.slots import Slot
 from bench.executors.worker import worker_main
 
 CLAIM_RETRY_S = 2.0  # how soon a run another runner holds is looked at again
+# What the fork server imports once for every CPU worker: torch, Lightning, MLflow's store, matplotlib.
+PRELOAD = ["bench.executors.worker", "bench.train", "bench.plots", "mlflow.store.tracking.sqlalchemy_store"]
+
+
+def context(slots: list[Slot]):
+    """The multiprocessing context for these slots' workers: the preloading fork server for CPU workers where
+    the platform has one, else spawn."""
+    if any(slot.device != "cpu" for slot in slots) or "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def prepare(device: str) -> None:
+    """Start the fork server without waiting for it, unless ``device`` asks for GPUs (whose workers are spawned):
+    its imports overlap the runner's own start-up (finding the GPUs, the store's tables, the parent run), and the
+    first worker forks as soon as they are done. With ``auto`` on a machine that turns out to have GPUs, the
+    server is started for nothing, idle."""
+    if not device.startswith("cuda") and "forkserver" in mp.get_all_start_methods():
+        from multiprocessing import forkserver
+
+        mp.get_context("forkserver").set_forkserver_preload(PRELOAD)
+        forkserver.ensure_running()
 
 
 class Worker:
@@ -73,9 +100,11 @@ class WorkList:
 def execute(book: SuiteBook, slots: list[Slot]) -> None:
     """Train the book's runs on one worker per slot; replace dead workers; retry runs held by other runners."""
     work = WorkList(book.todo)
-    ctx = mp.get_context("spawn")
+    ctx = context(slots)
     results = ctx.Queue()
-    args = (book.tracking_uri, book.experiment, book.parent_id, os.getpid(), book.claim)
+    # Workers watch this pipe's read end; only this process holds the write end, so it closes when this dies.
+    lifeline, lifeline_end = ctx.Pipe(duplex=False)
+    args = (book.tracking_uri, book.experiment, book.parent_id, os.getpid(), book.claim, lifeline)
     pool = [Worker(ctx, slot, results, args) for slot in slots]
 
     def hand_out() -> None:
@@ -128,3 +157,4 @@ def execute(book: SuiteBook, slots: list[Slot]) -> None:
                 worker.process.kill()
             if worker.current is not None and worker.current not in book.outcomes:
                 book.fail(worker.current, worker.run_id, "interrupted by the user")
+        lifeline_end.close()

@@ -81,14 +81,14 @@ def plan_slots(gpus: list[str], workers: int = 0, per_device: int = 1, cores: in
 def machine_slots(device: str = "auto", workers: int = 0, per_device: int = 1,
                   devices: list[str] | None = None) -> list[Slot]:
     """:func:`plan_slots` for this machine: its visible GPUs (unless ``device`` is cpu) and its cores."""
-    import torch
-
     if device == "cpu":
         if devices:
             raise ConfigError([f"devices: {','.join(devices)!r} with --device cpu; allowed: --devices only with "
                                "GPUs (--device auto or cuda)"])
         gpus = []
     else:
+        import torch  # only to count GPUs: a CPU suite's runner never imports it
+
         count = torch.cuda.device_count()
         gpus = gpu_ids(os.environ.get("CUDA_VISIBLE_DEVICES"), count, devices)
     return plan_slots(gpus, workers, per_device, usable_cores())

@@ -17,9 +17,10 @@ from bench.leases import Watchdog
 
 
 def worker_main(slot: Slot, tasks: mp.Queue, results: mp.Queue, tracking_uri: str, experiment: str,
-                parent_run_id: str | None, parent_pid: int, claim: Claim) -> None:
+                parent_run_id: str | None, parent_pid: int, claim: Claim, lifeline) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
-    watchdog = Watchdog(parent_pid)
+    os.environ.update(slot.env)  # forked from the fork server, it did not start with the slot's environment
+    watchdog = Watchdog(parent_pid, lifeline=lifeline)
     watchdog.start()
     import torch
 

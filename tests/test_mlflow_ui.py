@@ -51,16 +51,17 @@ def test_a_store_written_before_reads_the_same_once_moved(tiny_cfg, tmp_path):
     cfg = tiny_cfg("dependency", max_steps=20)
     outcome = train_run(cfg, older.uri)
     assert outcome.status == "finished", outcome.reason
-    older.client.log_metric(outcome.run_id, "baseline/old_name", 0.25)  # as an older version named a figure
+    old_run = older.client.create_run(older.find_experiment("rnn-bench")).info.run_id
+    older.client.log_metric(old_run, "test/ce", 0.25)  # as an older version logged a figure: under its own name
     shutil.move(tmp_path / "old", tmp_path / "moved")
 
     store = Store(uri_of(tmp_path / "moved"))
     assert store.get_run(outcome.run_id).info.artifact_uri.startswith(location)  # the recorded path is gone
     read_back_artifacts(store, outcome.run_id, cfg, tmp_path / "download")
-    row = store.runs_frame("rnn-bench").iloc[0]
-    assert row["metrics.baseline/old_name"] == 0.25
-    assert row["metrics.test/ce"] == pytest.approx(outcome.metrics["test/ce"])
-    assert store.metric_history(outcome.run_id, "baseline/old_name") == [(0, 0.25)]
+    test_ce = store.runs_frame("rnn-bench").set_index("run_id")["metrics.test/ce"]  # old name and new, one column
+    assert test_ce[old_run] == 0.25 and test_ce[outcome.run_id] == pytest.approx(outcome.metrics["test/ce"])
+    assert store.metric_history(old_run, "test/ce") == [(0, 0.25)]
+    assert store.metrics(old_run) == {"test/ce": 0.25}
     assert store.metrics(outcome.run_id)["test/ce"] == pytest.approx(outcome.metrics["test/ce"])
 
 

@@ -48,8 +48,11 @@ baseline: setup
 perf: setup
 	$(PY) -m bench.perf $(ARGS)
 
+# Artifacts are recorded as mlflow-artifacts:/<experiment>/… and served from results/mlartifacts, so a copied or
+# moved results/ folder shows them too.
 ui: setup
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/results/mlflow.db --host 127.0.0.1 --port $(PORT)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/results/mlflow.db \
+		--artifacts-destination $(CURDIR)/results/mlartifacts --host 127.0.0.1 --port $(PORT)
 
 clean:
 	rm -rf $(VENV) results/mlflow.db results/mlartifacts

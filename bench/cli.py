@@ -87,6 +87,12 @@ def add_tracking_flags(parser: argparse.ArgumentParser) -> None:
                         help="MLflow experiment name; letters, digits, '.', '_', '-' (default: rnn-bench)")
 
 
+def add_system_metrics_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--system-metrics", action="store_true",
+                        help="log each run's CPU, memory, disk and network use (and GPUs') as MLflow system metrics, "
+                             "sampled every 2 s (the same as MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=true)")
+
+
 def resolve_device(requested: str) -> str:
     if not re.fullmatch(r"auto|cpu|cuda(:[0-9]{1,4})?", requested):
         raise ConfigError([f"device: {shown(requested)}; allowed: cpu, cuda, cuda:N, auto"])
@@ -184,6 +190,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
     train.add_argument("--threads", type=integer(1, MAX_THREADS), default=1,
                        help=f"torch CPU threads, 1 to {MAX_THREADS} (default 1: fastest for these small models)")
     train.add_argument("--no-progress", action="store_true", help="hide Lightning's progress bar")
+    add_system_metrics_flag(train)
     train.set_defaults(handler=cmd_train)
 
     run = commands.add_parser("run", help="run a suite (a YAML matrix) on every device of this machine",
@@ -214,6 +221,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
                           "<store folder>/results/<suite>/ for another SQLite store, ./rnn-bench-results/<suite>/ "
                           "for a tracking server)")
     run.add_argument("--no-compile", action="store_true", help="skip compiling the results (bench compile) at the end")
+    add_system_metrics_flag(run)
     add_tracking_flags(run)
     run.set_defaults(handler=cmd_run)
     add_results_commands(commands, add_tracking_flags)
@@ -221,6 +229,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
     try:
         args = parser.parse_args(argv)
         tracking.check_name("experiment", args.experiment)  # it becomes a folder of the store's artifacts
+        if getattr(args, "system_metrics", False):
+            # MLflow's own switch (bench.store.Store.system_metrics reads it): worker processes, spawned or on a
+            # local Ray, inherit it with the environment.
+            os.environ["MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"] = "true"
         return args.handler(args)
     except ConfigError as e:
         return report(e)

@@ -9,18 +9,32 @@ Keeping them here gives three things one place each:
   unreachable server becomes :class:`StoreError`: ``store <uri>: <cause>``, never a page of SQLAlchemy
   traceback (MLflow's own logging of the error is silenced for that reason).
 - **The write-once register** (:meth:`Store.set_once`) the claim protocol of :mod:`bench.claims` is built on.
+- **What the MLflow UI shows first.** The run page's metrics view files a metric under the section its key names
+  before the last ``/``, sorts those sections alphabetically and puts keys without a ``/`` last, under "Model
+  metrics" (MLflow's ``RunsChartsCardConfig.getBaseChartAndSectionConfigs``). The figures a run logs once at its
+  end (``test/ce``, ``floor/all``, ``train/steps``, …) would sort before the learning curves (``train/loss``,
+  ``val/*``; "floor" < "test" < "train"), so the store writes them with ``.`` for ``/`` (``test.ce``): one
+  chart each under "Model metrics", after the curves. Reading, the store gives the harness's names back
+  (:func:`code_key`); runs logged before keep their old names and read the same.
+- **A store folder that can be moved.** A SQLite store's experiments keep their artifacts at
+  ``mlflow-artifacts:/<experiment>`` (:meth:`Store.artifact_location`), which the store resolves against
+  ``mlartifacts/`` beside the database, as ``mlflow server --artifacts-destination <that folder>`` (``make ui``)
+  does; no absolute path is recorded, so the folder can be copied or moved. Artifacts recorded under an
+  absolute ``file:`` path that is gone (stores written before) are looked up in that folder as well.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import resource
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from bench.tracking import check_name
 
@@ -31,6 +45,16 @@ BATCH_LIMITS = {"metrics": 1000, "params": 100, "tags": 1000}
 BATCH_TOTAL = 1000
 # Errors two processes creating one store's tables or experiment at once run into; retrying resolves them.
 CREATION_RACES = ("already exists", "UNIQUE constraint failed", "RESOURCE_ALREADY_EXISTS", "database is locked")
+
+# Metric keys the MLflow UI should show first: the learning curves, logged as training goes. Every other key with a
+# "/" is a figure logged once, stored with "." for "/" (see the module docstring).
+LEARNING_CURVES = ("train/loss", "val/")
+# How often system metrics (--system-metrics) are sampled: a short run still gets a few points. MLflow's
+# MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides it.
+SYSTEM_METRICS_INTERVAL_S = 2.0
+# Where a SQLite store's artifacts lie, beside the database; mlflow-artifacts:/<path> resolves to <that>/<path>.
+ARTIFACTS_FOLDER = "mlartifacts"
+PROXIED_ARTIFACTS = "mlflow-artifacts:"
 
 # MLflow logs every SQLAlchemy error with its whole traceback before raising it; we report it in one line.
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
@@ -80,6 +104,25 @@ def _messages(exc: BaseException) -> list[str]:
 
 def sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix(SQLITE_PREFIX)) if uri.startswith(SQLITE_PREFIX) else None
+
+
+def stored_key(key: str) -> str:
+    """The name a metric has in the store: a learning curve's own, a figure's with "." for "/" (the harness's
+    keys never hold a ".").
+
+    >>> stored_key("val/ce"), stored_key("test/ce"), stored_key("floor/first1"), stored_key("wall_time_s")
+    ('val/ce', 'test.ce', 'floor.first1', 'wall_time_s')
+    """
+    return key if key.startswith(LEARNING_CURVES) else key.replace("/", ".")
+
+
+def code_key(stored: str) -> str:
+    """The harness's name of a stored metric: the inverse of :func:`stored_key`.
+
+    >>> code_key("test.ce"), code_key("val/ce"), code_key("test/ce"), code_key("system/cpu_utilization_percentage")
+    ('test/ce', 'val/ce', 'test/ce', 'system/cpu_utilization_percentage')
+    """
+    return stored.replace(".", "/")
 
 
 def _full_disk_hint(uri: str) -> str:
@@ -196,14 +239,31 @@ class Store:
     # --- experiments ------------------------------------------------------------------------------------------
 
     def artifact_location(self, experiment: str) -> str | None:
-        """Artifacts of a SQLite store live beside the database, one folder per experiment; a server chooses its
+        """Artifacts of a SQLite store live beside the database, one folder per experiment, recorded as
+        ``mlflow-artifacts:/<experiment>`` (relative to that folder, so the store can move); a server chooses its
         own. The experiment name must be a safe name (:func:`bench.tracking.check_name`): it stays inside
         ``mlartifacts``."""
-        path = sqlite_path(self.uri)
-        if path is None:
+        if sqlite_path(self.uri) is None:
             return None
         check_name("experiment", experiment)
-        return (path.parent / "mlartifacts" / experiment).resolve().as_uri()
+        return f"{PROXIED_ARTIFACTS}/{experiment}"
+
+    def artifact_folder(self, run_id: str) -> Path | None:
+        """Where a run's artifacts lie in a SQLite store (None for a server, whose client moves them):
+        ``mlflow-artifacts:/<path>`` under ``mlartifacts/`` beside the database; a ``file:`` path recorded by
+        an older store, or the same path under ``mlartifacts/`` here when the store was moved since."""
+        database = sqlite_path(self.uri)
+        if database is None:
+            return None
+        root = database.parent / ARTIFACTS_FOLDER
+        uri = self.get_run(run_id).info.artifact_uri
+        path = Path(unquote(urlparse(uri).path))
+        if uri.startswith(PROXIED_ARTIFACTS):
+            return root / path.relative_to(path.anchor)
+        if path.exists() or ARTIFACTS_FOLDER not in path.parts:
+            return path
+        parts = path.parts
+        return root.joinpath(*parts[len(parts) - parts[::-1].index(ARTIFACTS_FOLDER):])
 
     def find_experiment(self, name: str) -> str | None:
         with self.errors():
@@ -240,11 +300,11 @@ class Store:
 
     def log(self, run_id: str, metrics: list[tuple] = (), params: dict | None = None,
             tags: dict[str, str] | None = None) -> None:
-        """Log ``metrics`` (``(key, value, timestamp_ms, step)`` rows), ``params`` and ``tags`` in as few batches
-        as MLflow allows."""
+        """Log ``metrics`` (``(key, value, timestamp_ms, step)`` rows, stored under :func:`stored_key`),
+        ``params`` and ``tags`` in as few batches as MLflow allows."""
         from mlflow.entities import Metric, Param, RunTag
 
-        left = {"metrics": [Metric(k, float(v), int(ts), int(step)) for k, v, ts, step in metrics],
+        left = {"metrics": [Metric(stored_key(k), float(v), int(ts), int(step)) for k, v, ts, step in metrics],
                 "params": [Param(k, str(v)) for k, v in (params or {}).items()],
                 "tags": [RunTag(k, str(v)) for k, v in (tags or {}).items()]}
         with self.errors():
@@ -263,15 +323,66 @@ class Store:
         """Log files on a run. Callers log artifacts once their results exist, so a failure here comes after
         work was done: its :class:`StoreError` is marked ``partial``."""
         with self.errors(partial=True):
+            folder = self.artifact_folder(run_id)
             for path in paths:
-                self.client.log_artifact(run_id, str(path), artifact_path)
+                if folder is None:
+                    self.client.log_artifact(run_id, str(path), artifact_path)
+                    continue
+                target = folder / (artifact_path or "")
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target / Path(path).name)
 
     def download_artifact(self, run_id: str, path: str, folder: Path | str) -> Path | None:
         """A run's artifact ``path`` copied into ``folder``, or None when the run has none by that name."""
         with self.errors():
+            stored = self.artifact_folder(run_id)
+            if stored is not None:
+                if not (stored / path).is_file():
+                    return None
+                Path(folder).mkdir(parents=True, exist_ok=True)
+                return Path(shutil.copyfile(stored / path, Path(folder) / Path(path).name))
             if path not in {a.path for a in self.client.list_artifacts(run_id)}:
                 return None
             return Path(self.client.download_artifacts(run_id, path, str(folder)))
+
+    def log_input(self, run_id: str, name: str, digest: str, source: dict, profile: dict, context: str) -> None:
+        """Record the data set a run used as an MLflow dataset input (the UI's "Datasets used"): ``source`` says
+        where the data come from, ``profile`` what defines them; ``context`` says what the run used it for."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        dataset = Dataset(name=name, digest=digest, source_type="code", source=json.dumps(source),
+                          profile=json.dumps(profile))
+        with self.errors():
+            self.client.log_inputs(run_id, [DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+
+    @contextlib.contextmanager
+    def system_metrics(self, run_id: str):
+        """While the block runs, sample this machine's CPU, memory, disk, network (and NVIDIA GPUs, through
+        nvidia-ml-py) into the run as ``system/*`` metrics, when MLflow's switch
+        ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING`` is on (``--system-metrics`` turns it on); else nothing.
+
+        MLflow's monitor attaches itself only to runs started with ``mlflow.start_run``; ours are made by the
+        client, so it is started here for the run id. It publishes a sample per interval; what it took since
+        the last one is published on leaving, so a run shorter than the interval still gets its point."""
+        from mlflow.environment_variables import MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING
+
+        if not MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING.get():
+            yield
+            return
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(run_id, sampling_interval=SYSTEM_METRICS_INTERVAL_S, tracking_uri=self.uri)
+        monitor.start()
+        try:
+            yield
+        finally:
+            monitor.finish()
+            last = monitor.aggregate_metrics()
+            if last:
+                with self.errors():
+                    monitor.publish_metrics(last)
+                    monitor.mlflow_logger.flush()
 
     def set_terminated(self, run_id: str, status: str) -> None:
         with self.errors():
@@ -321,8 +432,13 @@ class Store:
     # --- runs: reading ----------------------------------------------------------------------------------------
 
     def get_run(self, run_id: str):
+        """The MLflow run as stored (its metrics under their stored names: :meth:`metrics` gives the harness's)."""
         with self.errors():
             return self.client.get_run(run_id)
+
+    def metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of every metric of the run, under the harness's names (:func:`code_key`)."""
+        return {code_key(k): v for k, v in self.get_run(run_id).data.metrics.items()}
 
     def search(self, experiment_id: str, filter_string: str = "") -> list:
         """Every run of the experiment that matches ``filter_string`` (all pages)."""
@@ -345,7 +461,8 @@ class Store:
         return found
 
     def runs_frame(self, experiment: str):
-        """Every run of the experiment as :func:`mlflow.search_runs` gives them; empty if there is none."""
+        """Every run of the experiment as :func:`mlflow.search_runs` gives them, metric columns under the harness's
+        names (``metrics.test/ce``); empty if there is none."""
         import mlflow
         import pandas as pd
 
@@ -359,14 +476,22 @@ class Store:
                     runs = mlflow.search_runs([experiment_id], max_results=1_000_000)
             finally:
                 mlflow.set_tracking_uri(previous)
+        for column in [c for c in runs.columns if c.startswith("metrics.") and "." in c.removeprefix("metrics.")]:
+            named = "metrics." + code_key(column.removeprefix("metrics."))  # runs logged before keep this name
+            runs[named] = runs.pop(column) if named not in runs else runs[named].combine_first(runs.pop(column))
         for column in ("tags.bench.config_hash", "tags.bench.role", "tags.bench.suite"):
             if column not in runs:
                 runs[column] = None
         return runs
 
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """(step, value) of metric ``key`` (the harness's name; a run logged before figures were renamed holds it
+        under that name)."""
         with self.errors():
-            return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
+            found = self.client.get_metric_history(run_id, stored_key(key))
+            if not found and stored_key(key) != key:
+                found = self.client.get_metric_history(run_id, key)
+            return [(m.step, m.value) for m in found]
 
     def metric_histories(self, run_ids: list[str], keys: list[str]) -> dict[str, dict[str, list]]:
         """run id -> metric key -> [(step, value), …], fetched a few runs at a time."""

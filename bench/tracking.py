@@ -6,6 +6,8 @@ import base64
 import contextlib
 import functools
 import getpass
+import hashlib
+import json
 import os
 import platform
 import re
@@ -224,6 +226,33 @@ def run_description_tags(cfg: dict) -> dict[str, str]:
     """A training run's task as a tag, and its description (shown on the run's page): the resolved settings."""
     settings = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in cfg.items())
     return {"bench.task": str(cfg["task"]), "mlflow.note.content": f"rnn-bench run. Settings: {settings}."}
+
+
+def dataset_input(cfg: dict) -> dict:
+    """A run's data set as an MLflow dataset input (the arguments of :meth:`bench.store.Store.log_input`).
+
+    The data are generated, not read, so the settings that define them (:meth:`bench.tasks.base.Task.dataset_spec`)
+    stand for them: the digest hashes them (same settings, same digest, on any machine), the profile lists them
+    and the name is the task with those that differ from its defaults, and the seed; the source names the task
+    that generates them.
+
+    >>> from bench.config import resolve
+    >>> found = dataset_input(resolve({"task": "dependency", "lags": "3,8,12", "weights": "0.4,-0.25,0.1", "seed": 2}))
+    >>> found["name"], found["digest"], found["context"]
+    ('dependency·lags=3,8,12·weights=0.4,-0.25,0.1·seed=2', 'b8bd353c', 'training')
+    """
+    from bench import tasks
+    from bench.config import resolve
+
+    task = tasks.get(cfg["task"])
+    spec = {k: list(v) if isinstance(v, tuple) else v for k, v in task.dataset_spec(cfg).items()}
+    defaults = resolve({"task": cfg["task"]})
+    shown = [f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in spec.items()
+             if k != "seed" and cfg[k] != defaults[k]] + ([f"seed={spec['seed']}"] if "seed" in spec else [])
+    digest = hashlib.sha256(json.dumps({"task": task.name, **spec}, sort_keys=True).encode()).hexdigest()[:8]
+    generator = f"{type(task).__module__}.{type(task).__name__}"
+    return {"name": "·".join([task.name, *shown]), "digest": digest, "source": {"tags": {"generator": generator, "task": task.name}},
+            "profile": spec, "context": "training"}
 
 
 def environment_tags(device: str) -> dict[str, str]:

@@ -268,7 +268,9 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
     outcome = RunOutcome(run.run_id, "finished")
     try:
         try:
-            model, data, metrics = fit_and_test(cfg, logger, device, progress_bar)
+            store.log_input(run.run_id, **tracking.dataset_input(cfg))
+            with store.system_metrics(run.run_id):  # when switched on (--system-metrics)
+                model, data, metrics = fit_and_test(cfg, logger, device, progress_bar)
             metrics["wall_time_s"] = time.perf_counter() - start
             outcome.metrics = metrics
             # Test metrics are in already (Lightning logged them); add the run's summary figures.

@@ -6,7 +6,6 @@ import math
 
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
 from bench import results, tables, targets
 from bench.tasks import sine
@@ -47,7 +46,8 @@ def test_files_are_logged_on_the_suites_parent_run(compiled):
     _, stored, uri = compiled
     parent = stored[stored["tags.bench.role"] == "suite"]
     assert len(parent) == 1
-    logged = [a.path for a in MlflowClient(uri).list_artifacts(parent["run_id"].iloc[0], "results")]
+    folder = Store(uri).artifact_folder(parent["run_id"].iloc[0])
+    logged = [str(path.relative_to(folder)) for path in (folder / "results").iterdir()]
     assert sorted(logged) == sorted(f"results/{name}" for name in FILES)
 
 

@@ -32,6 +32,7 @@ from mlflow import MlflowClient  # noqa: E402
 
 from bench.config import ConfigError, config_hash, resolve  # noqa: E402
 from bench.runner import run_suite  # noqa: E402
+from bench.store import code_key  # noqa: E402
 from bench.suite import Suite, load_suite  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -176,7 +177,7 @@ def metrics_by_hash(runs) -> dict[str, dict[str, float]]:
     for run in runs:
         h = run.data.tags["bench.config_hash"]
         assert h not in out, f"two runs of config {h}"
-        out[h] = {k: v for k, v in run.data.metrics.items() if k.startswith("test/")}
+        out[h] = {code_key(k): v for k, v in run.data.metrics.items() if code_key(k).startswith("test/")}
         assert out[h], f"run {run.info.run_id} has no test metrics"
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -15,6 +16,8 @@ import yaml
 
 from bench.cli import load_config_file
 from bench.config import config_hash, display_name, resolve
+from bench.store import Store
+from bench.tracking import dataset_input
 from bench.train import train_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,8 +82,12 @@ def test_run_is_read_back_complete_from_the_store(tiny_cfg, tracking_uri, tmp_pa
     else:
         assert len(val_steps) >= 2 and val_steps == sorted(set(val_steps)) and val_steps[-1] <= steps
 
-    # Test metrics and references, as returned by train_run.
-    metrics = run.data.metrics
+    # Test metrics and references, as returned by train_run, under the harness's names; in the store, the only
+    # keys MLflow's metrics view files in sections (before the last "/") are the learning curves: they come first.
+    metrics = Store(tracking_uri).metrics(outcome.run_id)
+    assert {k for k in run.data.metrics if "/" in k} == {"train/loss", *(f"val/{k}" for k in (
+        ("ce", "acc", "floor_gap", "elapsed_s") if task == "dependency" else ("rmse", "mae", "elapsed_s")))}
+    assert not any(k.startswith("system/") for k in metrics)  # system metrics only when asked for
     expected = ("test/ce", "test/acc", "test/floor_gap", "floor/all") if task == "dependency" else \
         ("test/rmse", "test/mae", "baseline/last_value_rmse", "baseline/linear_ar_rmse")
     for key in expected + ("train/steps", "num_params", "fit_time_s", "peak_memory_mb"):
@@ -89,9 +96,17 @@ def test_run_is_read_back_complete_from_the_store(tiny_cfg, tracking_uri, tmp_pa
         assert 0.4 < metrics["test/ce"] < 0.7
         assert metrics["floor/all"] == pytest.approx(0.4545, abs=1e-4)
 
-    # Artifacts: the config that reproduces the run and its plot.
-    assert {a.path for a in client.list_artifacts(outcome.run_id)} >= {"config.yaml", "plot.png"}
-    local = Path(client.download_artifacts(outcome.run_id, "", str(tmp_path / "download")))
+    # The data set, as an MLflow dataset input named and digested by the settings that generate it.
+    (used,) = run.inputs.dataset_inputs
+    expected_input = dataset_input(cfg)
+    assert (used.dataset.name, used.dataset.digest) == (expected_input["name"], expected_input["digest"])
+    assert json.loads(used.dataset.profile)["seed"] == cfg["seed"]
+    assert {t.key: t.value for t in used.tags} == {"mlflow.data.context": "training"}
+
+    # Artifacts: the config that reproduces the run, its plot and its weights.
+    local = tmp_path / "download"
+    for name in ("config.yaml", "plot.png", "model.pt"):
+        assert Store(tracking_uri).download_artifact(outcome.run_id, name, local) == local / name
     record = yaml.safe_load((local / "config.yaml").read_text())
     assert record["config"] == {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
     assert record["rerun"].startswith("rnn-bench train ") and "\n" not in record["rerun"]
@@ -127,8 +142,9 @@ def test_diverging_run_is_a_finished_result(tiny_cfg, tracking_uri, mlflow_clien
     assert run.info.status == "FINISHED"
     assert run.data.tags["bench.outcome"] == "diverged"
     assert "loss became" in run.data.tags["bench.reason"]
-    assert run.data.metrics["diverged_step"] == step
-    assert "test/ce" not in run.data.metrics
+    metrics = Store(tracking_uri).metrics(outcome.run_id)
+    assert metrics["diverged_step"] == step
+    assert "test/ce" not in metrics
 
 
 def test_same_store_holds_several_runs_with_distinct_hashes(tiny_cfg, tracking_uri, mlflow_client):

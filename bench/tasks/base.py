@@ -9,7 +9,7 @@ imports them only when it builds a run, so that validating a config stays free o
 
 Hooks a task implements (see :class:`Task`): ``build``, ``samples_per_step``, ``references``, ``target``; and,
 where it has something to say, ``cross_checks``, ``mark``, ``reference_rows``, ``notes``, ``heatmap_anchors``,
-``run_plot``, ``figures``.
+``run_plot``, ``figures``, ``dataset_spec``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class Task:
     mark_meaning: str = ""  # what the marks of :meth:`mark` say, for figure titles
     converge_tolerance: float = 0.0  # improvement over the last fifth of training that still counts as converging
     labelled_fields: tuple[str, ...] = ()  # own settings that :meth:`variant` names in row labels
+    data_fields: tuple[str, ...] | None = None  # settings that define the generated data (None: own fields + seed)
 
     def cross_checks(self, cfg: dict) -> list[str]:
         """Problems between settings of one resolved config (one line each); none by default."""
@@ -54,6 +55,13 @@ class Task:
     def build(self, cfg: dict) -> tuple:
         """The LightningDataModule and LightningModule of a resolved config."""
         raise NotImplementedError
+
+    def dataset_spec(self, cfg: dict) -> dict[str, Any]:
+        """The settings that define a run's data, which are generated rather than read: they name and digest the
+        run's dataset input in MLflow. By default :attr:`data_fields`, or the task's own settings and the seed
+        (every split is generated from seeds derived from the run's)."""
+        names = self.data_fields if self.data_fields is not None else (*(f.name for f in self.fields), "seed")
+        return {name: cfg[name] for name in names}
 
     def samples_per_step(self, cfg: dict) -> int:
         """Training samples (timesteps or examples) one optimizer step consumes: gives samples/s."""

@@ -53,6 +53,7 @@ class DependencyTask(Task):
     history_keys = ("val/ce", "val/elapsed_s", "train/loss")
     mark_meaning = "dependencies learned"
     labelled_fields = ("tbptt_stride",)
+    data_fields = ("series_length", "eval_length", "lags", "weights", "base", "seed")  # tbptt_stride is training's
     converge_tolerance = 0.002  # nats
 
     def cross_checks(self, cfg: dict) -> list[str]:

@@ -81,6 +81,9 @@ class SineTask(Task):
                     f"batch_size ({needed})"]
         return []
 
+    def dataset_spec(self, cfg: dict) -> dict:
+        return {**super().dataset_spec(cfg), "truncation": cfg["truncation"]}  # the windows' length
+
     def data_args(self, cfg: dict) -> dict:
         """The data module's arguments that differ between the two splits."""
         return dict(frequency=cfg["frequency"])

@@ -63,9 +63,9 @@ def draw_prediction(top, bottom, truth, prediction, title: str = "") -> None:
 def sine_prediction(truth, prediction, path: Path, title: str = "") -> None:
     """Prediction and truth over the test segment, and their difference."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, height_ratios=(3, 1))
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.93, bottom=0.1, hspace=0.08)  # tight_layout: 0.1 s a run
     draw_prediction(top, bottom, truth, prediction, title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=72)  # small and fast: drawn once per run
     plt.close(fig)
 
 

@@ -50,14 +50,12 @@ def prepare(device: str) -> None:
 class Worker:
     def __init__(self, ctx, slot: Slot, results: mp.Queue, args: tuple):
         self.slot, self.tasks = slot, ctx.Queue()
-        saved = {k: os.environ.get(k) for k in slot.env}
-        os.environ.update(slot.env)  # a spawned child inherits the environment at start: pin its GPU
-        try:
-            self.process = ctx.Process(target=worker_main, args=(slot, self.tasks, results, *args), daemon=True)
-            self.process.start()
-        finally:
-            for k, v in saved.items():
-                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        # The environment the worker runs in: this process's now (a fork server's is that of when it started),
+        # with the slot's on top (its GPU). The worker sets it before anything reads it.
+        environment = {**os.environ, **slot.env}
+        self.process = ctx.Process(target=worker_main, args=(slot, environment, self.tasks, results, *args),
+                                   daemon=True)
+        self.process.start()
         self.current: int | None = None  # index of the run it is on
         self.run_id: str | None = None
 

@@ -16,10 +16,11 @@ from bench.executors.slots import Slot
 from bench.leases import Watchdog
 
 
-def worker_main(slot: Slot, tasks: mp.Queue, results: mp.Queue, tracking_uri: str, experiment: str,
-                parent_run_id: str | None, parent_pid: int, claim: Claim, lifeline) -> None:
+def worker_main(slot: Slot, environment: dict[str, str], tasks: mp.Queue, results: mp.Queue, tracking_uri: str,
+                experiment: str, parent_run_id: str | None, parent_pid: int, claim: Claim, lifeline) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
-    os.environ.update(slot.env)  # forked from the fork server, it did not start with the slot's environment
+    os.environ.clear()  # the runner's environment and the slot's (pinning its GPU), before CUDA or MLflow read it
+    os.environ.update(environment)
     watchdog = Watchdog(parent_pid, lifeline=lifeline)
     watchdog.start()
     import torch

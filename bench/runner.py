@@ -34,7 +34,8 @@ def run_suite(suite: Suite, tracking_uri: str, experiment: str = tracking.EXPERI
 
         local.prepare(device)  # first: the fork server imports torch while this process prepares the rest
         slots = machine_slots(device, workers, per_device, devices)
-    book = SuiteBook(suite, tracking_uri, experiment, force, progress)
+    book = SuiteBook(suite, tracking_uri, experiment, force, progress,
+                     workers=cluster.slots if cluster is not None else len(slots))
     interrupted = False
     try:
         if cluster is not None:

@@ -45,20 +45,10 @@ def sqlite_uri(db: Path) -> str:
     return f"sqlite:///{db.resolve()}"  # absolute path: four slashes
 
 
-def bench_args(suite: Path, uri: str, *extra: str, core: int = 0) -> list[str]:
-    """``python -m bench run ...``; with ``--workers 1`` pinned to one core (the ``core``-th usable one, modulo).
-
-    The runner gives each worker ``cores // workers`` torch threads. A lone worker's two threads on a 2-core
-    machine that other processes share spin against them and turn a 0.5 s run into 15 s; on one core it
-    gets one thread, like each of two workers does, and stays fast.
-    """
-    args = ["-m", "bench", "run", "--suite", str(suite), "--tracking-uri", uri, "--no-progress", *extra]
-    if "1" in [b for a, b in zip(extra, extra[1:]) if a == "--workers"] and hasattr(os, "sched_setaffinity"):
-        usable = sorted(os.sched_getaffinity(0))
-        cpu = usable[core % len(usable)]
-        launcher = f"import os, sys; os.sched_setaffinity(0, {{{cpu}}}); os.execv(sys.executable, sys.argv[1:])"
-        return [sys.executable, "-c", launcher, sys.executable, *args]
-    return [sys.executable, *args]
+def bench_args(suite: Path, uri: str, *extra: str) -> list[str]:
+    """``python -m bench run ...`` in this interpreter."""
+    return [sys.executable, "-m", "bench", "run", "--suite", str(suite), "--tracking-uri", uri, "--no-progress",
+            *extra]
 
 
 def child_env() -> dict[str, str]:

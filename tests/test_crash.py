@@ -25,9 +25,9 @@ from suite_procs import (REPO, TINY_FIXED, TINY_SUITE, bench_args, bench_run, ch
 pytestmark = pytest.mark.slow
 
 
-def start(suite: Path, uri: str, *extra: str, core: int = 0) -> subprocess.Popen:
+def start(suite: Path, uri: str, *extra: str) -> subprocess.Popen:
     """A ``bench run`` in its own process group (so that the group can be killed), output captured."""
-    return subprocess.Popen(bench_args(suite, uri, *extra, core=core), cwd=REPO, env=child_env(),
+    return subprocess.Popen(bench_args(suite, uri, *extra), cwd=REPO, env=child_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -184,7 +184,7 @@ def test_three_runners_on_one_fresh_store_train_each_configuration_once(tiny_sui
     uri = sqlite_uri(tmp_path / "mlflow.db")
     expected = set(load_suite(str(tiny_suite)).hashes())
     began = time.monotonic()
-    procs = [start(tiny_suite, uri, "--workers", "1", core=i) for i in range(3)]
+    procs = [start(tiny_suite, uri, "--workers", "1") for _ in range(3)]
     done = [finish(p) for p in procs]
     wall = time.monotonic() - began
     for proc in done:

@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,14 +55,14 @@ def test_devices_outside_the_visible_ones_are_refused(inherited, count, requeste
     assert message.startswith("devices: ") and f" {named} not visible" in message and "allowed" in message
 
 
-def test_slots_pin_one_worker_per_gpu_id_and_share_cores():
+def test_slots_pin_one_worker_per_gpu_id_and_share_cores_cpu_workers_take_one_thread():
     slots = plan_slots(["2", "3"], workers=5, per_device=2, cores=8)  # workers counts CPU workers only
     assert [(s.device, s.env["CUDA_VISIBLE_DEVICES"], s.threads) for s in slots] == [
         ("cuda", "2", 2), ("cuda", "2", 2), ("cuda", "3", 2), ("cuda", "3", 2)]
     cpu = plan_slots([], workers=3, cores=8)
-    assert [(s.device, s.env["CUDA_VISIBLE_DEVICES"], s.threads) for s in cpu] == [("cpu", "", 2)] * 3
+    assert [(s.device, s.env["CUDA_VISIBLE_DEVICES"], s.threads) for s in cpu] == [("cpu", "", 1)] * 3
     assert len(plan_slots([], workers=0, cores=4)) == 4  # default: one per core
-    assert plan_slots([], workers=8, cores=2)[0].threads == 1
+    assert plan_slots([], workers=1, cores=8)[0].threads == 1  # small models: another thread only spins
 
 
 @pytest.mark.parametrize("text", ["a", "", "0,,1", "-1", "0,0", "1.5", "0;1"])
@@ -277,3 +278,18 @@ def test_axis_and_set_overrides_change_the_matrix(tiny_suite, reference, tmp_pat
     assert parent.data.metrics["runs_skipped"] == 2 and parent.data.metrics["runs_finished"] == 0
     assert summary_count(proc.stdout, "skipped") == 2
     assert {r.info.run_id for r in children(uri)} == before
+
+
+@pytest.mark.slow
+def test_a_cpu_suites_runner_never_imports_torch(tiny_suite, tmp_path):
+    """The runner of a CPU suite stays light: its workers fork from a server that imported torch and Lightning
+    once, and what they hand back (:class:`bench.outcome.RunOutcome`) unpickles without them."""
+    uri = sqlite_uri(tmp_path / "mlflow.db")
+    argv = ["run", "--suite", str(tiny_suite), "--tracking-uri", uri, "--device", "cpu", "--workers", "2",
+            "--no-compile", "--no-progress"]
+    code = (f"import sys; from bench.cli import main; rc = main({argv!r}); "
+            "print(rc, 'torch' in sys.modules, 'pytorch_lightning' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=child_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.stdout.split()[-3:] == ["0", "False", "False"], describe(proc)
+    assert len(finished_by_hash(uri)) == len(load_suite(str(tiny_suite)).configs)

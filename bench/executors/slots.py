@@ -64,18 +64,20 @@ def gpu_ids(inherited: str | None, count: int, requested: list[str] | None = Non
 
 def plan_slots(gpus: list[str], workers: int = 0, per_device: int = 1, cores: int = 1) -> list[Slot]:
     """One slot per worker: ``per_device`` per GPU in ``gpus`` (each pinned to its GPU), or without GPUs
-    ``workers`` CPU slots (0: one per core); torch threads divide ``cores`` so workers do not oversubscribe them.
+    ``workers`` CPU slots (0: one per core). GPU workers' torch threads divide ``cores``; a CPU worker gets one
+    thread: the suite's models are small, and a second intra-op thread spins more than it computes (a lone
+    worker's T=1 LSTM run took ~1.3× as long with two threads on 2 cores as with one), so runs, not threads,
+    are what spreads over the cores.
 
     >>> [s.env["CUDA_VISIBLE_DEVICES"] for s in plan_slots(["2", "3"], per_device=2, cores=8)]
     ['2', '2', '3', '3']
     """
     if gpus:
         slots = [Slot("cuda", 1, {"CUDA_VISIBLE_DEVICES": gpu}) for gpu in gpus for _ in range(per_device)]
-    else:
-        slots = [Slot("cpu", 1, {"CUDA_VISIBLE_DEVICES": ""}) for _ in range(workers or cores)]
-    for slot in slots:
-        slot.threads = max(1, cores // len(slots))
-    return slots
+        for slot in slots:
+            slot.threads = max(1, cores // len(slots))
+        return slots
+    return [Slot("cpu", 1, {"CUDA_VISIBLE_DEVICES": ""}) for _ in range(workers or cores)]
 
 
 def machine_slots(device: str = "auto", workers: int = 0, per_device: int = 1,

@@ -353,8 +353,12 @@ class Store:
 
         dataset = Dataset(name=name, digest=digest, source_type="code", source=json.dumps(source),
                           profile=json.dumps(profile))
+        inputs = [DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)])]
+        client = self.client  # opened before taking the creation lock: flock is not reentrant
         with self.errors():
-            self.client.log_inputs(run_id, [DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+            # Runs on one data set share its row, which MLflow creates if missing: two workers doing so at once
+            # collide on its unique key (datasets.experiment_id, name, digest). Under the creation lock, retried.
+            self._retry_creation(lambda: client.log_inputs(run_id, inputs))
 
     @contextlib.contextmanager
     def system_metrics(self, run_id: str):

@@ -396,3 +396,29 @@ def test_full_disk_stops_the_suite_with_one_line_and_a_rerun_completes_it(full_d
     print(f"\n[full disk, {kind}] full: exit {full.returncode}, {line!r}, {running_after_full} runs RUNNING; "
           f"compile: exit {compiled.returncode}; rerun with room: 4 configurations, {len(done)} finished once, "
           f"{sum(len(r) - 1 for r in done.values())} duplicates, {len(left)} left RUNNING")
+
+
+def test_runs_on_one_data_set_log_it_at_once_without_colliding(store):
+    """Eight runs on the same data (a barrier releases them together) each record it as their dataset input: the
+    data set's row is created once, and no run's logging fails on its unique key."""
+    experiment_id = store.experiment_id("one-data-set")
+    barrier = threading.Barrier(8)
+    problems: list = []
+
+    def run_on_it() -> None:
+        run_id = store.create_run(experiment_id, None, {})
+        barrier.wait()
+        try:
+            store.log_input(run_id, "dependency·seed=0", "f8d16ebc", {"task": "dependency"}, {"seed": 0}, "training")
+        except StoreError as e:
+            problems.append(e)
+
+    threads = [threading.Thread(target=run_on_it) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not problems, problems
+    runs = store.search(experiment_id)
+    assert len(runs) == 8
+    assert all([i.dataset.digest for i in r.inputs.dataset_inputs] == ["f8d16ebc"] for r in runs)

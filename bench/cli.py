@@ -11,24 +11,13 @@ import re
 from bench import tasks, tracking
 from bench.cli_args import ArgumentParser, integer, output_dir, report
 from bench.cli_results import add_commands as add_results_commands, checked_store, compile_and_report
-from bench.config import COMMON_DEFAULTS, ConfigError, fields_for, resolve, shown
+from bench.config import COMMON_DEFAULTS, ConfigError, fields_for, resolve, setting_text, shown
 from bench.executors.slots import parse_devices
 from bench.store import StoreError
 
 MAX_THREADS = 1024
 MAX_WORKERS = 1024
 MAX_PER_DEVICE = 64
-
-
-def setting_text(value) -> str:
-    """A default as a command line writes it.
-
-    >>> setting_text((3, 8)), setting_text(False), setting_text(0.1)
-    ('3,8', 'false', '0.1')
-    """
-    if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:

@@ -241,13 +241,21 @@ def display_name(cfg: dict[str, Any], varying: list[str] = ()) -> str:
     """
     variant = tasks.get(cfg["task"]).variant(cfg) if not tasks.problem(cfg["task"]) else ""
     parts = [cfg["cell"], f"L{cfg['layers']}", "bi" if cfg["bidirectional"] else "uni", f"T{cfg['truncation']}",
-             variant.replace("=", ""), *(f"{SHORT.get(n, n + '=')}{_text(cfg[n])}" for n in varying),
+             variant.replace("=", ""), *(f"{SHORT.get(n, n + '=')}{setting_text(cfg[n])}" for n in varying),
              f"s{cfg['seed']}", cfg["task"]]
     return "·".join(p for p in parts if p)
 
 
-def _text(value) -> str:
-    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+def setting_text(value) -> str:
+    """A setting's value as a command line writes it: run names, result keys, rerun lines, help texts and
+    descriptions, and comparisons as text (``4`` from YAML matches ``4`` from the store, a list a tuple).
+
+    >>> setting_text((3, 8)), setting_text([3, 8]), setting_text(False), setting_text(0.1)
+    ('3,8', '3,8', 'false', '0.1')
+    """
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def run_name(cfg: dict[str, Any]) -> str:

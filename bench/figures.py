@@ -77,7 +77,7 @@ def curve_panels(runs: pd.DataFrame, histories: dict, key: str) -> tuple[dict, l
     ``T=…`` to the seed mean of ``key``, by increasing truncation. Only finished runs have curves; a row or
     column without any is left out."""
     places = [panel_place(row) for row in runs.to_dict("records")]
-    rows, columns = list(dict.fromkeys(r for r, _ in places)), list(dict.fromkeys(c for _, c in places))
+    rows, columns = plots.grid_order(places)
     found: dict[tuple[str, str], dict[int, list]] = {}
     finished = runs[runs["outcome"] == "finished"]
     for _, group in finished.groupby("configuration", sort=False):
@@ -95,4 +95,4 @@ def learning_curves(runs: pd.DataFrame, histories: dict, path: Path, key: str, f
     """``key`` (mean over seeds) against step: the grid of :func:`curve_panels`, a line per truncation, the
     ``floors`` as grey lines. ``runs``: one task's runs."""
     panels, rows, columns = curve_panels(runs, histories, key)
-    plots.learning_curves(panels, floors, path, title=title, rows=rows, columns=columns)
+    plots.learning_curves(panels, floors, path, rows, columns, title=title)

@@ -25,12 +25,18 @@ LEASE_S = 30.0  # six heartbeats: a loaded machine or a slow store may delay a f
 HOST, PID, PID_START, HEARTBEAT, LEASE = "bench.host", "bench.pid", "bench.pid_start", "bench.heartbeat", "bench.lease_s"
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first, start time at 19); None without."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def process_start(pid: int) -> str | None:
     """The start time of process ``pid`` (clock ticks since boot) on Linux, else None."""
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
+    fields = _stat_fields(pid)
+    return fields[19] if fields and len(fields) > 19 else None
 
 
 def process_alive(pid: int, started: str | None = None) -> bool:
@@ -41,9 +47,8 @@ def process_alive(pid: int, started: str | None = None) -> bool:
         return False
     except PermissionError:
         pass  # another user's process: it exists
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except OSError:
+    fields = _stat_fields(pid)
+    if fields is None:
         return True  # no /proc: trust kill(0)
     return fields[0] not in ("Z", "X") and (not started or fields[19] == started)
 
@@ -108,18 +113,16 @@ class Watchdog:
     meanwhile trains the same configurations again.
 
     The runner is alive while ``lifeline`` (the read end of a pipe whose only write end the runner holds and never
-    writes to) shows no end of file; the kernel closes that end however the runner dies. Without a lifeline, while
-    the worker's parent is still ``parent_pid`` (a worker forked from a fork server has that server as parent).
+    writes to) shows no end of file: the kernel closes that end however the runner dies. (Not the parent's pid: a
+    worker forked from a fork server has that server as its parent.)
     """
 
-    def __init__(self, parent_pid: int, interval: float = 0.5, lifeline=None):
-        self.parent_pid, self.interval, self.lifeline = parent_pid, interval, lifeline
+    def __init__(self, parent_pid: int, lifeline, interval: float = 0.5):
+        self.parent_pid, self.lifeline, self.interval = parent_pid, lifeline, interval
         self.lease: RunLease | None = None
 
     def alive(self) -> bool:
-        if self.lifeline is not None:
-            return not self.lifeline.poll()  # readable only once the runner's end is closed
-        return os.getppid() == self.parent_pid
+        return not self.lifeline.poll()  # readable only once the runner's end is closed
 
     def guard(self, lease: RunLease | None) -> None:
         self.lease = lease

@@ -14,7 +14,7 @@ from bench.store import StoreError
 @dataclass
 class RunOutcome:
     run_id: str | None
-    status: str  # finished | diverged | failed
+    status: str  # finished | diverged | failed, or claimed | elsewhere (another runner has the configuration)
     metrics: dict[str, float] = field(default_factory=dict)
     reason: str = ""
     store_error: StoreError | None = None  # the store failed: the runner stops handing out runs

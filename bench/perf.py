@@ -64,10 +64,9 @@ def lightning_loop_seconds(cfg: dict, store: Path, device: str) -> float:
     """Our path, logging on: the training loop of Trainer.fit with the MLflow logger (no validation)."""
     torch.manual_seed(cfg["seed"])
     data, model = build(cfg)
-    uri = f"sqlite:///{store}"
-    target = Store(uri)
+    target = Store(f"sqlite:///{store}")
     run_id = target.create_run(target.experiment_id("perf"), None, {})
-    trainer = make_trainer(cfg, RunLogger(uri, run_id), device, False)
+    trainer = make_trainer(cfg, RunLogger(target, run_id), device, False)
     trainer.limit_val_batches = 0
     trainer.fit(model, datamodule=data)
     return model.train_loop_s
@@ -129,7 +128,7 @@ def logging_cost(cfg: dict, repeats: int, tmp: Path) -> Figure:
     experiment_id = store.experiment_id("perf")
 
     def logged() -> float:
-        logger = RunLogger(store.uri, store.create_run(experiment_id, None, {}))
+        logger = RunLogger(store, store.create_run(experiment_id, None, {}))
         start = time.perf_counter()
         fit_and_test(cfg, logger)
         logger.flush()

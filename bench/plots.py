@@ -81,18 +81,16 @@ def sine_predictions(panels: dict[str, tuple], path: Path) -> None:
     plt.close(fig)
 
 
-def _grid(keys: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+def grid_order(keys: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
     """Row and column names of a facet grid keyed (row, column), in order of first appearance."""
     return list(dict.fromkeys(r for r, _ in keys)), list(dict.fromkeys(c for _, c in keys))
 
 
 def learning_curves(panels: dict[tuple[str, str], History], floors: dict[str, float], path: Path,
-                    title: str = "", ylabel: str = "cross-entropy (nats)", rows: list[str] | None = None,
-                    columns: list[str] | None = None) -> None:
-    """A grid of panels keyed (row, column), each with its series coloured in order and the floors drawn.
-    ``rows`` and ``columns`` give the grid's order (default: first appearance in ``panels``)."""
-    first_rows, first_columns = _grid(list(panels))
-    rows, columns = rows or first_rows, columns or first_columns
+                    rows: list[str], columns: list[str], title: str = "",
+                    ylabel: str = "cross-entropy (nats)") -> None:
+    """A grid of panels keyed (row, column), each with its series coloured in order and the floors drawn;
+    ``rows`` and ``columns`` give the grid's order."""
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.2 * len(columns) + 3.5, 2.4 * len(rows) + 1),
                              sharex=True, sharey=True, squeeze=False, layout="constrained")
     labels = list(dict.fromkeys(label for history in panels.values() for label in history))
@@ -153,7 +151,7 @@ def heatmaps(facets: dict[tuple[str, str], tuple], path: Path, anchors: dict[str
     value; the colour bar has a numeric scale and the anchors marked on it. NaN cells (no finished run) are
     grey; ``texts`` is written in every cell.
     """
-    rows, columns = _grid(list(facets))
+    rows, columns = grid_order(list(facets))
     shape = next(iter(facets.values()))[0].shape
     fig, axes = plt.subplots(len(rows), len(columns), squeeze=False, layout="constrained",
                              figsize=(1.3 * shape[1] * len(columns) + 3, 0.55 * shape[0] * len(rows) + 1.5))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench import tables, tasks
+from bench.config import setting_text
 from bench.suite import Suite
 
 COLUMNS = ["source", "configuration", "published", "ours", "verdict", "why"]
@@ -26,13 +27,6 @@ RULES = ("A published mark is reproduced when our interval's mark is the same, n
 
 def _matches(run: dict, where: dict) -> bool:
     return all(setting_text(run.get(k)) == setting_text(v) for k, v in where.items())
-
-
-def setting_text(value) -> str:
-    """Settings compared as text, so ``4`` from YAML matches ``4`` from the store and lists match tuples."""
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def verdicts(suite: Suite, runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench import targets, tasks
-from bench.config import config_hash, run_name, varying_fields
+from bench.config import config_hash, run_name, setting_text, varying_fields
 from bench.store import Store
 from bench.suite import Suite
 
@@ -41,14 +41,6 @@ def variant_text(cfg: dict, extra_fields: list[str]) -> str:
     parts = [f"{name}={setting_text(cfg[name])}" for name in extra_fields]
     return " ".join(p for p in (*parts, tasks.get(cfg["task"]).variant(cfg)) if p)
 
-
-def setting_text(value) -> str:
-    """A setting as written in keys and labels: lists comma-separated.
-
-    >>> setting_text((3, 8)), setting_text(0.02)
-    ('3,8', '0.02')
-    """
-    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
 
 
 def latest_suite_parent(runs: pd.DataFrame, suite_name: str) -> str | None:

@@ -286,10 +286,6 @@ class Store:
 
     # --- runs: writing ----------------------------------------------------------------------------------------
 
-    def rename(self, run_id: str, name: str) -> None:
-        with self.errors(partial=True):
-            self.client.update_run(run_id, name=name)
-
     def create_run(self, experiment_id: str, name: str | None, tags: dict[str, str],
                    params: dict | None = None) -> str:
         with self.errors():
@@ -424,11 +420,12 @@ class Store:
         ``parent_run_id`` still RUNNING. With ``create``, a run that says so is recorded if there is none."""
         from bench.config import config_hash, run_name
 
+        cfg_hash = config_hash(cfg)
         run_ids = [run_id] if run_id else [run.info.run_id for run in self.search(
-            experiment_id, f"tags.`bench.config_hash` = '{config_hash(cfg)}' and "
+            experiment_id, f"tags.`bench.config_hash` = '{cfg_hash}' and "
             f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'")]
         if not run_ids and create:
-            tags = {"bench.config_hash": config_hash(cfg), "mlflow.parentRunId": parent_run_id}
+            tags = {"bench.config_hash": cfg_hash, "mlflow.parentRunId": parent_run_id}
             run_ids = [self.create_run(experiment_id, run_name(cfg), tags)]
         for failed in run_ids:
             self.end(failed, FAILED, {"bench.outcome": "failed", "bench.reason": reason})

@@ -224,8 +224,18 @@ def package_versions() -> dict[str, str]:
 
 def run_description_tags(cfg: dict) -> dict[str, str]:
     """A training run's task as a tag, and its description (shown on the run's page): the resolved settings."""
-    settings = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in cfg.items())
+    from bench.config import setting_text
+
+    settings = ", ".join(f"{k}={setting_text(v)}" for k, v in cfg.items())
     return {"bench.task": str(cfg["task"]), "mlflow.note.content": f"rnn-bench run. Settings: {settings}."}
+
+
+@functools.cache
+def task_defaults(task: str) -> dict:
+    """Task ``task``'s resolved defaults, once per process (read only: every run's dataset name compares to them)."""
+    from bench.config import resolve
+
+    return resolve({"task": task})
 
 
 def dataset_input(cfg: dict) -> dict:
@@ -242,17 +252,18 @@ def dataset_input(cfg: dict) -> dict:
     ('dependency·lags=3,8,12·weights=0.4,-0.25,0.1·seed=2', 'b8bd353c', 'training')
     """
     from bench import tasks
-    from bench.config import resolve
+    from bench.config import setting_text
 
     task = tasks.get(cfg["task"])
-    spec = {k: list(v) if isinstance(v, tuple) else v for k, v in task.dataset_spec(cfg).items()}
-    defaults = resolve({"task": cfg["task"]})
-    shown = [f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in spec.items()
-             if k != "seed" and cfg[k] != defaults[k]] + ([f"seed={spec['seed']}"] if "seed" in spec else [])
-    digest = hashlib.sha256(json.dumps({"task": task.name, **spec}, sort_keys=True).encode()).hexdigest()[:8]
+    spec = task.dataset_spec(cfg)
+    defaults = task_defaults(cfg["task"])
+    shown = [f"{k}={setting_text(v)}" for k, v in spec.items() if k != "seed" and v != defaults[k]]
+    shown += [f"seed={spec['seed']}"] if "seed" in spec else []
+    profile = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items()}  # as JSON writes it
+    digest = hashlib.sha256(json.dumps({"task": task.name, **profile}, sort_keys=True).encode()).hexdigest()[:8]
     generator = f"{type(task).__module__}.{type(task).__name__}"
     return {"name": "·".join([task.name, *shown]), "digest": digest, "source": {"tags": {"generator": generator, "task": task.name}},
-            "profile": spec, "context": "training"}
+            "profile": profile, "context": "training"}
 
 
 def environment_tags(device: str) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import shlex
@@ -23,7 +24,7 @@ from pytorch_lightning.loggers import MLFlowLogger  # noqa: E402
 
 from bench import tasks, tracking  # noqa: E402
 from bench.claims import Claim, Lost, open_run  # noqa: E402
-from bench.config import config_hash, display_name  # noqa: E402
+from bench.config import config_hash, display_name, setting_text  # noqa: E402
 from bench.leases import Watchdog  # noqa: E402
 from bench.outcome import RunOutcome  # noqa: E402
 from bench.store import FAILED, FINISHED, Store, StoreError  # noqa: E402
@@ -52,9 +53,9 @@ class RunLogger(MLFlowLogger):
     - Hyperparameters are not logged here: ``train_run`` logs the whole resolved config itself.
     """
 
-    def __init__(self, tracking_uri: str, run_id: str, flush_every_s: float = 10.0):
-        super().__init__(tracking_uri=tracking_uri, run_id=run_id)
-        self.store = Store(tracking_uri)
+    def __init__(self, store: Store, run_id: str, flush_every_s: float = 10.0):
+        super().__init__(tracking_uri=store.uri, run_id=run_id)
+        self.store = store
         self.flush_every_s = flush_every_s
         self.buffer: list = []
         self.last_flush = time.monotonic()
@@ -78,6 +79,19 @@ class RunLogger(MLFlowLogger):
 
     def finalize(self, status: str = "success") -> None:
         pass  # train_run flushes once, with the run's outcome, after fit and test (each calls finalize)
+
+
+@functools.cache
+def c_library_malloc_trim():
+    """glibc's ``malloc_trim``, found once per process (finding the C library runs ldconfig: ~2 ms); None where
+    the C library has none."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 class PeakMemory:
@@ -126,13 +140,9 @@ class PeakMemory:
     def _release_freed_memory() -> None:
         """Hand memory that earlier runs freed back to the system (glibc's malloc_trim), so that a run reusing it
         is counted in its increase rather than hidden in the baseline; a no-op where the C library has none."""
-        import ctypes
-        import ctypes.util
-
-        try:
-            ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
+        trim = c_library_malloc_trim()
+        if trim is not None:
+            trim(0)
 
     @staticmethod
     def _resident(field: str) -> float | None:
@@ -269,15 +279,16 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     store = Store(tracking_uri)
+    name = name or display_name(cfg)
     try:
-        run = open_run(store, store.experiment_id(experiment), name or display_name(cfg), tags, cfg, claim, watchdog)
+        run = open_run(store, store.experiment_id(experiment), name, tags, cfg, claim, watchdog)
     except StoreError as e:
         return RunOutcome(None, "failed", {}, str(e), e)
     if isinstance(run, Lost):
         return RunOutcome(run.run_id, run.status, {}, run.reason)
     if on_start is not None:
         on_start(run.run_id)
-    logger = RunLogger(tracking_uri, run.run_id)
+    logger = RunLogger(store, run.run_id)
     outcome = RunOutcome(run.run_id, "finished")
     try:
         try:
@@ -290,15 +301,15 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
             logger.log_metrics({k: v for k, v in metrics.items() if not k.startswith("test/")},
                                step=metrics["train/steps"])
             logger.flush()
-            log_artifacts(store, run.run_id, cfg, tags, model, data)
+            log_artifacts(store, run.run_id, cfg, tags, name, model, data)
             ending = (FINISHED, {"bench.outcome": "finished"})
         except DivergedError as e:
             outcome = RunOutcome(run.run_id, "diverged", {"diverged_step": e.step}, str(e))
             logger.log_metrics(outcome.metrics, step=e.step)
             logger.flush()
-            log_artifacts(store, run.run_id, cfg, tags)  # the config that reruns it, and its curve up to the NaN
-            store.rename(run.run_id, f"{name or display_name(cfg)}·diverged")  # visible in the runs table
-            ending = (FINISHED, {"bench.outcome": "diverged", "bench.reason": str(e)})
+            log_artifacts(store, run.run_id, cfg, tags, name)  # the config that reruns it, and its curve up to the NaN
+            ending = (FINISHED, {"bench.outcome": "diverged", "bench.reason": str(e),
+                                 "mlflow.runName": f"{name}·diverged"})  # visible in the runs table
     except Exception as e:  # one bad run must never take the others down
         reason = f"{type(e).__name__}: {e}"
         outcome = RunOutcome(run.run_id, "failed", {}, reason, e if isinstance(e, StoreError) else None)
@@ -313,7 +324,7 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
     return outcome
 
 
-def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, model=None, data=None) -> None:
+def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, name: str, model=None, data=None) -> None:
     """The resolved config, a file ``rnn-bench train --config config.yaml`` reruns as is (its ``rerun`` line the
     same as flags, never wrapped), and the run's plot; a diverged run (no model) gets its learning curve."""
     from bench import plots
@@ -330,15 +341,15 @@ def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, model=None, 
             return {key: store.metric_history(run_id, key) for key in keys}
 
         paths = [config_path, plot_path]
-        if model is not None:  # the trained weights: plots show a run's predictions without training it again
+        task = tasks.get(cfg["task"])
+        if model is None:
+            plots.learning_curve(history(["train/loss", task.val_metric]), plot_path, ylabel=task.metric_label,
+                                 title=f"{name}: diverged")
+        else:
+            task.run_plot(cfg, data, model, history, plot_path)
+            # The trained weights: plots show a run's predictions without training it again.
             torch.save(model.state_dict(), Path(tmp) / "model.pt")
             paths.append(Path(tmp) / "model.pt")
-        if model is None:
-            task = tasks.get(cfg["task"])
-            plots.learning_curve(history(["train/loss", task.val_metric]), plot_path, ylabel=task.metric_label,
-                                 title=f"{display_name(cfg)}: diverged")
-        else:
-            tasks.get(cfg["task"]).run_plot(cfg, data, model, history, plot_path)
         store.log_artifacts(run_id, paths)
 
 
@@ -349,11 +360,5 @@ def rerun_command(cfg: dict) -> str:
     >>> rerun_command({"task": "dependency", "weights": (-0.5, 0.4), "bidirectional": False})
     'rnn-bench train --task=dependency --weights=-0.5,0.4 --bidirectional=false'
     """
-    parts = ["rnn-bench train"]
-    for k, v in cfg.items():
-        if isinstance(v, bool):
-            v = str(v).lower()
-        elif isinstance(v, tuple):
-            v = ",".join(str(i) for i in v)
-        parts.append(shlex.quote(f"--{k.replace('_', '-')}={v}"))
-    return " ".join(parts)
+    return " ".join(["rnn-bench train", *(shlex.quote(f"--{k.replace('_', '-')}={setting_text(v)}")
+                                          for k, v in cfg.items())])

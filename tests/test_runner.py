@@ -231,6 +231,7 @@ def test_failures_are_isolated(tmp_path):
     (diverged,) = by_hash[diverging_hash]
     assert diverged.info.status == "FINISHED"
     assert diverged.data.tags["bench.outcome"] == "diverged"
+    assert diverged.info.run_name.endswith("·diverged")  # visible as such in the runs table
     assert re.search(r"\b(nan|inf)\b", diverged.data.tags["bench.reason"])
     step = diverged.data.metrics["diverged_step"]
     assert step == int(step) and 1 <= step <= 10, step

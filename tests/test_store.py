@@ -8,6 +8,7 @@ concurrent first use of a fresh store, and ``python -m bench`` against a full, r
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import resource
 import socket
@@ -178,7 +179,9 @@ def test_lease_beats_and_ends_once_never_raising(store, monkeypatch):
 
 def test_a_run_of_a_dead_runner_ends_killed_never_finished(store):
     experiment_id = store.experiment_id("orphan")
-    orphan = Watchdog(parent_pid=dead_pid())  # never started: only asked whether the runner lives
+    lifeline, runner_end = multiprocessing.Pipe(duplex=False)
+    runner_end.close()  # the runner is gone: its end of the pipe closed
+    orphan = Watchdog(dead_pid(), lifeline)  # never started: only asked whether the runner lives
     lease = RunLease.start(store, experiment_id, "run", claim_tags(), {}, watchdog=orphan)
     assert orphan.lease is lease
     problem = lease.end("FINISHED", {"bench.outcome": "finished"})

@@ -15,7 +15,6 @@ import yaml
 
 from bench import leases, tracking
 from bench.claims import Claim
-from bench.config import config_hash
 from bench.store import FAILED, FINISHED, KILLED, Store, StoreError
 from bench.suite import Suite
 
@@ -83,9 +82,9 @@ class SuiteBook:
         for run_id, reason in leases.reap(self.store, self.experiment_id):
             print(f"marked run {run_id} as ended: {reason}")
         done = {} if force else self.store.finished_hashes(self.experiment_id)
-        self.todo = longest_last_first([i for i, cfg in enumerate(suite.configs) if config_hash(cfg) not in done],
-                                       suite.configs, workers)
-        self.skipped = [i for i, cfg in enumerate(suite.configs) if config_hash(cfg) in done]
+        self.hashes = suite.hashes()
+        self.todo = longest_last_first([i for i, h in enumerate(self.hashes) if h not in done], suite.configs, workers)
+        self.skipped = [i for i, h in enumerate(self.hashes) if h in done]
         # Claims: with --force, runs finished before this suite started do not count as done.
         self.claim = Claim(int(time.time() * 1000) if force else 0)
         self.outcomes: dict[int, tuple[str, str, dict]] = {}
@@ -111,7 +110,7 @@ class SuiteBook:
         with tempfile.TemporaryDirectory() as tmp:  # the resolved matrix: every configuration and its run name
             matrix = Path(tmp) / "matrix.yaml"
             matrix.write_text(yaml.dump(
-                [{"name": self.suite.name_of(i), "config_hash": config_hash(cfg),
+                [{"name": self.suite.name_of(i), "config_hash": self.hashes[i],
                   "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}}
                  for i, cfg in enumerate(self.suite.configs)], Dumper=SAFE_DUMPER, sort_keys=False,
                 width=2**31 - 1))  # never wrapped (libyaml takes no infinite width)
@@ -129,12 +128,12 @@ class SuiteBook:
 
     def fail(self, index: int, run_id: str | None, reason: str) -> None:
         """Record run ``index`` as failed and mark its run FAILED in the store, should the store allow it."""
+        error = None
         try:
             self.store.mark_failed(self.experiment_id, run_id, self.suite.configs[index], self.parent_id, reason)
         except StoreError as e:
-            self.record(index, "failed", reason, store_error=e)
-            return
-        self.record(index, "failed", reason)
+            error = e
+        self.record(index, "failed", reason, store_error=error)
 
     def close(self, interrupted: bool) -> SuiteResult:
         """End the parent run with the summary. Raises :class:`StoreError` if the store failed during the suite."""

@@ -30,9 +30,7 @@ def context(slots: list[Slot]):
     the platform has one, else spawn."""
     if any(slot.device != "cpu" for slot in slots) or "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
-    return ctx
+    return mp.get_context("forkserver")  # preloading what :func:`prepare` set
 
 
 def prepare(device: str) -> None:
@@ -122,14 +120,12 @@ def execute(book: SuiteBook, slots: list[Slot]) -> None:
                 kind, index, payload = results.get(timeout=0.5)
             except queue.Empty:
                 kind = None
-            if kind == "start":
-                for worker in pool:
-                    if worker.current == index:
-                        worker.run_id = payload
+            on_it = next((worker for worker in pool if worker.current == index), None) if kind else None
+            if kind == "start" and on_it is not None:
+                on_it.run_id = payload
             elif kind == "done":
-                for worker in pool:
-                    if worker.current == index:
-                        worker.current = None
+                if on_it is not None:
+                    on_it.current = None
                 if payload.status == "claimed":
                     work.hold(index)
                 else:

@@ -22,7 +22,7 @@ def worker_main(slot: Slot, environment: dict[str, str], tasks: mp.Queue, result
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
     os.environ.clear()  # the runner's environment and the slot's (pinning its GPU), before CUDA or MLflow read it
     os.environ.update(environment)
-    watchdog = Watchdog(parent_pid, lifeline=lifeline)
+    watchdog = Watchdog(parent_pid, lifeline)
     watchdog.start()
     import torch
 

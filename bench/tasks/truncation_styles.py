@@ -199,9 +199,7 @@ def figure(summary: pd.DataFrame, path: Path) -> None:
             width = [(line["mean"] - line["low"]).fillna(0), (line["high"] - line["mean"]).fillna(0)]
             ax.errorbar(line["truncation"] + offsets[style], line["mean"], yerr=width, marker="o", markersize=3,
                         capsize=2, linewidth=1.2, label=f"h′ = {style}: {STYLES[style]}")
-        floors = targets.shared_floors(panel)
-        by_level = sorted(floors, key=lambda k: targets.floor_level(k, len(floors)))
-        draw_floors(ax, {k: floors[k] for k in by_level}, labelled=(i, j) == (0, 0))
+        draw_floors(ax, targets.shared_floors(panel), labelled=(i, j) == (0, 0))  # it orders them
         ax.set(title=f"{cell}, hidden {hidden}", xticks=sorted(rows["truncation"].unique()))
         if i == len(cells) - 1:
             ax.set_xlabel("truncation T")

@@ -331,7 +331,6 @@ def markdown(figures: list[Figure], header: str) -> str:
 
 
 def run(scale: str = "full", out: Path | None = None, tracking_uri: str | None = None) -> Path:
-    # Resolved first: MLFlowLogger sets the process-wide tracking URI to the throw-away stores used below.
     tracking_uri = tracking_uri or tracking.default_tracking_uri()
     tiny = scale == "tiny"
     repeats = 1 if tiny else 5

@@ -48,17 +48,6 @@ def tracking_uri(tmp_path) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _global_tracking_uri_restored():
-    """MLflow keeps one process-wide tracking URI, which Lightning's MLFlowLogger sets: a test must not hand its
-    throw-away store to the next one."""
-    import mlflow
-
-    before = mlflow.get_tracking_uri()
-    yield
-    mlflow.set_tracking_uri(before)
-
-
-@pytest.fixture(autouse=True)
 def _quiet_lightning():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")

@@ -359,3 +359,24 @@ def test_sqlite_store_is_refused_on_a_multi_node_cluster(two_nodes, suite, tmp_p
     assert "error: tracking_uri:" in cli.stderr and "mlflow server" in cli.stderr, cli.stderr
     assert list(store.iterdir()) == []
     assert two_nodes.remaining_processes_alive()
+
+
+def test_a_run_another_runner_holds_is_trained_once_that_runner_dies(two_nodes, mlflow_server, suite):
+    """A configuration another live runner has claimed is held and looked at again, as the local executor does:
+    once that runner is gone, this one trains it, rather than counting it as done elsewhere."""
+    from bench.leases import RunLease
+    from bench.store import KILLED, Store
+
+    experiment = "held-claim"
+    held = replace(suite, configs=suite.configs[:2], names=suite.names[:2])
+    store = Store(mlflow_server)
+    other = RunLease.start(store, store.experiment_id(experiment), "another runner's run",
+                           {"bench.config_hash": config_hash(held.configs[0])}, {})  # this live process holds it
+    dies = threading.Timer(10.0, other.end, (KILLED, {"bench.outcome": "killed"}))  # well after the first try
+    dies.start()
+    try:
+        result = run_suite(held, mlflow_server, experiment, progress=False, executor="ray", address=two_nodes.address)
+    finally:
+        dies.cancel()
+        other.end(KILLED)
+    assert result.outcomes[0][0] == "finished" and result.count("finished") == 2, result.outcomes

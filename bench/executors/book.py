@@ -23,6 +23,7 @@ SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 TAIL_RUNS_PER_SLOT = 4  # how many of the last runs, per worker, go longest first
+CLAIM_RETRY_S = 2.0  # how soon a run another runner holds is looked at again
 
 
 def estimated_cost(cfg: dict) -> float:
@@ -50,6 +51,35 @@ def longest_last_first(todo: list[int], configs: list[dict], slots: int = 2) -> 
     """
     tail = max(0, len(todo) - TAIL_RUNS_PER_SLOT * slots)
     return todo[:tail] + sorted(todo[tail:], key=lambda i: -estimated_cost(configs[i]))
+
+
+class WorkList:
+    """The runs still to hand out, for either executor: fresh ones in order, then those held (another runner
+    on the same store had claimed them) once their retry time has come: should that runner die, this one trains
+    them; once it finishes them, they count as done elsewhere."""
+
+    def __init__(self, todo: list[int]):
+        self.fresh = list(todo)
+        self.held: list[tuple[float, int]] = []  # (when to look again, index)
+
+    def __bool__(self) -> bool:
+        return bool(self.fresh or self.held)
+
+    def hold(self, index: int) -> None:
+        self.held.append((time.monotonic() + CLAIM_RETRY_S, index))
+
+    def next(self) -> int | None:
+        if self.fresh:
+            return self.fresh.pop(0)
+        ready = [item for item in self.held if item[0] <= time.monotonic()]
+        if not ready:
+            return None
+        self.held.remove(ready[0])
+        return ready[0][1]
+
+    def clear(self) -> None:
+        self.fresh.clear()
+        self.held.clear()
 
 
 @dataclass

@@ -14,13 +14,11 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
-import time
 
-from bench.executors.book import SuiteBook
+from bench.executors.book import SuiteBook, WorkList
 from bench.executors.slots import Slot
 from bench.executors.worker import worker_main
 
-CLAIM_RETRY_S = 2.0  # how soon a run another runner holds is looked at again
 # What the fork server imports once for every CPU worker: torch, Lightning, MLflow's store, matplotlib.
 PRELOAD = ["bench.executors.worker", "bench.train", "bench.plots", "mlflow.store.tracking.sqlalchemy_store"]
 
@@ -64,33 +62,6 @@ class Worker:
     def stop(self) -> None:
         if self.process.is_alive():
             self.tasks.put(None)
-
-
-class WorkList:
-    """The runs still to hand out: fresh ones in suite order, then held ones once their retry time has come."""
-
-    def __init__(self, todo: list[int]):
-        self.fresh = list(todo)
-        self.held: list[tuple[float, int]] = []  # (when to look again, index)
-
-    def __bool__(self) -> bool:
-        return bool(self.fresh or self.held)
-
-    def hold(self, index: int) -> None:
-        self.held.append((time.monotonic() + CLAIM_RETRY_S, index))
-
-    def next(self) -> int | None:
-        if self.fresh:
-            return self.fresh.pop(0)
-        ready = [item for item in self.held if item[0] <= time.monotonic()]
-        if not ready:
-            return None
-        self.held.remove(ready[0])
-        return ready[0][1]
-
-    def clear(self) -> None:
-        self.fresh.clear()
-        self.held.clear()
 
 
 def execute(book: SuiteBook, slots: list[Slot]) -> None:

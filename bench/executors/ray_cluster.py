@@ -9,11 +9,13 @@ elsewhere.
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass
 
 from bench.claims import Claim
 from bench.config import ConfigError
-from bench.executors.book import SuiteBook
+from bench.executors.book import SuiteBook, WorkList
 from bench.executors.slots import usable_cores
 from bench.store import StoreError
 
@@ -78,19 +80,28 @@ def _train_task(cfg: dict, tracking_uri: str, experiment: str, parent_run_id: st
 
 
 def execute(book: SuiteBook, cluster: Cluster, per_device: int = 1) -> None:
-    """Submit every pending run as a Ray task and record outcomes as they arrive."""
+    """Submit every pending run as a Ray task and record outcomes as they arrive; a run another runner holds is
+    submitted again later (:class:`WorkList`), as the local executor does."""
     import ray
     from ray.exceptions import RayTaskError
 
     options = {"num_gpus": 1.0 / per_device, "num_cpus": 0} if cluster.device == "cuda" else {"num_cpus": 1}
     # max_calls=0: workers stay alive between tasks, so torch is imported once per worker, not per run.
     task = ray.remote(max_retries=1, retry_exceptions=[RunFailed], max_calls=0)(_train_task).options(**options)
-    futures = {task.remote(book.suite.configs[i], book.tracking_uri, book.experiment, book.parent_id, book.claim,
-                           book.suite.name_of(i)): i
-               for i in book.todo}
+    work = WorkList(book.todo)
+    futures: dict = {}
+
+    def submit() -> None:  # everything fresh at once (Ray queues it), held runs once their time has come
+        while book.store_error is None and (index := work.next()) is not None:
+            futures[task.remote(book.suite.configs[index], book.tracking_uri, book.experiment, book.parent_id,
+                                book.claim, book.suite.name_of(index))] = index
+
     try:
-        while futures:
-            ready, _ = ray.wait(list(futures), num_returns=1, timeout=1.0)
+        submit()
+        while futures or work:
+            if not futures:  # only held runs are left: wait for their time
+                time.sleep(0.5)
+            ready = ray.wait(list(futures), num_returns=1, timeout=1.0)[0] if futures else []
             for ref in ready:
                 index = futures.pop(ref)
                 try:
@@ -101,8 +112,13 @@ def execute(book: SuiteBook, cluster: Cluster, per_device: int = 1) -> None:
                 except ray.exceptions.RayError as e:  # worker or node died, twice
                     book.fail(index, None, f"worker or node died during the run ({type(e).__name__})")
                 else:
-                    status = "elsewhere" if outcome.status == "claimed" else outcome.status
-                    book.record(index, status, outcome.reason, outcome.metrics, outcome.store_error)
+                    if outcome.status == "claimed":  # another runner holds it: look again later, as locally
+                        work.hold(index)
+                    else:
+                        book.record(index, outcome.status, outcome.reason, outcome.metrics, outcome.store_error)
+            if book.store_error is not None:
+                work.clear()  # the store fails: finish what runs, submit nothing more
+            submit()
     finally:
         for ref, index in futures.items():
             ray.cancel(ref, force=True)

@@ -216,8 +216,9 @@ def varying_fields(configs: list[dict]) -> dict[str, list[str]]:
     """
     values: dict[str, dict[str, set]] = {}
     for cfg in configs:
-        derived = DERIVED_BY["max_samples"] * (cfg.get("max_samples", -1) != -1) + \
-            DERIVED_BY["val_count"] * (cfg.get("val_count", 0) != 0)
+        derived = {name for source, names in DERIVED_BY.items()
+                   if cfg.get(source, FIELDS_BY_NAME[source].neutral) != FIELDS_BY_NAME[source].neutral
+                   for name in names}  # a source set away from its neutral value derives these
         for name, value in cfg.items():
             if name not in derived:
                 values.setdefault(cfg["task"], {}).setdefault(name, set()).add(value)

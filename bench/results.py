@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench import targets, tasks
-from bench.config import config_hash, run_name, setting_text, varying_fields
+from bench.config import config_hash, run_name, setting_text
 from bench.store import Store
 from bench.suite import Suite
 
@@ -53,7 +53,7 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration of ``suite``: its settings, ``configuration`` (key without seed), ``direction``,
     ``outcome`` (finished | diverged | failed | missing), ``reason``, ``run_id``, ``commit``, ``metric`` (the
     task's metric) and every metric of the chosen run under its own name (``test/ce``, ``fit_time_s``, …)."""
-    extras = varying_fields(suite.configs)
+    extras = suite.varying
     table = pd.DataFrame(suite.configs)
     table["config_hash"] = [config_hash(cfg) for cfg in suite.configs]
     table["configuration"] = [configuration_key(cfg, extras[cfg["task"]]) for cfg in suite.configs]

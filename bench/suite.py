@@ -28,6 +28,7 @@ must come out a whole number in every combination: exclude the others (``- {tbpt
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -57,11 +58,16 @@ class Suite:
     configs: list[dict[str, Any]]  # resolved, in matrix order
     published: list[dict[str, Any]] = field(default_factory=list)  # figures of a source to reproduce (see below)
     overrides: list[str] = field(default_factory=list)  # the command line's --axis/--set, as given
-    names: list[str] = field(default_factory=list)  # per config: its run name, unique within the suite
+
+    @functools.cached_property
+    def varying(self) -> dict[str, list[str]]:
+        """Per task, the settings that vary between its configurations (:func:`bench.config.varying_fields`)."""
+        return varying_fields(self.configs)
 
     def name_of(self, index: int) -> str:
-        """Run ``index``'s name (its configs replaced without new names, as tests do: computed afresh)."""
-        return self.names[index] if len(self.names) == len(self.configs) else display_name(self.configs[index])
+        """Run ``index``'s name, unique within the suite: every setting that varies in it is in the name."""
+        cfg = self.configs[index]
+        return display_name(cfg, self.varying.get(cfg["task"], []))
 
     def hashes(self) -> list[str]:
         return [config_hash(c) for c in self.configs]
@@ -180,9 +186,7 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     unique = interleave_tasks(list({config_hash(c): c for c in configs}.values()))
     overrides = [f"--axis {k}={','.join(map(str, v))}" for k, v in (axis_overrides or {}).items()]
     overrides += [f"--set {k}={v}" for k, v in (fixed_overrides or {}).items()]
-    varying = varying_fields(unique)
-    names = [display_name(cfg, varying[cfg["task"]]) for cfg in unique]
-    return Suite(path.stem, path, str(doc.get("description", "")), unique, published, overrides, names)
+    return Suite(path.stem, path, str(doc.get("description", "")), unique, published, overrides)
 
 
 PUBLISHED_KEYS = ("source", "where", "claim", "mark", "value")

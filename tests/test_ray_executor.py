@@ -368,7 +368,7 @@ def test_a_run_another_runner_holds_is_trained_once_that_runner_dies(two_nodes, 
     from bench.store import KILLED, Store
 
     experiment = "held-claim"
-    held = replace(suite, configs=suite.configs[:2], names=suite.names[:2])
+    held = replace(suite, configs=suite.configs[:2])
     store = Store(mlflow_server)
     other = RunLease.start(store, store.experiment_id(experiment), "another runner's run",
                            {"bench.config_hash": config_hash(held.configs[0])}, {})  # this live process holds it

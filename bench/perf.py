@@ -199,9 +199,24 @@ def default_sample() -> list[dict]:
     return sample
 
 
-def command_seconds(configs: list[dict], workers: int, tmp: Path) -> tuple[float, Store, float]:
-    """Run ``configs`` as a suite with ``rnn-bench run --workers N`` in a fresh process, as a user would: the
-    wall time of the whole command, start-up included, the store it wrote, and when it started (epoch s)."""
+@dataclass
+class SuiteCommand:
+    """One ``rnn-bench run`` of the sample: its wall time (start-up included), when it began, and its runs."""
+    wall_s: float
+    began: float  # epoch seconds
+    runs: list
+
+    @property
+    def first_start(self) -> float:
+        return min(r.info.start_time for r in self.runs) / 1000
+
+    @property
+    def last_end(self) -> float:
+        return max(r.info.end_time for r in self.runs) / 1000
+
+
+def run_command(configs: list[dict], workers: int, tmp: Path) -> SuiteCommand:
+    """Run ``configs`` as a suite with ``rnn-bench run --workers N`` in a fresh process, as a user would."""
     import subprocess
 
     import yaml
@@ -212,13 +227,14 @@ def command_seconds(configs: list[dict], workers: int, tmp: Path) -> tuple[float
     uri = f"sqlite:///{tmp / f'sample_{workers}.db'}"
     command = [sys.executable, "-m", "bench", "run", "--suite", str(suite_file), "--workers", str(workers),
                "--device", "cpu", "--tracking-uri", uri, "--no-compile", "--no-progress"]
-    started, start = time.time(), time.perf_counter()
+    began, start = time.time(), time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start, Store(uri), started
-
-
-def training_runs(store: Store) -> list:
-    return [r for r in store.search(store.experiment_id(tracking.EXPERIMENT)) if r.data.tags.get("bench.role") != "suite"]
+    wall = time.perf_counter() - start
+    store = Store(uri)
+    runs = [r for r in store.search(store.experiment_id(tracking.EXPERIMENT)) if r.data.tags.get("bench.role") != "suite"]
+    if len(runs) != len(configs) or any(r.data.tags.get("bench.outcome") != "finished" for r in runs):
+        raise RuntimeError(f"perf sample with {workers} worker(s): not every run finished")
+    return SuiteCommand(wall, began, runs)
 
 
 def suite_figures(configs: list[dict], tmp: Path) -> list[Figure]:
@@ -234,42 +250,32 @@ def suite_figures(configs: list[dict], tmp: Path) -> list[Figure]:
     - evaluation: the share of a T=1 unidirectional dependency run's wall time spent validating and testing.
     """
     before = [plain_loop_seconds(cfg, "cpu") for cfg in configs]
-    wall = {workers: command_seconds(configs, workers, tmp) for workers in (1, 2)}
+    one, two = run_command(configs, 1, tmp), run_command(configs, 2, tmp)
     # The plain loop again after the suite: this machine's speed drifts by tens of percent within minutes.
-    plain = [(a + plain_loop_seconds(cfg, "cpu")) / 2 for a, cfg in zip(before, configs)]
-    runs = {workers: training_runs(store) for workers, (_, store, _) in wall.items()}
-    for workers, found in runs.items():
-        if len(found) != len(configs) or any(r.data.tags.get("bench.outcome") != "finished" for r in found):
-            raise RuntimeError(f"perf sample with {workers} worker(s): not every run finished")
-    busy = (max(r.info.end_time for r in runs[2]) - min(r.info.start_time for r in runs[2])) / 1000
+    plain = sum((a + plain_loop_seconds(cfg, "cpu")) / 2 for a, cfg in zip(before, configs))
     efficiency = Figure(f"suite efficiency: plain-loop training time of {len(configs)} default-suite runs / "
-                        "(time from the first run's start to the last one's end × 2 workers)", [sum(plain)],
-                        [busy * 2], "s", "≥ 0.85×",
-                        note=f"whole command, start-up included: {sum(plain) / (wall[2][0] * 2):.2f} (the start-up, "
+                        "(time from the first run's start to the last one's end × 2 workers)", [plain],
+                        [(two.last_end - two.first_start) * 2], "s", "≥ 0.85×",
+                        note=f"whole command, start-up included: {plain / (two.wall_s * 2):.2f} (the start-up, "
                              f"the next figure, weighs {len(configs)} runs here, 672 in the default suite); "
-                             f"1 worker: {sum(plain) / wall[1][0]:.2f}")
-    single = runs[1]
-    first = min(r.info.start_time for r in single) / 1000
-    last = max(r.info.end_time for r in single) / 1000
-    loop = statistics.mean(r.data.metrics["train_loop_s"] for r in single)
+                             f"1 worker: {plain / one.wall_s:.2f}")
+    loop = statistics.mean(r.data.metrics["train_loop_s"] for r in one.runs)
     fixed = Figure("per-run fixed cost in the runner (queue → first step, last step → results in store)",
-                   [(last - first) / len(single) - loop], [], "s", "≤ 0.10 s")
+                   [(one.last_end - one.first_start) / len(one.runs) - loop], [], "s", "≤ 0.10 s")
     startup = Figure(f"suite of {len(configs)} runs, 2 CPU workers vs 1, whole command (start-up included)",
-                     [wall[1][0]], [wall[2][0]], "s", "≥ 1.6×",
-                     note=f"first run started {first - wall[1][2]:.1f} s (1 worker), "
-                          f"{min(r.info.start_time for r in runs[2]) / 1000 - wall[2][2]:.1f} s (2 workers) into "
-                          "the command")
-    t1 = [r for r in single if r.data.params.get("truncation") == "1" and r.data.params.get("task") == "dependency"]
-    uni = [r for r in t1 if r.data.params.get("bidirectional") == "False"]
-    bi = [r for r in t1 if r.data.params.get("bidirectional") == "True"]
+                     [one.wall_s], [two.wall_s], "s", "≥ 1.6×",
+                     note=f"first run started {one.first_start - one.began:.1f} s (1 worker), "
+                          f"{two.first_start - two.began:.1f} s (2 workers) into the command")
+    t1 = [r for r in one.runs if r.data.params.get("truncation") == "1" and r.data.params.get("task") == "dependency"]
 
-    def share(found) -> list[float]:
-        return [r.data.metrics["eval_time_s"] / r.data.metrics["wall_time_s"] for r in found]
+    def share(bidirectional: bool) -> list[float]:
+        return [r.data.metrics["eval_time_s"] / r.data.metrics["wall_time_s"] for r in t1
+                if r.data.params.get("bidirectional") == str(bidirectional)]
 
     evaluation = Figure("evaluation (validations and test) in a T=1 unidirectional dependency run",
-                        share(uni), [], "of the run", "≤ 0.10",
-                        note=f"bidirectional, evaluated window by window: {statistics.median(share(bi)):.1%}"
-                        if bi else "")
+                        share(False), [], "of the run", "≤ 0.10",
+                        note=f"bidirectional, evaluated window by window: {statistics.median(share(True)):.1%}"
+                        if share(True) else "")
     return [efficiency, startup, fixed, evaluation]
 
 

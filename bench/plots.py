@@ -46,6 +46,8 @@ def learning_curve(history: History, path: Path, floors: dict[str, float] | None
     ax.set(xlabel="optimizer step", ylabel=ylabel, title=title)
     if ax.lines:
         ax.legend(fontsize=8)
+    if not any(history.values()):  # e.g. a run that diverged before its first logged step
+        ax.text(0.5, 0.5, "no value was logged", ha="center", va="center", transform=ax.transAxes, color="grey")
     fig.savefig(path, dpi=72)  # small and fast: drawn once per run
     plt.close(fig)
 

@@ -310,13 +310,14 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
             logger.log_metrics({k: v for k, v in metrics.items() if not k.startswith("test/")},
                                step=metrics["train/steps"])
             logger.flush()
-            log_artifacts(store, run.run_id, cfg, tags, name, model, data)
+            log_artifacts(store, run.run_id, cfg, tags, model, data)
             ending = (FINISHED, {"bench.outcome": "finished"})
         except DivergedError as e:
             outcome = RunOutcome(run.run_id, "diverged", {"diverged_step": e.step}, str(e))
             logger.log_metrics(outcome.metrics, step=e.step)
             logger.flush()
-            log_artifacts(store, run.run_id, cfg, tags, name)  # the config that reruns it, and its curve up to the NaN
+            # The config that reruns it, and its curve up to the NaN.
+            log_artifacts(store, run.run_id, cfg, tags, title=f"{name}: diverged, {e}")
             ending = (FINISHED, {"bench.outcome": "diverged", "bench.reason": str(e),
                                  "mlflow.runName": f"{name}·diverged"})  # visible in the runs table
     except Exception as e:  # one bad run must never take the others down
@@ -333,9 +334,10 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
     return outcome
 
 
-def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, name: str, model=None, data=None) -> None:
+def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, model=None, data=None, title: str = "") -> None:
     """The resolved config, a file ``rnn-bench train --config config.yaml`` reruns as is (its ``rerun`` line the
-    same as flags, never wrapped), and the run's plot; a diverged run (no model) gets its learning curve."""
+    same as flags, never wrapped), and the run's plot; a diverged run (no model) gets its learning curve, titled
+    ``title``."""
     from bench import plots
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -353,7 +355,7 @@ def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, name: str, m
         task = tasks.get(cfg["task"])
         if model is None:
             plots.learning_curve(history(["train/loss", task.val_metric]), plot_path, ylabel=task.metric_label,
-                                 title=f"{name}: diverged")
+                                 title=title)
         else:
             task.run_plot(cfg, data, model, history, plot_path)
             # The trained weights: plots show a run's predictions without training it again.

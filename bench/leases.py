@@ -166,9 +166,10 @@ class RunLease:
             except Exception:  # noqa: BLE001 - a missed beat; the lease allows several
                 pass
 
-    def end(self, status: str, tags: dict[str, str] | None = None) -> str | None:
-        """End the run once with ``status`` and ``tags``. Never raises: returns why the run did not end as asked
-        (the store failed; the run was reaped meanwhile; the runner died, so FINISHED became KILLED), else None.
+    def end(self, status: str, tags: dict[str, str] | None = None, metrics: list[tuple] = ()) -> str | None:
+        """End the run once with ``status``, ``tags`` and its last ``metrics`` (written in one batch with the tags).
+        Never raises: returns why the run did not end as asked (the store failed; the run was reaped meanwhile,
+        when nothing is written: its verdict stands; the runner died, so FINISHED became KILLED), else None.
         """
         with self._lock:
             if self.ended:
@@ -186,7 +187,7 @@ class RunLease:
                 current = self.store.get_run(self.run_id).info.status
                 if current != RUNNING:  # reaped as dead meanwhile (the lease ran out): its verdict stands
                     return f"run was marked {current} while it ran (its lease ran out)"
-                self.store.end(self.run_id, status, tags)
+                self.store.end(self.run_id, status, tags, metrics)
             except Exception as e:  # noqa: BLE001 - the failure path must not raise
                 self.store_error = e if isinstance(e, StoreError) else None
                 return str(e)

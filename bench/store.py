@@ -182,6 +182,7 @@ class Store:
     def __init__(self, uri: str):
         self.uri = uri
         self._client = None
+        self._artifact_uris: dict[str, str] = {}  # of the runs this object created: saves a read per run
 
     # --- plumbing ---------------------------------------------------------------------------------------------
 
@@ -256,7 +257,7 @@ class Store:
         if database is None:
             return None
         root = database.parent / ARTIFACTS_FOLDER
-        uri = self.get_run(run_id).info.artifact_uri
+        uri = self._artifact_uris.get(run_id) or self.get_run(run_id).info.artifact_uri
         path = Path(unquote(urlparse(uri).path))
         if uri.startswith(PROXIED_ARTIFACTS):
             return root / path.relative_to(path.anchor)
@@ -289,7 +290,9 @@ class Store:
     def create_run(self, experiment_id: str, name: str | None, tags: dict[str, str],
                    params: dict | None = None) -> str:
         with self.errors():
-            run_id = self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+            info = self.client.create_run(experiment_id, run_name=name, tags=tags).info
+        run_id = info.run_id
+        self._artifact_uris[run_id] = info.artifact_uri
         if params:
             self.log(run_id, params=params)
         return run_id
@@ -388,10 +391,11 @@ class Store:
         with self.errors():
             self.client.set_terminated(run_id, status)
 
-    def end(self, run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
-        """Tag the run (its outcome and reason) and end it with ``status``."""
-        if tags:
-            self.log(run_id, tags=tags)
+    def end(self, run_id: str, status: str, tags: dict[str, str] | None = None, metrics: list[tuple] = ()) -> None:
+        """Log the run's last ``metrics`` (rows as for :meth:`log`) and tags (its outcome and reason) in one
+        batch, then end it with ``status``."""
+        if tags or metrics:
+            self.log(run_id, metrics, tags=tags)
         self.set_terminated(run_id, status)
 
     def set_once(self, run_id: str, key: str, value: str) -> str | None:

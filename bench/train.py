@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
 import logging
@@ -49,8 +48,10 @@ class RunLogger(Logger):
     - Metrics are buffered in memory and written in one batch every ``flush_every_s`` seconds and at the
       end: one synchronous SQLite write costs ~3.7 ms, more than a small RNN's training step, and MLflow's
       own asynchronous queue takes about a second to drain at the end of every run.
-    - Finishing the fit does not mark the run FINISHED (nor flush): that happens only after test metrics and
-      artifacts are in, so a crash in between never leaves a run that resume logic would take for complete.
+    - Finishing the fit does not mark the run FINISHED (nor flush): ``train_run`` writes what is left of the
+      buffer in one batch with the run's ending, after test metrics and artifacts are in, so a crash in between
+      never leaves a run that resume logic would take for complete.
+    - Every value logged is also kept in :attr:`history`, so the run's plot needs no read from the store.
     - Hyperparameters are not logged here: ``train_run`` logs the whole resolved config itself.
     """
 
@@ -59,6 +60,7 @@ class RunLogger(Logger):
         self.store, self.run_id = store, run_id
         self.flush_every_s = flush_every_s
         self.buffer: list = []
+        self.history: dict[str, list[tuple[int, float]]] = {}  # key -> [(step, value), …], all logged so far
         self.last_flush = time.monotonic()
 
     @property
@@ -74,7 +76,9 @@ class RunLogger(Logger):
 
     def log_metrics(self, metrics, step: int | None = None) -> None:
         now = int(time.time() * 1000)
-        self.buffer.extend((k, float(v), now, step or 0) for k, v in metrics.items())
+        for key, value in metrics.items():
+            self.buffer.append((key, float(value), now, step or 0))
+            self.history.setdefault(key, []).append((step or 0, float(value)))
         if time.monotonic() - self.last_flush > self.flush_every_s:
             self.flush()
 
@@ -87,7 +91,16 @@ class RunLogger(Logger):
         self.last_flush = time.monotonic()
 
     def finalize(self, status: str = "success") -> None:
-        pass  # train_run flushes once, with the run's outcome, after fit and test (each calls finalize)
+        pass  # train_run writes the rest with the run's ending, after fit and test (each calls finalize)
+
+    def take_buffer(self) -> list:
+        """The rows not yet written, handed over (the buffer is emptied)."""
+        rows, self.buffer = self.buffer, []
+        return rows
+
+    def series(self, keys: list[str]) -> dict[str, list[tuple[int, float]]]:
+        """The logged (step, value) points of ``keys`` (empty for a key never logged)."""
+        return {key: list(self.history.get(key, [])) for key in keys}
 
 
 @functools.cache
@@ -218,6 +231,7 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
         "fit_time_s": fit_time,
         "train_loop_s": model.train_loop_s,
         "eval_time_s": validations.seconds + test_time,
+        "test_time_s": test_time,  # outside the training loop: the rest of a run beside both is its fixed cost
         "train/steps": steps,
         "train/steps_per_s": steps / fit_time,
         "train/samples_per_s": steps * task.samples_per_step(cfg) / fit_time,
@@ -306,18 +320,16 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
                 model, data, metrics = fit_and_test(cfg, logger, device, progress_bar)
             metrics["wall_time_s"] = time.perf_counter() - start
             outcome.metrics = metrics
-            # Test metrics are in already (Lightning logged them); add the run's summary figures.
+            # Test metrics are in the buffer already (Lightning logged them); add the run's summary figures.
             logger.log_metrics({k: v for k, v in metrics.items() if not k.startswith("test/")},
                                step=metrics["train/steps"])
-            logger.flush()
-            log_artifacts(store, run.run_id, cfg, tags, model, data)
+            log_artifacts(store, run.run_id, cfg, tags, logger.series, model, data)
             ending = (FINISHED, {"bench.outcome": "finished"})
         except DivergedError as e:
             outcome = RunOutcome(run.run_id, "diverged", {"diverged_step": e.step}, str(e))
             logger.log_metrics(outcome.metrics, step=e.step)
-            logger.flush()
             # The config that reruns it, and its curve up to the NaN.
-            log_artifacts(store, run.run_id, cfg, tags, title=f"{name}: diverged, {e}")
+            log_artifacts(store, run.run_id, cfg, tags, logger.series, title=f"{name}: diverged, {e}")
             ending = (FINISHED, {"bench.outcome": "diverged", "bench.reason": str(e),
                                  "mlflow.runName": f"{name}·diverged"})  # visible in the runs table
     except Exception as e:  # one bad run must never take the others down
@@ -325,19 +337,20 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
         outcome = RunOutcome(run.run_id, "failed", {}, reason, e if isinstance(e, StoreError) else None)
         ending = (FAILED, {"bench.outcome": "failed", "bench.reason": reason[:4000],
                            "bench.traceback": traceback.format_exc()[-4000:]})
-        with contextlib.suppress(Exception):  # the failure path never raises; what did not reach the store is lost
-            logger.flush()
-    problem = run.end(*ending)  # never raises
+    # The metrics not yet written go in one batch with the ending (never raises; on a store that fails they
+    # are lost with the ending, and the outcome says why).
+    problem = run.end(*ending, logger.take_buffer())
     if problem is not None and outcome.status != "failed":
         outcome = RunOutcome(run.run_id, "failed", {}, problem)
     outcome.store_error = outcome.store_error or run.store_error
     return outcome
 
 
-def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, model=None, data=None, title: str = "") -> None:
+def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, history, model=None, data=None,
+                  title: str = "") -> None:
     """The resolved config, a file ``rnn-bench train --config config.yaml`` reruns as is (its ``rerun`` line the
-    same as flags, never wrapped), and the run's plot; a diverged run (no model) gets its learning curve, titled
-    ``title``."""
+    same as flags, never wrapped), and the run's plot, ``plot.svg``; a diverged run (no model) gets its learning
+    curve, titled ``title``. ``history(keys)`` gives the run's logged series (:meth:`RunLogger.series`)."""
     from bench import plots
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -346,11 +359,7 @@ def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, model=None, 
                   "rerun": rerun_command(cfg), "rerun_from_this_file": "rnn-bench train --config config.yaml",
                   "tags": tags}
         config_path.write_text(yaml.safe_dump(record, sort_keys=False, width=float("inf")))
-        plot_path = Path(tmp) / "plot.png"
-
-        def history(keys: list[str]) -> dict:
-            return {key: store.metric_history(run_id, key) for key in keys}
-
+        plot_path = Path(tmp) / "plot.svg"
         paths = [config_path, plot_path]
         task = tasks.get(cfg["task"])
         if model is None:

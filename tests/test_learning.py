@@ -22,8 +22,8 @@ DEPENDENCY = dict(task="dependency", cell="lstm", hidden=16, batch_size=100, eva
                   optimizer="adam", lr=0.03)
 
 # Metrics that measure the machine, not the model.
-TIMING = ("fit_time_s", "train_loop_s", "eval_time_s", "wall_time_s", "train/steps_per_s", "train/samples_per_s", "peak_memory_mb",
-          "val/elapsed_s")
+TIMING = ("fit_time_s", "train_loop_s", "eval_time_s", "test_time_s", "wall_time_s", "train/steps_per_s",
+          "train/samples_per_s", "peak_memory_mb", "val/elapsed_s")
 
 
 def model_metrics(metrics: dict) -> dict:

@@ -105,7 +105,7 @@ def test_run_is_read_back_complete_from_the_store(tiny_cfg, tracking_uri, tmp_pa
 
     # Artifacts: the config that reproduces the run, its plot and its weights.
     local = tmp_path / "download"
-    for name in ("config.yaml", "plot.png", "model.pt"):
+    for name in ("config.yaml", "plot.svg", "model.pt"):
         assert Store(tracking_uri).download_artifact(outcome.run_id, name, local) == local / name
     record = yaml.safe_load((local / "config.yaml").read_text())
     assert record["config"] == {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
@@ -122,14 +122,16 @@ def test_run_is_read_back_complete_from_the_store(tiny_cfg, tracking_uri, tmp_pa
         _, _, rmse = replay_sine_run(cfg, local / "model.pt")
         assert rmse == pytest.approx(outcome.metrics["test/rmse"], rel=1e-5)
     assert (local / "model.pt").stat().st_size > 1_000
-    png = (local / "plot.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+    svg = (local / "plot.svg").read_text()
+    # An SVG whose text is text, titled with the run's name (drawn from the series kept in memory, not re-read).
+    assert svg.startswith("<?xml") and "<svg" in svg and len(svg) > 5_000
+    assert f">{display_name(cfg)}</text>" in svg
     # The store and its artifacts stay inside the folder given.
     assert (tmp_path / "mlflow.db").is_file()
     assert (tmp_path / "mlartifacts").is_dir()
 
 
-def test_diverging_run_is_a_finished_result(tiny_cfg, tracking_uri, mlflow_client):
+def test_diverging_run_is_a_finished_result(tiny_cfg, tracking_uri, mlflow_client, tmp_path):
     cfg = tiny_cfg("dependency", cell="rnn_relu", lr=1e6, grad_clip=0.0)
     outcome = train_run(cfg, tracking_uri)
     assert outcome.status == "diverged"
@@ -145,6 +147,11 @@ def test_diverging_run_is_a_finished_result(tiny_cfg, tracking_uri, mlflow_clien
     metrics = Store(tracking_uri).metrics(outcome.run_id)
     assert metrics["diverged_step"] == step
     assert "test/ce" not in metrics
+    # Its config and its plot, titled with where it diverged.
+    local = tmp_path / "download"
+    for name in ("config.yaml", "plot.svg"):
+        assert Store(tracking_uri).download_artifact(outcome.run_id, name, local) == local / name
+    assert "diverged, loss became" in (local / "plot.svg").read_text()
 
 
 def test_same_store_holds_several_runs_with_distinct_hashes(tiny_cfg, tracking_uri, mlflow_client):

@@ -221,10 +221,11 @@ def run_command(configs: list[dict], workers: int, tmp: Path) -> SuiteCommand:
 
     import yaml
 
-    suite_file = tmp / f"sample_{workers}.yaml"
+    tmp = Path(tempfile.mkdtemp(prefix=f"sample_{workers}_", dir=tmp))  # a fresh store: nothing done already
+    suite_file = tmp / "sample.yaml"
     suite_file.write_text(yaml.safe_dump({"points": [{k: list(v) if isinstance(v, tuple) else v
                                                       for k, v in cfg.items()} for cfg in configs]}))
-    uri = f"sqlite:///{tmp / f'sample_{workers}.db'}"
+    uri = f"sqlite:///{tmp / 'sample.db'}"
     command = [sys.executable, "-m", "bench", "run", "--suite", str(suite_file), "--workers", str(workers),
                "--device", "cpu", "--tracking-uri", uri, "--no-compile", "--no-progress"]
     began, start = time.time(), time.perf_counter()

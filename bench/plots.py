@@ -8,7 +8,9 @@ a bare :class:`~matplotlib.figure.Figure` that pyplot never registers. Suite plo
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from pathlib import Path
 
 import matplotlib
@@ -45,17 +47,17 @@ def draw_floors(ax, floors: dict[str, float], labelled: bool = True) -> None:
 def learning_curve(history: History, path: Path, floors: dict[str, float] | None = None,
                    ylabel: str = "cross-entropy (nats)", title: str = "") -> None:
     """One run's logged series against optimizer step, with its floors (if any) as horizontal lines (SVG)."""
-    fig = Figure(figsize=(7, 4))
-    ax = fig.subplots()
-    fig.subplots_adjust(left=0.1, right=0.97, top=0.92, bottom=0.12)
-    draw_history(ax, history)
-    draw_floors(ax, floors or {})
-    ax.set(xlabel="optimizer step", ylabel=ylabel, title=title)
-    if ax.lines:
-        ax.legend(fontsize=8)
-    if not any(history.values()):  # e.g. a run that diverged before its first logged step
-        ax.text(0.5, 0.5, "no value was logged", ha="center", va="center", transform=ax.transAxes, color="grey")
-    save_run_plot(fig, path)
+    with RUN_FIGURE_LOCK:
+        (ax,) = cleared(run_figure("curve"))
+        draw_history(ax, history)
+        draw_floors(ax, floors or {})
+        ax.set(xlabel="optimizer step", ylabel=ylabel, title=title)
+        if ax.lines:
+            ax.legend(fontsize=8)
+        if not any(history.values()):  # e.g. a run that diverged before its first logged step
+            ax.text(0.5, 0.5, "no value was logged", ha="center", va="center", transform=ax.transAxes,
+                    color="grey")
+        save_run_plot(ax.figure, path)
 
 
 def draw_prediction(top, bottom, truth, prediction, title: str = "") -> None:
@@ -70,11 +72,42 @@ def draw_prediction(top, bottom, truth, prediction, title: str = "") -> None:
 
 def sine_prediction(truth, prediction, path: Path, title: str = "") -> None:
     """Prediction and truth over the test segment, and their difference (SVG)."""
-    fig = Figure(figsize=(7, 5))
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
-    fig.subplots_adjust(left=0.1, right=0.97, top=0.93, bottom=0.1, hspace=0.08)  # tight_layout: 0.1 s a run
-    draw_prediction(top, bottom, truth, prediction, title)
-    save_run_plot(fig, path)
+    with RUN_FIGURE_LOCK:
+        top, bottom = cleared(run_figure("prediction"))
+        draw_prediction(top, bottom, truth, prediction, title)
+        save_run_plot(top.figure, path)
+
+
+RUN_FIGURE_LOCK = threading.Lock()  # one run plot at a time on the shared figures, whatever thread draws it
+
+
+@functools.cache
+def run_figure(layout: str) -> Figure:
+    """The figure of a run's plot, ``curve`` or ``prediction``: one per layout and process, reused by every run's
+    plot, because most of drawing a fresh figure goes into making its axes' tick objects, which reused axes keep.
+    :func:`cleared` empties it first, so a plot never depends on the ones drawn before it (tests/test_plots.py)."""
+    if layout == "curve":
+        fig = Figure(figsize=(7, 4))
+        fig.subplots()
+        fig.subplots_adjust(left=0.1, right=0.97, top=0.92, bottom=0.12)
+    else:
+        fig = Figure(figsize=(7, 5))
+        fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+        fig.subplots_adjust(left=0.1, right=0.97, top=0.93, bottom=0.1, hspace=0.08)  # tight_layout: 0.1 s a run
+    return fig
+
+
+def cleared(fig: Figure) -> list:
+    """``fig``'s axes with the last plot's lines, texts and legend taken away, data limits and colour cycle reset."""
+    for ax in fig.axes:
+        for artist in [*ax.lines, *ax.texts]:
+            artist.remove()
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        ax.set_prop_cycle(None)
+        ax.relim()
+        ax.autoscale()
+    return fig.axes
 
 
 def save_run_plot(fig: Figure, path: Path) -> None:

@@ -88,3 +88,29 @@ def test_floors_are_listed_highest_first():
     plots.draw_floors(ax, {"all": 0.4545, "none": 0.6616, "first1": 0.5192})
     assert [line.get_ydata()[0] for line in ax.lines] == [0.6616, 0.5192, 0.4545]
     plt.close(fig)
+
+
+def test_a_run_plot_does_not_depend_on_the_plots_drawn_before_it(tmp_path):
+    """Run plots reuse one figure per process (plots.run_figure): each must come out as from a fresh figure."""
+    curve = {"train/loss": [(50, 0.69), (100, 0.52), (150, 0.47)], "val/ce": [(100, 0.5)]}
+    other = {"train/loss": [(1000, 3.0), (2000, -1.0)], "val/ce": []}
+    floors = {"floor/all": 0.4545, "floor/none": 0.6612}
+    truth = np.sin(np.arange(200) / 10)
+
+    def draw(history, name, floors=floors):
+        plots.learning_curve(history, tmp_path / name, floors, title=name)
+        return (tmp_path / name).read_text()
+
+    plots.run_figure.cache_clear()
+    fresh, fresh_empty = draw(curve, "a.svg"), draw({"train/loss": []}, "e.svg", {})
+    plots.sine_prediction(truth, truth + 0.01, tmp_path / "s.svg", title="s")
+    fresh_prediction = (tmp_path / "s.svg").read_text()
+    draw(other, "b.svg", {"floor/all": 0.1})
+    plots.sine_prediction(truth * 5, truth, tmp_path / "t.svg", title="t")
+    assert draw(curve, "a.svg") == fresh
+    assert draw({"train/loss": []}, "e.svg", {}) == fresh_empty
+    assert "no value was logged" in fresh_empty
+    plots.sine_prediction(truth, truth + 0.01, tmp_path / "s.svg", title="s")
+    assert (tmp_path / "s.svg").read_text() == fresh_prediction
+    # Both series and every floor are drawn and labelled, as text.
+    assert all(f">{label}</text>" in fresh for label in ("train/loss", "val/ce", "a.svg"))

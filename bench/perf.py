@@ -305,11 +305,11 @@ def suite_figures(configs: list[dict], tmp: Path, rounds: int) -> list[Figure]:
                              f"steps, from the suite's own runs: {statistics.median(map(steps_share, twos)):.2f}; "
                              f"whole command, start-up included: {whole:.2f} (the start-up, the next figure, weighs "
                              f"{len(configs)} runs here, 672 in the default suite)")
-    fixed = per_run_fixed_costs(one)
+    costs = per_run_fixed_costs(one)
     tests = statistics.median(r.data.metrics["test_time_s"] for r in one.runs)
     fixed = Figure("per-run fixed cost in the runner (queue → first step, last step → results in store), less the "
-                   "test pass; median over the sample's runs", fixed, [], "s", "≤ 0.10 s",
-                   note=f"mean {statistics.mean(fixed):.3f} s, with what a worker does once per data set (floors "
+                   "test pass; median over the sample's runs", costs, [], "s", "≤ 0.10 s",
+                   note=f"mean {statistics.mean(costs):.3f} s, with what a worker does once per data set (floors "
                         f"and baselines) or once (its first run); the test pass: median {tests:.3f} s; 1 worker")
     startup = Figure(f"suite of {len(configs)} runs, 2 CPU workers vs 1, whole command (start-up included)",
                      [one.wall_s] * len(twos), [two.wall_s for two in twos], "s", "≥ 1.6×",

@@ -53,3 +53,20 @@ def test_perf_tiny_writes_table(tmp_path):
                 float(ratio.group(1)) >= float(target[2:-1])
             assert verdict == ("pass" if within else "miss"), cells
     assert "Plain-loop reference epoch:" in out.read_text()
+
+
+def test_per_run_fixed_cost_counts_the_hand_over_and_leaves_out_loop_and_test():
+    """Each run's cycle (its start to the next one's; the last one's to its end) less its loop and test pass, in
+    start order whatever order the store lists them in; the mean is the span per run less the mean loop + test."""
+    from types import SimpleNamespace
+
+    def run(start_s, end_s, loop, test):
+        return SimpleNamespace(info=SimpleNamespace(start_time=int(start_s * 1000), end_time=int(end_s * 1000)),
+                               data=SimpleNamespace(metrics={"train_loop_s": loop, "test_time_s": test}))
+
+    runs = [run(10.0, 12.5, 2.0, 0.25), run(5.0, 9.8, 4.5, 0.1), run(13.0, 14.0, 0.8, 0.05)]
+    command = perf.SuiteCommand(wall_s=20.0, began=4.0, runs=runs)
+    costs = perf.per_run_fixed_costs(command)
+    assert costs == pytest.approx([5.0 - 4.6, 3.0 - 2.25, 1.0 - 0.85])
+    loop_and_test = sum(r.data.metrics["train_loop_s"] + r.data.metrics["test_time_s"] for r in runs) / 3
+    assert sum(costs) / 3 == pytest.approx((command.last_end - command.first_start) / 3 - loop_and_test)

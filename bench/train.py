@@ -45,13 +45,13 @@ class RunLogger(Logger):
     """Lightning's logger for a run that :func:`train_run` owns, writing through the run's :class:`Store` (the one
     module that talks to MLflow), built so that logging never dominates training.
 
-    - Metrics are buffered in memory and written in one batch every ``flush_every_s`` seconds and at the
-      end: one synchronous SQLite write costs ~3.7 ms, more than a small RNN's training step, and MLflow's
+    - Metrics are kept in memory and the new ones written in one batch every ``flush_every_s`` seconds and at
+      the end: one synchronous SQLite write costs ~3.7 ms, more than a small RNN's training step, and MLflow's
       own asynchronous queue takes about a second to drain at the end of every run.
-    - Finishing the fit does not mark the run FINISHED (nor flush): ``train_run`` writes what is left of the
-      buffer in one batch with the run's ending, after test metrics and artifacts are in, so a crash in between
-      never leaves a run that resume logic would take for complete.
-    - Every value logged is also kept in :attr:`history`, so the run's plot needs no read from the store.
+    - Finishing the fit does not mark the run FINISHED (nor flush): ``train_run`` writes the rows not yet written
+      in one batch with the run's ending, after test metrics and artifacts are in, so a crash in between never
+      leaves a run that resume logic would take for complete.
+    - Every row logged stays in :attr:`rows`, so the run's plot needs no read from the store (:meth:`series`).
     - Hyperparameters are not logged here: ``train_run`` logs the whole resolved config itself.
     """
 
@@ -59,8 +59,8 @@ class RunLogger(Logger):
         super().__init__()
         self.store, self.run_id = store, run_id
         self.flush_every_s = flush_every_s
-        self.buffer: list = []
-        self.history: dict[str, list[tuple[int, float]]] = {}  # key -> [(step, value), …], all logged so far
+        self.rows: list[tuple[str, float, int, int]] = []  # (key, value, timestamp ms, step), all logged so far
+        self.written = 0  # how many of them are in the store
         self.last_flush = time.monotonic()
 
     @property
@@ -76,31 +76,29 @@ class RunLogger(Logger):
 
     def log_metrics(self, metrics, step: int | None = None) -> None:
         now = int(time.time() * 1000)
-        for key, value in metrics.items():
-            self.buffer.append((key, float(value), now, step or 0))
-            self.history.setdefault(key, []).append((step or 0, float(value)))
+        self.rows.extend((k, float(v), now, step or 0) for k, v in metrics.items())
         if time.monotonic() - self.last_flush > self.flush_every_s:
             self.flush()
 
     def flush(self) -> None:
-        """Write the buffered metrics in as few batches as MLflow allows."""
-        if not self.buffer:
+        """Write the rows not yet written in as few batches as MLflow allows."""
+        if self.written == len(self.rows):
             return
-        self.store.log(self.run_id, self.buffer)
-        self.buffer.clear()
+        self.store.log(self.run_id, self.rows[self.written:])
+        self.written = len(self.rows)
         self.last_flush = time.monotonic()
 
     def finalize(self, status: str = "success") -> None:
         pass  # train_run writes the rest with the run's ending, after fit and test (each calls finalize)
 
-    def take_buffer(self) -> list:
-        """The rows not yet written, handed over (the buffer is emptied)."""
-        rows, self.buffer = self.buffer, []
+    def unwritten(self) -> list:
+        """The rows not yet written, handed over to be written with the run's ending (counted as written)."""
+        rows, self.written = self.rows[self.written:], len(self.rows)
         return rows
 
     def series(self, keys: list[str]) -> dict[str, list[tuple[int, float]]]:
         """The logged (step, value) points of ``keys`` (empty for a key never logged)."""
-        return {key: list(self.history.get(key, [])) for key in keys}
+        return {key: [(step, value) for k, value, _, step in self.rows if k == key] for key in keys}
 
 
 @functools.cache
@@ -339,7 +337,7 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = tracking.EXPERIMEN
                            "bench.traceback": traceback.format_exc()[-4000:]})
     # The metrics not yet written go in one batch with the ending (never raises; on a store that fails they
     # are lost with the ending, and the outcome says why).
-    problem = run.end(*ending, logger.take_buffer())
+    problem = run.end(*ending, logger.unwritten())
     if problem is not None and outcome.status != "failed":
         outcome = RunOutcome(run.run_id, "failed", {}, problem)
     outcome.store_error = outcome.store_error or run.store_error

@@ -8,6 +8,7 @@ a bare :class:`~matplotlib.figure.Figure` that pyplot never registers. Suite plo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import threading
@@ -47,8 +48,7 @@ def draw_floors(ax, floors: dict[str, float], labelled: bool = True) -> None:
 def learning_curve(history: History, path: Path, floors: dict[str, float] | None = None,
                    ylabel: str = "cross-entropy (nats)", title: str = "") -> None:
     """One run's logged series against optimizer step, with its floors (if any) as horizontal lines (SVG)."""
-    with RUN_FIGURE_LOCK:
-        (ax,) = cleared(run_figure("curve"))
+    with run_plot("curve", path) as (ax,):
         draw_history(ax, history)
         draw_floors(ax, floors or {})
         ax.set(xlabel="optimizer step", ylabel=ylabel, title=title)
@@ -57,7 +57,6 @@ def learning_curve(history: History, path: Path, floors: dict[str, float] | None
         if not any(history.values()):  # e.g. a run that diverged before its first logged step
             ax.text(0.5, 0.5, "no value was logged", ha="center", va="center", transform=ax.transAxes,
                     color="grey")
-        save_run_plot(ax.figure, path)
 
 
 def draw_prediction(top, bottom, truth, prediction, title: str = "") -> None:
@@ -72,13 +71,21 @@ def draw_prediction(top, bottom, truth, prediction, title: str = "") -> None:
 
 def sine_prediction(truth, prediction, path: Path, title: str = "") -> None:
     """Prediction and truth over the test segment, and their difference (SVG)."""
-    with RUN_FIGURE_LOCK:
-        top, bottom = cleared(run_figure("prediction"))
+    with run_plot("prediction", path) as (top, bottom):
         draw_prediction(top, bottom, truth, prediction, title)
-        save_run_plot(top.figure, path)
 
 
 RUN_FIGURE_LOCK = threading.Lock()  # one run plot at a time on the shared figures, whatever thread draws it
+
+
+@contextlib.contextmanager
+def run_plot(layout: str, path: Path):
+    """The cleared axes of the run figure ``layout`` to draw on, saved to ``path`` (SVG) afterwards, one run plot
+    at a time in a process."""
+    with RUN_FIGURE_LOCK:
+        fig = run_figure(layout)
+        yield cleared(fig)
+        save_run_plot(fig, path)
 
 
 @functools.cache

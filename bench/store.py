@@ -216,7 +216,7 @@ class Store:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _retry_creation(self, make):
+    def _retry_locked(self, make):
         """``make()`` under the creation lock, retried a few times on the errors of a creation race."""
         for attempt in range(5):
             try:
@@ -234,8 +234,15 @@ class Store:
             from mlflow import MlflowClient
 
             with self.errors():
-                self._client = self._retry_creation(lambda: MlflowClient(self.uri))
+                self._client = self._retry_locked(lambda: MlflowClient(self.uri))
         return self._client
+
+    def _create(self, make):
+        """``make(client)`` under the creation lock, retried on the errors of a creation race: for what several
+        processes may create at once. The client is opened first (on first use, itself under the lock): flock
+        is not reentrant."""
+        client = self.client
+        return self._retry_locked(lambda: make(client))
 
     # --- experiments ------------------------------------------------------------------------------------------
 
@@ -274,16 +281,14 @@ class Store:
     def experiment_id(self, name: str) -> str:
         """The id of experiment ``name``, created (with the store's tables) if missing."""
 
-        client = self.client  # opened (under the lock) before taking the lock again: flock is not reentrant
-
-        def ensure() -> str:
+        def ensure(client) -> str:
             found = client.get_experiment_by_name(name)
             if found is not None:
                 return found.experiment_id
             return client.create_experiment(name, artifact_location=self.artifact_location(name), tags=EXPERIMENT_TAGS)
 
         with self.errors():
-            return self._retry_creation(ensure)
+            return self._create(ensure)
 
     # --- runs: writing ----------------------------------------------------------------------------------------
 
@@ -353,11 +358,10 @@ class Store:
         dataset = Dataset(name=name, digest=digest, source_type="code", source=json.dumps(source),
                           profile=json.dumps(profile))
         inputs = [DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)])]
-        client = self.client  # opened before taking the creation lock: flock is not reentrant
         with self.errors():
             # Runs on one data set share its row, which MLflow creates if missing: two workers doing so at once
-            # collide on its unique key (datasets.experiment_id, name, digest). Under the creation lock, retried.
-            self._retry_creation(lambda: client.log_inputs(run_id, inputs))
+            # collide on its unique key (datasets.experiment_id, name, digest).
+            self._create(lambda client: client.log_inputs(run_id, inputs))
 
     @contextlib.contextmanager
     def system_metrics(self, run_id: str):

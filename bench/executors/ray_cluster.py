@@ -10,7 +10,6 @@ elsewhere.
 from __future__ import annotations
 
 import time
-
 from dataclasses import dataclass
 
 from bench.claims import Claim

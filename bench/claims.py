@@ -73,21 +73,25 @@ def open_run(store: Store, experiment_id: str, name: str, tags: dict[str, str], 
              watchdog: Watchdog | None = None) -> RunLease | Lost:
     """Create the run (see :meth:`RunLease.start`); with ``claim``, only if the configuration is free, and keep it
     only if its claim wins. A configuration already taken costs one query and leaves no run behind."""
-    cfg_hash = tags["bench.config_hash"]
-    if claim is not None:
-        lost, _ = taken(store, experiment_id, cfg_hash, claim)
-        if lost is not None:
-            return lost
-    lease = RunLease.start(store, experiment_id, name, tags, params, watchdog)
     if claim is None:
-        return lease
+        return RunLease.start(store, experiment_id, name, tags, params, watchdog)
+    cfg_hash = tags["bench.config_hash"]
+    lost, _ = taken(store, experiment_id, cfg_hash, claim)
+    if lost is not None:
+        return lost
+    lease = RunLease.start(store, experiment_id, name, tags, None, watchdog)
+    unwritten = params  # written with the run's own register: one write a run fewer than on their own
     lost, live = taken(store, experiment_id, cfg_hash, claim, mine=lease.run_id)
     for run in live:
         if lost is not None:
             break
-        holder = store.set_once(run.info.run_id, CLAIM_PARAM, lease.run_id)
+        mine = run.info.run_id == lease.run_id
+        holder = store.set_once(run.info.run_id, CLAIM_PARAM, lease.run_id, unwritten if mine else None)
+        unwritten = None if mine else unwritten
         if holder not in (lease.run_id, None):  # None: that run was deleted, it claims nothing
             lost = Lost("claimed", holder, lease.run_id)
+    if unwritten:  # lost before reaching its own register: the losing run still shows what it was
+        store.log(lease.run_id, params=unwritten)
     if lost is None:
         return lease
     lease.end(KILLED, {"bench.outcome": "claimed", "bench.reason": lost.reason})

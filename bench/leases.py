@@ -143,8 +143,8 @@ class Watchdog:
 class RunLease:
     """A run this process owns: its heartbeat thread and the one way to end the run, :meth:`end`."""
 
-    def __init__(self, store: Store, run_id: str, watchdog: Watchdog | None = None):
-        self.store, self.run_id, self.watchdog = store, run_id, watchdog
+    def __init__(self, store: Store, experiment_id: str, run_id: str, watchdog: Watchdog | None = None):
+        self.store, self.experiment_id, self.run_id, self.watchdog = store, experiment_id, run_id, watchdog
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.ended = False
@@ -157,7 +157,8 @@ class RunLease:
     def start(cls, store: Store, experiment_id: str, name: str | None, tags: dict[str, str],
               params: dict | None = None, watchdog: Watchdog | None = None) -> RunLease:
         """Create a RUNNING run owned by this process and start its heartbeat."""
-        return cls(store, store.create_run(experiment_id, name, {**tags, **owner_tags()}, params), watchdog)
+        return cls(store, experiment_id, store.create_run(experiment_id, name, {**tags, **owner_tags()}, params),
+                   watchdog)
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
@@ -184,9 +185,9 @@ class RunLease:
                 problem = f"its runner (pid {self.watchdog.parent_pid}) died before the run was recorded"
                 status, tags = KILLED, {**tags, "bench.outcome": "killed", "bench.reason": problem}
             try:
-                current = self.store.get_run(self.run_id).info.status
-                if current != RUNNING:  # reaped as dead meanwhile (the lease ran out): its verdict stands
-                    return f"run was marked {current} while it ran (its lease ran out)"
+                ended = self.store.ended_status(self.experiment_id, self.run_id)
+                if ended is not None:  # reaped as dead meanwhile (the lease ran out): its verdict stands
+                    return f"run was marked {ended} while it ran (its lease ran out)"
                 self.store.end(self.run_id, status, tags, metrics)
             except Exception as e:  # noqa: BLE001 - the failure path must not raise
                 self.store_error = e if isinstance(e, StoreError) else None

@@ -176,6 +176,9 @@ def describe(uri: str, exc: BaseException) -> str | None:
     return None
 
 
+EXPERIMENT_IDS: dict[tuple[str, str], str] = {}  # (store URI, experiment name) -> id, found in this process
+
+
 class Store:
     """One MLflow tracking store (``sqlite:///…`` or ``http(s)://…``), with the calls the harness needs."""
 
@@ -279,7 +282,11 @@ class Store:
         return None if found is None else found.experiment_id
 
     def experiment_id(self, name: str) -> str:
-        """The id of experiment ``name``, created (with the store's tables) if missing."""
+        """The id of experiment ``name``, created (with the store's tables) if missing; looked up once per store
+        and name in a process, since every run of a suite asks (an experiment keeps its id while it exists)."""
+        known = EXPERIMENT_IDS.get((self.uri, name))
+        if known is not None:
+            return known
 
         def ensure(client) -> str:
             found = client.get_experiment_by_name(name)
@@ -288,7 +295,8 @@ class Store:
             return client.create_experiment(name, artifact_location=self.artifact_location(name), tags=EXPERIMENT_TAGS)
 
         with self.errors():
-            return self._create(ensure)
+            EXPERIMENT_IDS[self.uri, name] = self._create(ensure)
+        return EXPERIMENT_IDS[self.uri, name]
 
     # --- runs: writing ----------------------------------------------------------------------------------------
 
@@ -402,14 +410,30 @@ class Store:
             self.log(run_id, metrics, tags=tags)
         self.set_terminated(run_id, status)
 
-    def set_once(self, run_id: str, key: str, value: str) -> str | None:
+    def set_once(self, run_id: str, key: str, value: str, params: dict | None = None) -> str | None:
         """Write param ``key`` of run ``run_id`` unless it is set; return the value it holds afterwards (None if
-        the run was deleted meanwhile and takes no params).
+        the run was deleted meanwhile and takes no params). ``params``, more params of the run, are written too.
 
         A param cannot change once written: the store rejects a second, different value (the params table's
         primary key; SQLite and every server alike), so exactly one of several concurrent writers gets its
         value in. That makes each param an atomic compare-and-set register.
+
+        With ``params``, all go in one batch first, which the store takes or rejects whole. Rejected (the
+        register is taken, another writer's insert raced it, the run is gone), the register is written alone,
+        with ``log_param``, whose answer to a race is the value that won, and then ``params``.
         """
+        if params:
+            try:
+                self.log(run_id, params={**params, key: value})
+                return value
+            except Exception:  # noqa: BLE001 - the path below gives the answer, or the store's error
+                pass
+        holder = self._set_once(run_id, key, value)
+        if params and holder is not None:
+            self.log(run_id, params=params)
+        return holder
+
+    def _set_once(self, run_id: str, key: str, value: str) -> str | None:
         from mlflow.exceptions import MlflowException
 
         with self.errors():
@@ -444,6 +468,14 @@ class Store:
         """The MLflow run as stored (its metrics under their stored names: :meth:`metrics` gives the harness's)."""
         with self.errors():
             return self.client.get_run(run_id)
+
+    def ended_status(self, experiment_id: str, run_id: str) -> str | None:
+        """The status of run ``run_id`` of the experiment if it is no longer RUNNING, else None: a query that finds
+        nothing for a running run, about half the time of reading the whole run (:meth:`get_run`)."""
+        with self.errors():
+            found = self.client.search_runs([experiment_id], f"attributes.run_id = '{run_id}' and "
+                                                             f"attributes.status != '{RUNNING}'", max_results=1)
+        return found[0].info.status if found else None
 
     def metrics(self, run_id: str) -> dict[str, float]:
         """The latest value of every metric of the run, under the harness's names (:func:`code_key`)."""

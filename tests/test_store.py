@@ -73,7 +73,7 @@ def test_concurrent_claims_on_one_configuration_have_exactly_one_winner(store):
 
     def claimant() -> None:
         barrier.wait()
-        results.append(open_run(store, experiment_id, "run", claim_tags(), {"seed": 0}, Claim()))
+        results.append(open_run(store, experiment_id, "run", claim_tags(), {"seed": 0, "lr": 0.1}, Claim()))
 
     threads = [threading.Thread(target=claimant) for _ in range(8)]
     for t in threads:
@@ -93,6 +93,8 @@ def test_concurrent_claims_on_one_configuration_have_exactly_one_winner(store):
             assert run.info.status == "KILLED" and run.data.tags["bench.outcome"] == "claimed"
             assert run.data.tags["bench.reason"] == f"claimed by run {lost.holder}"
     assert runs[winner.run_id].data.params[CLAIM_PARAM] == winner.run_id
+    for run in runs.values():  # its config, whether it won its register or lost the race to it
+        assert run.data.params["seed"] == "0" and run.data.params["lr"] == "0.1", run.data.params
 
     later = open_run(store, experiment_id, "run", claim_tags(), {"seed": 0}, Claim())
     assert isinstance(later, Lost) and later.run_id is None and later.holder == winner.run_id
@@ -104,6 +106,19 @@ def test_concurrent_claims_on_one_configuration_have_exactly_one_winner(store):
     forced = open_run(store, experiment_id, "run", claim_tags(), {"seed": 0}, Claim(int(time.time() * 1000) + 1000))
     assert isinstance(forced, RunLease)
     forced.end("FINISHED")
+
+
+def test_a_register_written_with_params_is_still_write_once(store):
+    """The params go in with the register in one write when it is free; when another run holds it, the write
+    says who, and the params are written all the same."""
+    experiment_id = store.experiment_id("registers")
+    free = store.create_run(experiment_id, "free", {})
+    assert store.set_once(free, CLAIM_PARAM, "me", {"seed": 1}) == "me"
+    taken = store.create_run(experiment_id, "taken", {})
+    assert store.set_once(taken, CLAIM_PARAM, "other") == "other"
+    assert store.set_once(taken, CLAIM_PARAM, "me", {"seed": 2}) == "other"
+    params = {run_id: store.get_run(run_id).data.params for run_id in (free, taken)}
+    assert params == {free: {CLAIM_PARAM: "me", "seed": "1"}, taken: {CLAIM_PARAM: "other", "seed": "2"}}
 
 
 def test_dead_claims_do_not_count_and_live_ones_do(store):

@@ -276,30 +276,35 @@ def per_run_fixed_costs(command: SuiteCommand) -> list[float]:
 
 
 def suite_figures(configs: list[dict], tmp: Path, rounds: int) -> list[Figure]:
-    """The sample through the real runner and through the plain loop, in this one run:
+    """The sample through the real runner and through the plain loop, in this one run, in ``rounds`` rounds; each
+    times the plain loops two at a time (as the suite's two workers run), right before the 2-worker command, so
+    that both see the same machine (this one's speed drifts by tens of percent within minutes), and the 1-worker
+    command after that pair in one round and before it in the next (A B B A):
 
     - suite efficiency: the plain loop's training time over the sample / (2-worker time × 2 workers): what
-      fraction of the machine the suite spends on training steps as a hand-written loop would take them. The
-      plain loops run two at a time, as the suite's workers do, and each round times them right before the suite,
-      so that both see the same machine (this one's speed drifts by tens of percent within minutes); median over
-      ``rounds``. The suite's time runs from the first run's start to the last one's end; the command's start-up
-      is the next figure (and its note gives the efficiency with it);
-    - start-up: the 1-worker command's wall time over each 2-worker one, start-up and teardown included;
+      fraction of the machine the suite spends on training steps as a hand-written loop would take them; median
+      over the rounds. The suite's time runs from the first run's start to the last one's end; the command's
+      start-up is the next figure (and its note gives the efficiency with it);
+    - start-up: each round's 1-worker command's wall time over its 2-worker one's, start-up and teardown
+      included;
     - per-run fixed cost (1 worker): each run's time from its start to the next one's, less its training loop
-      and its test pass (validations and test are evaluation, the last figure); the median over the runs, since a
-      12-run sample counts the once-per-data-set floors and baselines and the worker's first run in a few of them,
-      which the default suite's 672 runs spread thin (the mean is in the note);
+      and its test pass (validations and test are evaluation, the last figure); the median over every round's
+      runs, since a 12-run sample counts the once-per-data-set floors and baselines and the worker's first run
+      in a few of them, which the default suite's 672 runs spread thin (the mean is in the note);
     - evaluation: the share of a T=1 unidirectional dependency run's wall time spent validating and testing.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    plain, twos = [], []
+    plain, twos, ones = [], [], []
     with ProcessPoolExecutor(2, multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
-        for _ in range(rounds):
+        for n in range(rounds):
+            if n % 2:
+                ones.append(run_command(configs, 1, tmp))
             plain.append(sum(plain_loops_two_at_a_time(configs, pool)))
             twos.append(run_command(configs, 2, tmp))
-    one = run_command(configs, 1, tmp)
+            if not n % 2:
+                ones.append(run_command(configs, 1, tmp))
     spans = [(two.last_end - two.first_start) * 2 for two in twos]
     whole = statistics.median(p / (two.wall_s * 2) for p, two in zip(plain, twos))
 
@@ -318,18 +323,21 @@ def suite_figures(configs: list[dict], tmp: Path, rounds: int) -> list[Figure]:
                              f"steps, from the suite's own runs: {statistics.median(map(steps_share, twos)):.2f}; "
                              f"whole command, start-up included: {whole:.2f} (the start-up, the next figure, weighs "
                              f"{len(configs)} runs here, 672 in the default suite)")
-    costs = per_run_fixed_costs(one)
-    tests = statistics.median(r.data.metrics["test_time_s"] for r in one.runs)
+    costs = [cost for one in ones for cost in per_run_fixed_costs(one)]
+    tests = statistics.median(r.data.metrics["test_time_s"] for one in ones for r in one.runs)
     fixed = Figure("per-run fixed cost in the runner (queue → first step, last step → results in store), less the "
                    "test pass; median over the sample's runs", costs, [], "s", "≤ 0.10 s",
                    note=f"mean {statistics.mean(costs):.3f} s, with what a worker does once per data set (floors "
-                        f"and baselines) or once (its first run); the test pass: median {tests:.3f} s; 1 worker")
+                        f"and baselines) or once (its first run); the test pass: median {tests:.3f} s; 1 worker, "
+                        f"{len(costs)} runs")
     startup = Figure(f"suite of {len(configs)} runs, 2 CPU workers vs 1, whole command (start-up included)",
-                     [one.wall_s] * len(twos), [two.wall_s for two in twos], "s", "≥ 1.6×",
-                     note=f"first run started {one.first_start - one.began:.1f} s (1 worker), "
+                     [one.wall_s for one in ones], [two.wall_s for two in twos], "s", "≥ 1.6×",
+                     note=f"first run started "
+                          f"{statistics.median(one.first_start - one.began for one in ones):.1f} s (1 worker), "
                           f"{statistics.median(two.first_start - two.began for two in twos):.1f} s (2 workers) into "
                           "the command")
-    t1 = [r for r in one.runs if r.data.params.get("truncation") == "1" and r.data.params.get("task") == "dependency"]
+    t1 = [r for one in ones for r in one.runs
+          if r.data.params.get("truncation") == "1" and r.data.params.get("task") == "dependency"]
 
     def share(bidirectional: bool) -> list[float]:
         return [r.data.metrics["eval_time_s"] / r.data.metrics["wall_time_s"] for r in t1
@@ -423,7 +431,7 @@ def run(scale: str = "full", out: Path | None = None, tracking_uri: str | None =
             step_overhead("training-step overhead, sine LSTM 2×30", sine, "cpu", repeats, tmp),
             logging_cost(dep, 1 if tiny else 5, tmp),
             generation(10_000 if tiny else 1_000_000, 1 if tiny else 3),
-            *suite_figures(sample, tmp, 1 if tiny else 3),
+            *suite_figures(sample, tmp, 2 if tiny else 3),  # tiny: both orders of a round
             sine_steps_to_target(sine),
         ]
         if device == "cuda":

@@ -53,6 +53,8 @@ def test_perf_tiny_writes_table(tmp_path):
                 float(ratio.group(1)) >= float(target[2:-1])
             assert verdict == ("pass" if within else "miss"), cells
     assert "Plain-loop reference epoch:" in out.read_text()
+    fixed_cost = next(row for name, row in zip(names, rows) if name.startswith("per-run fixed cost"))
+    assert "1 worker, 6 runs" in fixed_cost  # two rounds, a 1-worker command of the 3-run sample in each
 
 
 def test_per_run_fixed_cost_counts_the_hand_over_and_leaves_out_loop_and_test():

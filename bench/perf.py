@@ -275,7 +275,7 @@ def per_run_fixed_costs(command: SuiteCommand) -> list[float]:
     return [cycle - r.data.metrics["train_loop_s"] - r.data.metrics["test_time_s"] for cycle, r in zip(cycles, runs)]
 
 
-def suite_figures(configs: list[dict], tmp: Path, rounds: int) -> list[Figure]:
+def suite_figures(configs: list[dict], tmp: Path, rounds: int, reference_epoch: float) -> list[Figure]:
     """The sample through the real runner and through the plain loop, in this one run, in ``rounds`` rounds; each
     times the plain loops two at a time (as the suite's two workers run), right before the 2-worker command, so
     that both see the same machine (this one's speed drifts by tens of percent within minutes), and the 1-worker
@@ -290,7 +290,8 @@ def suite_figures(configs: list[dict], tmp: Path, rounds: int) -> list[Figure]:
     - per-run fixed cost (1 worker): each run's time from its start to the next one's, less its training loop
       and its test pass (validations and test are evaluation, the last figure); the median over every round's
       runs, since a 12-run sample counts the once-per-data-set floors and baselines and the worker's first run
-      in a few of them, which the default suite's 672 runs spread thin (the mean is in the note);
+      in a few of them, which the default suite's 672 runs spread thin (the mean is in the note), also in
+      ``reference_epoch``s (the header's plain-loop epoch), for comparing machines;
     - evaluation: the share of a T=1 unidirectional dependency run's wall time spent validating and testing.
     """
     import multiprocessing
@@ -327,7 +328,8 @@ def suite_figures(configs: list[dict], tmp: Path, rounds: int) -> list[Figure]:
     tests = statistics.median(r.data.metrics["test_time_s"] for one in ones for r in one.runs)
     fixed = Figure("per-run fixed cost in the runner (queue → first step, last step → results in store), less the "
                    "test pass; median over the sample's runs", costs, [], "s", "≤ 0.10 s",
-                   note=f"mean {statistics.mean(costs):.3f} s, with what a worker does once per data set (floors "
+                   note=f"{statistics.median(costs) / reference_epoch:.3f} reference epochs; "
+                        f"mean {statistics.mean(costs):.3f} s, with what a worker does once per data set (floors "
                         f"and baselines) or once (its first run); the test pass: median {tests:.3f} s; 1 worker, "
                         f"{len(costs)} runs")
     startup = Figure(f"suite of {len(configs)} runs, 2 CPU workers vs 1, whole command (start-up included)",
@@ -431,7 +433,7 @@ def run(scale: str = "full", out: Path | None = None, tracking_uri: str | None =
             step_overhead("training-step overhead, sine LSTM 2×30", sine, "cpu", repeats, tmp),
             logging_cost(dep, 1 if tiny else 5, tmp),
             generation(10_000 if tiny else 1_000_000, 1 if tiny else 3),
-            *suite_figures(sample, tmp, 2 if tiny else 3),  # tiny: both orders of a round
+            *suite_figures(sample, tmp, 2 if tiny else 3, statistics.median(epoch.reference)),  # tiny: both orders
             sine_steps_to_target(sine),
         ]
         if device == "cuda":

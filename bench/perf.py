@@ -1,7 +1,8 @@
 """``make perf``: the suite's own overhead, each figure a ratio against a reference measured in the same process.
 
 Timed pairs are interleaved (A B B A …) so that drift of a noisy machine hits both sides alike; the table
-reports medians and the min–max spread of the ratio. Writes ``results/perf.md`` and logs it to MLflow.
+reports medians with the interval of the median, and a target counts as met or missed only when that whole
+interval says so (:func:`judge`). Writes ``results/perf.md`` and logs it to MLflow.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from bench import tracking
 from bench.cli_args import ArgumentParser, output_file, report
 from bench.config import ConfigError, resolve
+from bench.stats import LEVEL, median_interval
 from bench.store import Store
 from bench.tasks.sine import SOURCE_RMSE as SEED_SINE_RMSE
 from bench.train import RunLogger, build, fit_and_test, make_trainer
@@ -35,18 +37,31 @@ class Figure:
     reference: list[float]
     unit: str
     target: str
-    passes: bool | None = None  # set by the caller from the ratio
     note: str = ""
+    verdict: str = ""  # set by judge(): pass, miss or within noise
+    interval: tuple[float, float, float, float] | None = None  # judge(): median_interval of judged()
 
     @property
     def ratios(self) -> list[float]:
         return [a / b for a, b in zip(self.ours, self.reference)] if self.reference else []
 
-    def ratio_text(self) -> str:
-        if not self.ratios:
-            return "—"
-        r = self.ratios
-        return f"{statistics.median(r):.3f} ({min(r):.3f}–{max(r):.3f})"
+    def judged(self) -> list[float]:
+        """What the target is about, one value per repeat: speed-ups (reference / ours) for ``… faster``, ratios
+        for ``…×``, else our own values."""
+        if self.target.endswith("faster"):
+            return [b / a for a, b in zip(self.ours, self.reference)]
+        if self.target.endswith("×"):
+            return self.ratios
+        return self.ours
+
+    def interval_text(self, form: str, unit: str = "") -> str:
+        """The judged median (``unit`` after it) and its interval, formatted with ``form``; how sure the interval
+        is when that is less than the usual 95 % (too few repeats); the bare value when there is one repeat."""
+        median, low, high, coverage = self.interval
+        if len(self.judged()) == 1:
+            return f"{median:{form}}{unit}"
+        sure = "" if coverage >= LEVEL else f", {coverage:.0%} sure"
+        return f"{median:{form}}{unit} ({low:{form}}–{high:{form}}{sure})"
 
 
 def interleave(a, b, repeats: int) -> tuple[list[float], list[float]]:
@@ -382,31 +397,34 @@ def sine_steps_to_target(cfg: dict) -> Figure:
 # --- report ---------------------------------------------------------------------------------------------------
 
 def judge(fig: Figure) -> Figure:
-    """pass/miss from the figure's median against its target: a ratio (``≤ 1.03×``, ``≥ 0.85×``), a speed-up
-    (``≥ 30× faster``), seconds (``≤ 0.10 s``), a share of a run (``≤ 0.10``) or optimizer steps."""
+    """The verdict on a figure's target: a ratio (``≤ 1.03×``, ``≥ 0.85×``), a speed-up (``≥ 30× faster``),
+    seconds (``≤ 0.10 s``), a share of a run (``≤ 0.10``) or optimizer steps. ``pass`` when the whole interval
+    of the median (:func:`bench.stats.median_interval` over the repeats) meets the target, ``miss`` when none of
+    it does, ``within noise`` when it straddles the bound: on a machine whose timings swing by tens of percent
+    from one repeat to the next, a median alone a hair either side of a bound decides nothing."""
     bound = float(fig.target.split()[1].rstrip("×"))
-    if fig.target.endswith("faster"):
-        value = statistics.median(fig.reference) / statistics.median(fig.ours)
-    elif fig.target.endswith("×"):
-        value = statistics.median(fig.ratios)
-    else:
-        value = statistics.median(fig.ours)
-    fig.passes = value <= bound if fig.target.startswith("≤") else value >= bound
+    fig.interval = median_interval(fig.judged())
+    _, low, high, _ = fig.interval
+    meets = [value <= bound if fig.target.startswith("≤") else value >= bound for value in (low, high)]
+    fig.verdict = "pass" if all(meets) else "miss" if not any(meets) else "within noise"
     return fig
 
 
 def markdown(figures: list[Figure], header: str) -> str:
-    lines = [header, "", "| figure | ours | reference | ratio (median, min–max) | target | result | note |",
+    lines = [header, "", "| figure | ours | reference | ratio: median (interval) | target | result | note |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for f in figures:
-        ours = (f"{statistics.median(f.ours):.1%} {f.unit}" if f.unit == "of the run"
-                else f"{statistics.median(f.ours):.4g} {f.unit}")
+        form = ".1%" if f.unit == "of the run" else ".4g"
+        ours = f"{statistics.median(f.ours):{form}} {f.unit}"
         ref = f"{statistics.median(f.reference):.4g} {f.unit}" if f.reference else "—"
-        ratio = f.ratio_text()
+        ratio = "—"
         if f.target.endswith("faster"):
-            ratio = f"{statistics.median(f.reference) / statistics.median(f.ours):.1f}× faster"
-        lines.append(f"| {f.name} | {ours} | {ref} | {ratio} | {f.target} | "
-                     f"{'pass' if f.passes else 'miss'} | {f.note} |")
+            ratio = f.interval_text(".1f", "× faster")
+        elif f.target.endswith("×"):
+            ratio = f.interval_text(".3f")
+        else:  # judged on our own values
+            ours = f.interval_text(form, f" {f.unit}")
+        lines.append(f"| {f.name} | {ours} | {ref} | {ratio} | {f.target} | {f.verdict} | {f.note} |")
     return "\n".join(lines) + "\n"
 
 
@@ -442,7 +460,10 @@ def run(scale: str = "full", out: Path | None = None, tracking_uri: str | None =
     figures = [judge(f) for f in figures]
     header = (f"# rnn-bench performance ({scale})\n\nMeasured {time.strftime('%Y-%m-%d %H:%M')} on "
               f"{tracking.device_name('cpu')}, {tracking.git_commit()}, torch threads 1. Ratios: ours / reference, "
-              f"interleaved pairs, median and min–max over repeats. Regenerate with `make perf`.\n\n"
+              f"interleaved pairs, the median over repeats and, in brackets, the 95 % interval of the median (order "
+              f"statistics; with too few repeats their range, and how sure it is). A result is pass or miss only "
+              f"when the whole interval lies on one side of the target, else within noise. Regenerate with "
+              f"`make perf`.\n\n"
               f"**Plain-loop reference epoch: {statistics.median(epoch.reference):.3f} s** (a hand-written PyTorch "
               f"loop over one epoch of the dependency LSTM above, {dep['series_length']:,} steps): absolute times "
               "from another machine compare through it.")

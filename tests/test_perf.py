@@ -34,7 +34,7 @@ def test_the_reference_loop_trains_what_lightning_trains(tiny_cfg, task, overrid
 def test_perf_tiny_writes_table(tmp_path):
     out = perf.run("tiny", tmp_path / "perf.md", f"sqlite:///{tmp_path / 'mlflow.db'}")
     lines = out.read_text().splitlines()
-    header = "| figure | ours | reference | ratio (median, min–max) | target | result | note |"
+    header = "| figure | ours | reference | ratio: median (interval) | target | result | note |"
     assert header in lines
     rows = [line for line in lines[lines.index(header) + 2:] if line.startswith("|")]
     names = [row.split("|")[1].strip() for row in rows]
@@ -47,14 +47,29 @@ def test_perf_tiny_writes_table(tmp_path):
         assert len(cells) == 7
         assert re.match(r"^[\d.e+-]+%? |^inf ", cells[1]), cells
         target, verdict = cells[4], cells[5]
-        ratio = re.match(r"^([\d.]+) \(", cells[3])
-        if ratio and target.endswith("×"):  # the verdict follows from the ratio
-            within = float(ratio.group(1)) <= float(target[2:-1]) if target.startswith("≤ ") else \
-                float(ratio.group(1)) >= float(target[2:-1])
-            assert verdict == ("pass" if within else "miss"), cells
+        assert verdict in ("pass", "miss", "within noise"), cells
+        ratio = re.match(r"^([\d.]+)(?: \(([\d.]+)–([\d.]+))?", cells[3])
+        if ratio and target.endswith("×"):  # the verdict follows from the interval (a lone pair: its ratio)
+            low, high = ((float(ratio.group(2)), float(ratio.group(3))) if ratio.group(2)
+                         else (float(ratio.group(1)),) * 2)
+            meets = [v <= float(target[2:-1]) if target.startswith("≤ ") else v >= float(target[2:-1])
+                     for v in (low, high)]
+            assert verdict == ("pass" if all(meets) else "miss" if not any(meets) else "within noise"), cells
     assert "Plain-loop reference epoch:" in out.read_text()
     fixed_cost = next(row for name, row in zip(names, rows) if name.startswith("per-run fixed cost"))
     assert "1 worker, 6 runs" in fixed_cost  # two rounds, a 1-worker command of the 3-run sample in each
+
+
+@pytest.mark.parametrize("ours, verdict", [
+    ([1.00, 1.01, 0.99, 1.02, 1.00, 0.98, 1.01, 1.00, 0.99], "pass"),  # the whole interval ≤ 1.03
+    ([1.10, 1.12, 1.08, 1.15, 1.11, 1.09, 1.10, 1.13, 1.07], "miss"),  # none of it
+    ([1.00, 1.06, 0.97, 1.08, 1.02, 1.05, 0.99, 1.04, 1.01], "within noise"),  # median 1.02, interval to 1.06
+])
+def test_a_verdict_needs_the_whole_interval_of_the_median_on_one_side_of_the_target(ours, verdict):
+    figure = perf.judge(perf.Figure("step overhead", ours, [1.0] * len(ours), "s", "≤ 1.03×"))
+    assert figure.verdict == verdict
+    median, low, high, coverage = figure.interval
+    assert low <= median <= high and coverage >= 0.95
 
 
 def test_per_run_fixed_cost_counts_the_hand_over_and_leaves_out_loop_and_test():

@@ -49,9 +49,10 @@ def t_interval(values: Sequence[float], log: bool = False, level: float = LEVEL)
 def median_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float, float, float]:
     """(median, low, high, coverage): a distribution-free confidence interval of the median from order statistics
     (the k-th smallest and k-th largest value, with k the largest for which at least ``level`` of the binomial
-    mass lies between them; e.g. Conover, "Practical Nonparametric Statistics", 3rd ed., §3.2). Timings on a
-    shared machine have heavy, lopsided tails, which a t interval of the mean would not respect. Below about six
-    values no k reaches ``level``: the interval is then the range, and ``coverage`` says how sure it is.
+    mass lies between them: the confidence interval for a quantile in Conover, "Practical Nonparametric
+    Statistics"). Timings on a shared machine have heavy, lopsided tails, which a t interval of the mean would
+    not respect. With fewer than six values even their range is less than 95 % sure: ``coverage`` says how
+    sure the interval is.
 
     >>> median_interval([1.00, 1.02, 0.98, 1.30, 0.99, 1.01, 1.03, 0.97, 1.00])  # 9 pairs: 2nd to 8th value
     (1.0, 0.98, 1.03, 0.9609375)

@@ -2,7 +2,7 @@
 
 Timed pairs are interleaved (A B B A …) so that drift of a noisy machine hits both sides alike; the table
 reports medians with the interval of the median, and a target counts as met or missed only when that whole
-interval says so (:func:`judge`). Writes ``results/perf.md`` and logs it to MLflow.
+interval says so (:attr:`Figure.verdict`). Writes ``results/perf.md`` and logs it to MLflow.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ class Figure:
     unit: str
     target: str
     note: str = ""
-    verdict: str = ""  # set by judge(): pass, miss or within noise
-    interval: tuple[float, float, float, float] | None = None  # judge(): median_interval of judged()
 
     @property
     def ratios(self) -> list[float]:
@@ -54,11 +52,28 @@ class Figure:
             return self.ratios
         return self.ours
 
+    @property
+    def interval(self) -> tuple[float, float, float, float]:
+        """(median, low, high, coverage) of :meth:`judged` (:func:`bench.stats.median_interval`)."""
+        return median_interval(self.judged())
+
+    @property
+    def verdict(self) -> str:
+        """On the target: a ratio (``≤ 1.03×``, ``≥ 0.85×``), a speed-up (``≥ 30× faster``), seconds
+        (``≤ 0.10 s``), a share of a run (``≤ 0.10``) or optimizer steps. ``pass`` when the whole interval of the
+        median meets the target, ``miss`` when none of it does, ``within noise`` when it straddles the bound: on
+        a machine whose timings swing by tens of percent from one repeat to the next, a median alone a hair
+        either side of a bound decides nothing."""
+        bound = float(self.target.split()[1].rstrip("×"))
+        _, low, high, _ = self.interval
+        meets = [value <= bound if self.target.startswith("≤") else value >= bound for value in (low, high)]
+        return "pass" if all(meets) else "miss" if not any(meets) else "within noise"
+
     def interval_text(self, form: str, unit: str = "") -> str:
         """The judged median (``unit`` after it) and its interval, formatted with ``form``; how sure the interval
         is when that is less than the usual 95 % (too few repeats); the bare value when there is one repeat."""
         median, low, high, coverage = self.interval
-        if len(self.judged()) == 1:
+        if len(self.ours) == 1:
             return f"{median:{form}}{unit}"
         sure = "" if coverage >= LEVEL else f", {coverage:.0%} sure"
         return f"{median:{form}}{unit} ({low:{form}}–{high:{form}}{sure})"
@@ -76,13 +91,10 @@ def interleave(a, b, repeats: int) -> tuple[list[float], list[float]]:
     'abbaab'
     """
     times_a, times_b = [], []
+    pair = [(a, times_a), (b, times_b)]
     for n in range(repeats):
-        if n % 2:
-            times_b.append(b())
-            times_a.append(a())
-        else:
-            times_a.append(a())
-            times_b.append(b())
+        for timed_side, times in pair[::-1] if n % 2 else pair:
+            times.append(timed_side())
     return times_a, times_b
 
 
@@ -396,20 +408,6 @@ def sine_steps_to_target(cfg: dict) -> Figure:
 
 # --- report ---------------------------------------------------------------------------------------------------
 
-def judge(fig: Figure) -> Figure:
-    """The verdict on a figure's target: a ratio (``≤ 1.03×``, ``≥ 0.85×``), a speed-up (``≥ 30× faster``),
-    seconds (``≤ 0.10 s``), a share of a run (``≤ 0.10``) or optimizer steps. ``pass`` when the whole interval
-    of the median (:func:`bench.stats.median_interval` over the repeats) meets the target, ``miss`` when none of
-    it does, ``within noise`` when it straddles the bound: on a machine whose timings swing by tens of percent
-    from one repeat to the next, a median alone a hair either side of a bound decides nothing."""
-    bound = float(fig.target.split()[1].rstrip("×"))
-    fig.interval = median_interval(fig.judged())
-    _, low, high, _ = fig.interval
-    meets = [value <= bound if fig.target.startswith("≤") else value >= bound for value in (low, high)]
-    fig.verdict = "pass" if all(meets) else "miss" if not any(meets) else "within noise"
-    return fig
-
-
 def markdown(figures: list[Figure], header: str) -> str:
     lines = [header, "", "| figure | ours | reference | ratio: median (interval) | target | result | note |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -457,7 +455,6 @@ def run(scale: str = "full", out: Path | None = None, tracking_uri: str | None =
         if device == "cuda":
             figures += [step_overhead("GPU: training-step overhead, dependency LSTM (CUDA)", dep, "cuda", repeats,
                                       tmp)]
-    figures = [judge(f) for f in figures]
     header = (f"# rnn-bench performance ({scale})\n\nMeasured {time.strftime('%Y-%m-%d %H:%M')} on "
               f"{tracking.device_name('cpu')}, {tracking.git_commit()}, torch threads 1. Ratios: ours / reference, "
               f"interleaved pairs, the median over repeats and, in brackets, the 95 % interval of the median (order "

@@ -46,7 +46,7 @@ baseline: setup
 	$(PY) -m bench baseline --suite smoke $(ARGS)
 
 perf: setup
-	$(PY) -m bench.perf $(ARGS)
+	$(PY) -m bench.cli.perf $(ARGS)
 
 # Artifacts are recorded as mlflow-artifacts:/<experiment>/… and served from results/mlartifacts, so a copied or
 # moved results/ folder shows them too.

@@ -90,7 +90,7 @@ class RecurrentTaskModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> None:
         """Every optimizer step the batch holds, within the step budget: :meth:`step_loss`, :meth:`optimize`.
-        A plain PyTorch loop over the same two methods (bench.perf) is the reference for Lightning's overhead."""
+        A plain PyTorch loop over the same two methods (bench.cli.perf) is the reference for Lightning's overhead."""
         losses = []
         for inputs in self.within_budget(self.step_inputs(batch)):
             loss = self.step_loss(inputs)

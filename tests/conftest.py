@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from bench.config import resolve
+from bench.config.settings import resolve
 
 # Every test, and every process a test starts, writes results and its default store into a throw-away folder,
 # never into the repository's results/.
@@ -19,7 +19,7 @@ os.environ["RNN_BENCH_RESULTS"] = tempfile.mkdtemp(prefix="rnn-bench-test-result
 # they turn a 0.3 s fit into several seconds. One thread also keeps timings stable between runs.
 torch.set_num_threads(1)
 
-# Every real field still goes through bench.config.resolve: only sizes shrink.
+# Every real field still goes through bench.config.settings.resolve: only sizes shrink.
 TINY = {
     # 20,000 steps in 20 streams of 1,000 -> 200 windows of 5 -> 20 Lightning batches of 10 windows.
     "dependency": dict(hidden=8, truncation=5, batch_size=20, series_length=20_000, eval_length=2_000,
@@ -81,7 +81,7 @@ exclude:
 def tiny_suite_store(tmp_path_factory):
     """:data:`TINY_SUITE` run once per session by ``bench run`` with two workers into a SQLite store, which
     compiles it at the end. Returns (suite file, tracking URI, results folder: RNN_BENCH_RESULTS for it)."""
-    from bench.cli import main
+    from bench.cli.main import main
 
     root = tmp_path_factory.mktemp("tiny_suite")
     suite_file = root / "tiny.yaml"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.store import code_key
+from bench.running.store import code_key
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = "rnn-bench"
@@ -78,7 +78,7 @@ def experiment_exists(uri: str) -> bool:
     """Whether the runner has created the store's tables and the experiment, asked read-only.
 
     An MlflowClient on a missing or empty SQLite file creates the tables itself, racing the runner doing the
-    same (bench.store serializes only its own callers). So the tests open a client only after this.
+    same (bench.running.store serializes only its own callers). So the tests open a client only after this.
     """
     db = Path(uri.removeprefix("sqlite:///"))
     if not db.is_file():

@@ -2,7 +2,7 @@
 the value and saying what is allowed, no traceback, nothing written (the store's folder and every file beside it
 unchanged, no results folder).
 
-One table of command lines; each runs the real entry point (:func:`bench.cli.main`, :func:`bench.perf.main`)
+One table of command lines; each runs the real entry point (:func:`bench.cli.main.main`, :func:`bench.cli.perf.main`)
 in-process against a fresh SQLite store in the test's folder. A few also run as real ``python -m`` processes,
 to show that no traceback reaches stderr there either.
 """
@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, perf, tracking
-from bench.config import ConfigError
-from bench.regress import load_baseline
+from bench.cli import main as cli, perf
+from bench.running import locations
+from bench.config.settings import ConfigError
+from bench.reporting.regress import load_baseline
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -203,7 +204,7 @@ CASES = [
     C("min-delta task", "regress --suite {good.yaml} --min-delta speech=0.1", ("--min-delta", "speech=0.1")),
     C("regress experiment", "regress --suite {good.yaml} --experiment ../x", ("experiment", "'../x'")),
     C("regress suite named ..", "regress --suite {...yaml}", ("suite", "'..'")),
-    # --- python -m bench.perf --------------------------------------------------------------------------
+    # --- python -m bench.cli.perf --------------------------------------------------------------------------
     C("perf scale", "perf --scale huge", ("--scale", "'huge'")),
     C("perf out is a folder", "perf --out {tmp}", ("--out", "is a folder")),
     C("perf out under a file", "perf --out {file}/perf.md", ("--out", "file/perf.md")),
@@ -293,7 +294,7 @@ def test_the_nan_baseline_is_refused_for_its_nan_alone(folder):
 # ------------------------------------------------------------------------------- the bounds themselves are fine
 
 def test_the_largest_allowed_values_are_accepted():
-    from bench import config
+    from bench.config import settings as config
 
     cfg = config.resolve({"task": "sine", "hidden": config.MAX_HIDDEN, "layers": config.MAX_LAYERS,
                           "seed": config.MAX_SEED, "max_steps": config.MAX_STEPS, "val_every": config.MAX_STEPS,
@@ -304,7 +305,7 @@ def test_the_largest_allowed_values_are_accepted():
 @pytest.mark.slow
 def test_the_largest_seed_trains(tiny_cfg, tracking_uri):
     """2**32 - 1 is the last seed numpy and Lightning's seed_everything take: a run with it finishes."""
-    from bench.train import train_run
+    from bench.running.train import train_run
 
     outcome = train_run(tiny_cfg("sine", seed=2**32 - 1, max_steps=10), tracking_uri, progress_bar=False)
     assert outcome.status == "finished", outcome.reason
@@ -346,7 +347,7 @@ def test_a_server_behind_a_login_wants_the_credentials_mlflow_sends(guarded_serv
     assert snapshot(folder) == before
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "bench")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret")
-    tracking.check_tracking_uri(guarded_server)  # the credentials MLflow's client would send: accepted
+    locations.check_tracking_uri(guarded_server)  # the credentials MLflow's client would send: accepted
 
 
 # ------------------------------------------------------------------------------- real processes
@@ -363,7 +364,7 @@ def test_no_traceback_reaches_stderr_of_a_real_process(tmp_path, name):
     (case,) = [c for c in CASES if c.id == name]
     folder = make_folder(tmp_path)
     argv = command_line(case, folder)
-    module = ["bench.perf", *argv[1:]] if case.command == "perf" else ["bench", *argv]
+    module = ["bench.cli.perf", *argv[1:]] if case.command == "perf" else ["bench", *argv]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["RNN_BENCH_RESULTS"] = str(folder / "results")
     before = snapshot(folder)
@@ -374,8 +375,8 @@ def test_no_traceback_reaches_stderr_of_a_real_process(tmp_path, name):
 
 
 def test_a_list_of_numbers_starting_with_a_minus_is_a_value_not_a_flag():
-    from bench.cli import main
-    from bench.cli_args import ArgumentParser
+    from bench.cli.main import main
+    from bench.cli.args import ArgumentParser
 
     parser = ArgumentParser()
     parser.add_argument("--weights")

@@ -7,11 +7,12 @@ import math
 import pandas as pd
 import pytest
 
-from bench import results, tables, targets
+from bench.reporting import results, tables
+from bench.tasks import dependency_floors as targets
 from bench.tasks import sine
-from bench.config import config_hash
-from bench.store import Store
-from bench.suite import load_suite
+from bench.config.settings import config_hash
+from bench.running.store import Store
+from bench.config.suite import load_suite
 
 FILES = ["README.md", "results.html", "summary.csv", "runs.csv", "comparison_dependency.csv", "comparison_sine.csv",
          "cost.csv", "heatmap_dependency.png", "heatmap_sine.png", "learning_curves_dependency.png",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.suite import load_suite
+from bench.config.suite import load_suite
 from suite_procs import (REPO, TINY_FIXED, TINY_SUITE, bench_args, bench_run, child_env, children, describe,
                          finished_by_hash, kill_group, parents, pid_gone, poll, sqlite_uri, summary_count, write_suite)
 

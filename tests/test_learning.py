@@ -15,8 +15,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.config import resolve
-from bench.train import fit_and_test
+from bench.config.settings import resolve
+from bench.running.train import fit_and_test
 
 DEPENDENCY = dict(task="dependency", cell="lstm", hidden=16, batch_size=100, eval_length=100_000,
                   optimizer="adam", lr=0.03)

@@ -11,9 +11,9 @@ import pytest
 import torch
 import yaml
 
-from bench import cli
-from bench.store import EXPERIMENT_TAGS, Store
-from bench.train import train_run
+from bench.cli import main as cli
+from bench.running.store import EXPERIMENT_TAGS, Store
+from bench.running.train import train_run
 
 SYSTEM_METRIC = "system/cpu_utilization_percentage"
 

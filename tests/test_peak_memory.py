@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from bench.train import PeakMemory, fit_and_test
+from bench.running.train import PeakMemory, fit_and_test
 
 RESETTABLE = os.access("/proc/self/clear_refs", os.W_OK)
 

@@ -6,8 +6,8 @@ import re
 import pytest
 import torch
 
-from bench import perf
-from bench.train import build, make_trainer
+from bench.cli import perf
+from bench.running.train import build, make_trainer
 
 
 @pytest.mark.parametrize("task, overrides", [

@@ -7,14 +7,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm, Normalize
 
-from bench import figures, plots
+from bench.reporting import figures, plots
 
 CELLS = ["rnn_tanh", "lstm", "gru"]  # suite order, not alphabetical
 PLACES = [(1, "uni"), (1, "bi"), (2, "uni")]
 
 
 def suite_runs(truncations=(10, 2), outcome=lambda cell, layers, direction, t: "finished"):
-    """Runs as :func:`bench.results.load` lists them (suite order: cell, layers, direction, truncation, seed),
+    """Runs as :func:`bench.reporting.results.load` lists them (suite order: cell, layers, direction, truncation, seed),
     with a made-up loss history per run: (runs, histories)."""
     rows, histories = [], {}
     for cell in CELLS:
@@ -51,7 +51,7 @@ def test_rows_and_columns_without_a_finished_run_are_left_out():
 
 
 def colour_bar(norm, anchors: dict[str, float], log: bool):
-    """A real figure's colour bar with :func:`bench.plots.numeric_scale` applied, drawn: (bar, the labels of
+    """A real figure's colour bar with :func:`bench.reporting.plots.numeric_scale` applied, drawn: (bar, the labels of
     the ticks on the bar, anchor labels)."""
     fig, ax = plt.subplots()
     image = ax.imshow(np.array([[norm.vmin, norm.vmax]]), norm=norm, cmap="RdYlGn_r")

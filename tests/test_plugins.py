@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from bench import tasks
-from bench.cli import main
-from bench.config import ConfigError, resolve
-from bench.train import fit_and_test
+from bench.cli.main import main
+from bench.config.settings import ConfigError, resolve
+from bench.running.train import fit_and_test
 from lightning_modules import cell_registry
 from lightning_modules.backbone import RecurrentBackbone
 from lightning_modules.dependency_module import DependencyModule

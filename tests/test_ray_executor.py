@@ -30,10 +30,10 @@ pytestmark = pytest.mark.slow  # real Ray clusters and a real MLflow server: mak
 
 from mlflow import MlflowClient  # noqa: E402
 
-from bench.config import ConfigError, config_hash, resolve  # noqa: E402
-from bench.runner import run_suite  # noqa: E402
-from bench.store import code_key  # noqa: E402
-from bench.suite import Suite, load_suite  # noqa: E402
+from bench.config.settings import ConfigError, config_hash, resolve  # noqa: E402
+from bench.running.runner import run_suite  # noqa: E402
+from bench.running.store import code_key  # noqa: E402
+from bench.config.suite import Suite, load_suite  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -364,8 +364,8 @@ def test_sqlite_store_is_refused_on_a_multi_node_cluster(two_nodes, suite, tmp_p
 def test_a_run_another_runner_holds_is_trained_once_that_runner_dies(two_nodes, mlflow_server, suite):
     """A configuration another live runner has claimed is held and looked at again, as the local executor does:
     once that runner is gone, this one trains it, rather than counting it as done elsewhere."""
-    from bench.leases import RunLease
-    from bench.store import KILLED, Store
+    from bench.running.leases import RunLease
+    from bench.running.store import KILLED, Store
 
     experiment = "held-claim"
     held = replace(suite, configs=suite.configs[:2])

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import regress, results, tables
-from bench.cli import main
-from bench.suite import load_suite
-from bench.train import train_run
+from bench.reporting import regress, results, tables
+from bench.cli.main import main
+from bench.config.suite import load_suite
+from bench.running.train import train_run
 
 LSTM_T10 = "dependency/lstm-L1-uni-T10-lr=0.02"
 

@@ -11,7 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from bench import regress, stats
+from bench.reporting import regress
+from bench.core import stats
 from bench.tasks import dependency, sine
 
 CONFIGS = 48

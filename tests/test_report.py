@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import tables
-from bench.report import Bullets, Heading, Image, Table, Text, to_html, to_markdown
+from bench.reporting import tables
+from bench.reporting.pages import Bullets, Heading, Image, Table, Text, to_html, to_markdown
 from bench.tasks import sine
 
 FLOORS = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
@@ -22,7 +22,7 @@ ENTRY = "[2] 0.4561 [0.4540, 0.4582] (n=3), 1 diverged"
 
 
 def summary_of(task: str, means: dict[tuple[str, int], list[float]], references: dict[str, float]) -> pd.DataFrame:
-    """:func:`bench.tables.summarize` of finished runs whose metrics are ``means`` ((cell, truncation) -> one metric
+    """:func:`bench.reporting.tables.summarize` of finished runs whose metrics are ``means`` ((cell, truncation) -> one metric
     per seed; an empty list: one diverged run), every run carrying ``references``."""
     rows = []
     for (cell, truncation), metrics in means.items():

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from bench.config import ConfigError, config_hash, run_name
-from bench.executors.slots import gpu_ids, parse_devices, plan_slots
-from bench.store import stored_key
-from bench.suite import load_suite
+from bench.cli.main import main
+from bench.config.settings import ConfigError, config_hash, run_name
+from bench.running.executors.slots import gpu_ids, parse_devices, plan_slots
+from bench.running.store import stored_key
+from bench.config.suite import load_suite
 from suite_procs import (REPO, TINY_SUITE, TINY_FIXED, bench_args, bench_run, child_env, children, describe,
                          finished_by_hash, kill_group, outcome_metrics, parents, poll, sqlite_uri, summary_count,
                          write_suite)
@@ -284,11 +284,11 @@ def test_axis_and_set_overrides_change_the_matrix(tiny_suite, reference, tmp_pat
 @pytest.mark.slow
 def test_a_cpu_suites_runner_never_imports_torch(tiny_suite, tmp_path):
     """The runner of a CPU suite stays light: its workers fork from a server that imported torch and Lightning
-    once, and what they hand back (:class:`bench.outcome.RunOutcome`) unpickles without them."""
+    once, and what they hand back (:class:`bench.running.outcome.RunOutcome`) unpickles without them."""
     uri = sqlite_uri(tmp_path / "mlflow.db")
     argv = ["run", "--suite", str(tiny_suite), "--tracking-uri", uri, "--device", "cpu", "--workers", "2",
             "--no-compile", "--no-progress"]
-    code = (f"import sys; from bench.cli import main; rc = main({argv!r}); "
+    code = (f"import sys; from bench.cli.main import main; rc = main({argv!r}); "
             "print(rc, 'torch' in sys.modules, 'pytorch_lightning' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=child_env(), capture_output=True, text=True,
                           timeout=300)

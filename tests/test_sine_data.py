@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.train import build
+from bench.running.train import build
 from datamodules.sine import SineDataModule, last_value_rmse, linear_ar_rmse, make_windows, sine_series
 
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from bench import tasks
-from bench.cli import main
-from bench.config import ConfigError, config_hash, resolve
+from bench.cli.main import main
+from bench.config.settings import ConfigError, config_hash, resolve
 from bench.tasks.sine import SOURCE_RMSE, best_and_worst_runs
-from bench.train import build, fit_and_test
+from bench.running.train import build, fit_and_test
 from datamodules.sine import (SineDataModule, last_value_rmse, make_windows, nearest_neighbour_rmse, sine_series,
                               window_ar2_rmse)
 from datamodules.sine_floor import kalman_floor, kalman_predictor

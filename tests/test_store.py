@@ -1,6 +1,6 @@
 """The store's API on real SQLite stores: claims, leases and reaping, and failing stores reported in one line.
 
-Fast tests drive :mod:`bench.store`, :mod:`bench.claims` and :mod:`bench.leases` in this process (several threads
+Fast tests drive :mod:`bench.running.store`, :mod:`bench.running.claims` and :mod:`bench.running.leases` in this process (several threads
 stand in for concurrent runners: SQLite serializes their writes just the same). The slow ones start real processes:
 concurrent first use of a fresh store, and ``python -m bench`` against a full, read-only, corrupt or locked store.
 """
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import leases
-from bench.claims import CLAIM_PARAM, Claim, Lost, open_run
-from bench.leases import RunLease, Watchdog, reap, why_dead
-from bench.store import Store, StoreError
-from bench.suite import load_suite
+from bench.running import leases
+from bench.running.claims import CLAIM_PARAM, Claim, Lost, open_run
+from bench.running.leases import RunLease, Watchdog, reap, why_dead
+from bench.running.store import Store, StoreError
+from bench.config.suite import load_suite
 from suite_procs import (REPO, TINY_SUITE, bench_args, child_env, children, describe, finished_by_hash, parents,
                          sqlite_uri, write_suite)
 
@@ -229,7 +229,7 @@ def test_concurrent_first_use_of_a_fresh_store(tmp_path):
     """Four processes open one fresh SQLite store at once and each creates a run: none crashes (without the
     lock, MLflow's table creation races: ``table alembic_version already exists``)."""
     uri = sqlite_uri(tmp_path / "fresh.db")
-    code = ("import sys; from bench.store import Store; s = Store(sys.argv[1]); "
+    code = ("import sys; from bench.running.store import Store; s = Store(sys.argv[1]); "
             "s.create_run(s.experiment_id('x'), 'r', {})")
     procs = [subprocess.Popen([sys.executable, "-c", code, uri], cwd=REPO, env=child_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(4)]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import resolve
-from bench.train import build
+from bench.config.settings import resolve
+from bench.running.train import build
 from datamodules.dependency import generate_dependency_series
 from datamodules.dependency_spec import cross_entropy_floors
 from lightning_modules.dependency_module import counted
@@ -61,7 +61,7 @@ def test_the_module_counts_every_step_but_each_streams_first_max_lag():
 
 
 def test_an_evaluation_series_too_short_for_the_skip_is_refused():
-    from bench.config import ConfigError
+    from bench.config.settings import ConfigError
 
     with pytest.raises(ConfigError, match="eval_length: 80; allowed: more than batch_size x the longest lag"):
         resolve({"task": "dependency", "batch_size": 10, "truncation": 2, "eval_length": 80})

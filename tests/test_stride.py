@@ -7,9 +7,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from bench.cli import main
-from bench.config import ConfigError, config_hash, resolve, run_name
-from bench.train import build, fit_and_test, make_trainer
+from bench.cli.main import main
+from bench.config.settings import ConfigError, config_hash, resolve, run_name
+from bench.running.train import build, fit_and_test, make_trainer
 from datamodules.dependency import StreamSegments
 from lightning_modules.dependency_module import DependencyModule
 from lightning_modules.metrics import binary_cross_entropy_nats
@@ -229,7 +229,7 @@ exclude:
 
 
 def load(tmp_path, text: str):
-    from bench.suite import load_suite
+    from bench.config.suite import load_suite
 
     path = tmp_path / "suite.yaml"
     path.write_text(text)
@@ -267,7 +267,7 @@ def test_a_malformed_relative_stride_is_rejected(tmp_path, value):
 
 
 def test_the_styles_suite_trains_every_style_on_the_same_data():
-    from bench.suite import load_suite
+    from bench.config.suite import load_suite
 
     suite = load_suite("styles")
     budget = {(c["series_length"], c["batch_size"], c["epochs"], c["max_steps"]) for c in suite.configs}
@@ -284,7 +284,7 @@ def test_the_styles_suite_trains_every_style_on_the_same_data():
 
 
 def test_the_full_suite_has_both_styles_for_every_dependency_configuration():
-    from bench.suite import load_suite
+    from bench.config.suite import load_suite
 
     configs = load_suite("full").configs
     styles: dict[tuple, set] = {}

@@ -1,7 +1,7 @@
 """Suite files are validated whole before anything runs: every problem at once, each naming the file, the
 key, the value and what is allowed; the command line then exits 2 and writes nothing.
 
-Mostly in-process through :func:`bench.suite.load_suite` (fast); one real ``python -m bench run`` subprocess
+Mostly in-process through :func:`bench.config.suite.load_suite` (fast); one real ``python -m bench run`` subprocess
 checks the exit code and that no store appears.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli
-from bench.config import ConfigError, config_hash, resolve, run_name
-from bench.suite import available_suites, load_suite, parse_overrides
+from bench.cli import main as cli
+from bench.config.settings import ConfigError, config_hash, resolve, run_name
+from bench.config.suite import available_suites, load_suite, parse_overrides
 from lightning_modules import cell_registry
 
 REPO = Path(__file__).resolve().parents[1]

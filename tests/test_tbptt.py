@@ -8,7 +8,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from bench.train import build, make_trainer
+from bench.running.train import build, make_trainer
 from lightning_modules.dependency_module import DependencyModule
 
 T = 5  # truncation

@@ -14,11 +14,11 @@ import pytest
 import torch
 import yaml
 
-from bench.cli import load_config_file
-from bench.config import config_hash, display_name, resolve
-from bench.store import Store
-from bench.tracking import dataset_input
-from bench.train import train_run
+from bench.cli.main import load_config_file
+from bench.config.settings import config_hash, display_name, resolve
+from bench.running.store import Store
+from bench.running.provenance import dataset_input
+from bench.running.train import train_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -226,8 +226,7 @@ def test_cli_reports_every_problem_at_once(cli_results):
 
 
 def test_compiled_results_go_to_results_only_for_the_embedded_store(tmp_path, monkeypatch):
-    from bench.tracking import output_dir
-
+    from bench.running.locations import output_dir
     monkeypatch.setenv("RNN_BENCH_RESULTS", str(tmp_path / "results"))
     assert output_dir(f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}", "smoke") == tmp_path / "results" / "smoke"
     assert output_dir(f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}", "smoke") == \

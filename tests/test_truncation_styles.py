@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from bench.tasks import truncation_styles as styles
-from bench.report import Image, Table, to_markdown
+from bench.reporting import truncation_styles as styles
+from bench.reporting.pages import Image, Table, to_markdown
 
 FLOORS = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
 

@@ -11,7 +11,7 @@ import functools
 import re
 from importlib.metadata import entry_points
 
-from bench.fields import ConfigError
+from bench.core.fields import ConfigError
 from bench.tasks.base import Task
 from bench.tasks.dependency import DependencyTask
 from bench.tasks.sine import SineExtrapolationTask, SineTask
@@ -41,7 +41,7 @@ def get(name: str) -> Task:
     >>> get("echo")
     Traceback (most recent call last):
     ...
-    bench.fields.ConfigError: task: 'echo'; allowed: one of dependency, sine, sine_extrapolation, or a dotted path package.module:TaskClass
+    bench.core.fields.ConfigError: task: 'echo'; allowed: one of dependency, sine, sine_extrapolation, or a dotted path package.module:TaskClass
     """
     if not isinstance(name, str):
         raise ConfigError([f"task: {name!r}; allowed: {allowed()}"])

@@ -18,12 +18,12 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from bench.fields import Field
+from bench.core.fields import Field
 
 if TYPE_CHECKING:  # only for annotations: importing these would pull in torch, pandas and matplotlib
     import pandas as pd
 
-    from bench.report import Block
+    from bench.reporting.pages import Block
 
 History = dict[str, list[tuple[int, float]]]  # metric key -> [(optimizer step, value), …]
 

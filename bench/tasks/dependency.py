@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bench import targets
-from bench.fields import Field, int_range, positive
+from bench.tasks import dependency_floors as targets
+from bench.core.fields import Field, int_range, positive
 from bench.tasks.base import Task, model_args
 from datamodules.dependency_spec import check_dependency_spec, cross_entropy_floors
 
@@ -113,7 +113,7 @@ class DependencyTask(Task):
                 for key, value in sorted(floors.items(), key=lambda kv: targets.floor_level(kv[0], len(floors)))}
 
     def notes(self, part) -> list:
-        from bench.report import Bullets, Text
+        from bench.reporting.pages import Bullets, Text
 
         if not part.filter(like="floor/").notna().any().any():
             return [Text("No dependency run finished: no floors to mark against.")]
@@ -140,28 +140,28 @@ class DependencyTask(Task):
         return {SHORT_FLOOR.get(k, f"first {k.removeprefix('first')}"): v for k, v in targets.shared_floors(part).items()}
 
     def run_plot(self, cfg: dict, data, model, history, path: Path) -> None:
-        from bench import plots
-        from bench.config import display_name
+        from bench.reporting import plots
+        from bench.config.settings import display_name
 
         plots.learning_curve(history(["train/loss", "val/ce"]), path, config_floors(cfg), title=display_name(cfg))
 
     def variant(self, cfg: dict) -> str:
-        from bench.tasks.truncation_styles import style_label
+        from bench.reporting.truncation_styles import style_label
 
         stride = cfg.get("tbptt_stride", cfg["truncation"])
         return "" if stride == cfg["truncation"] else f"stride={style_label(cfg['truncation'], stride)}"
 
     def sections(self, summary, runs, out_dir: Path) -> list:
         """The truncation-styles comparison, when the suite varies the TBPTT stride."""
-        from bench.report import Heading
-        from bench.tasks import truncation_styles
+        from bench.reporting.pages import Heading
+        from bench.reporting import truncation_styles
 
         if "tbptt_stride" not in runs or not (runs["tbptt_stride"] != runs["truncation"]).any():
             return []  # every run TF-style: nothing to compare
         return [Heading("Truncation styles", 3), *truncation_styles.report(truncation_styles.summarize(runs), out_dir)]
 
     def figures(self, summary, runs, histories, configs, out_dir: Path, weights=None) -> dict[str, str]:
-        from bench import figures
+        from bench.reporting import figures
 
         if not (summary["n"] > 0).any():
             return {}

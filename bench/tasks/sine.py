@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bench.fields import Field, int_range
+from bench.core.fields import Field, int_range
 from bench.tasks.base import Task, model_args
 
 SOURCE_RMSE = 0.0019  # the TensorFlow sine example's test RMSE after training (0.001863, rounded)
@@ -124,7 +124,7 @@ class SineTask(Task):
         return rows
 
     def notes(self, part) -> list:
-        from bench.report import Text
+        from bench.reporting.pages import Text
 
         source = f"; and the {SOURCE_SETUP} ({SOURCE_RMSE:g})" if self.shows_source else ""
         return [Text(f"{self.split_note} Reference rows: the last value of the window; a least-squares linear "
@@ -142,8 +142,8 @@ class SineTask(Task):
         return anchors
 
     def run_plot(self, cfg: dict, data, model, history, path: Path) -> None:
-        from bench import plots
-        from bench.config import display_name
+        from bench.reporting import plots
+        from bench.config.settings import display_name
 
         x, y = data.splits["test"]
         plots.sine_prediction(y.numpy(), model.test_predictions.numpy(), path, title=display_name(cfg))
@@ -211,13 +211,13 @@ def replay_sine_run(cfg: dict, weights: Path | None = None) -> tuple:
     config and training is deterministic, so that gives the recorded run's predictions too (on the CPU exactly;
     a GPU run may differ slightly), only slower."""
     if weights is None:
-        from bench.train import fit_and_test
+        from bench.running.train import fit_and_test
 
         model, data, metrics = fit_and_test(cfg)
         return data.splits["test"][1].numpy(), model.test_predictions.numpy(), metrics["test/rmse"]
     import torch
 
-    from bench.train import build
+    from bench.running.train import build
 
     data, model = build(cfg)
     data.setup("test")
@@ -259,7 +259,7 @@ def sine_best_and_worst(summary, runs, configs: dict[str, dict], path: Path,
                         weights=lambda run_id: None) -> list[str]:
     """Prediction against truth for :func:`best_and_worst_runs`, from each run's saved weights (or replayed from
     its config); returns the configurations shown (none if no run finished)."""
-    from bench import plots
+    from bench.reporting import plots
 
     panels, shown = {}, []
     for label, row, run in best_and_worst_runs(summary, runs):

@@ -1,0 +1,157 @@
+"""The results commands of the command line: ``compile``, ``baseline`` and ``regress``."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import math
+from pathlib import Path
+
+from bench.cli.args import number, output_dir, output_file
+from bench.config.settings import ConfigError, shown
+
+
+def add_commands(commands, add_tracking_flags) -> None:
+    """Add the three subcommands to ``commands`` (the CLI's subparsers)."""
+    from bench.reporting import regress
+    from bench import tasks
+
+    compile_ = commands.add_parser(
+        "compile", help="compile a suite's results into tables and plots (results/<suite>/)",
+        description="Read a suite's runs from the store and write README.md, results.html, CSVs and PNGs to "
+                    "results/<suite>/; log them on the suite's latest parent run.")
+    baseline = commands.add_parser(
+        "baseline", help="write a suite's results as the regression baseline (results/baseline/<suite>.json)",
+        description="Write per configuration (seeds pooled) the metric's mean, std and n, whether it reaches its "
+                    "target and its samples/s, with the commit, date and suite hash: a file to review in git.")
+    baseline.add_argument("--out", type=output_file, default=None,
+                          help="where to write (default: results/baseline/<suite>.json)")
+    check = commands.add_parser(
+        "regress", help="compare a suite's results with its baseline; exit 1 on a regression",
+        description=regress.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    check.add_argument("--baseline", default=None, help="baseline file (default: results/baseline/<suite>.json)")
+    check.add_argument("--alpha", type=number(lambda v: 0 < v < 1, "a number in (0, 1)"), default=regress.ALPHA,
+                       help=f"false-alarm rate per configuration under pure seed noise (default {regress.ALPHA:g})")
+    check.add_argument("--min-delta", action="append", default=[], type=_min_delta, metavar="TASK=VALUE",
+                       help="the smallest change that counts as worse (default: the task's own, "
+                            + ", ".join(f"{n}={t.min_delta:g}" for n, t in tasks.BUILTIN.items())
+                            + "; RMSE on the log scale)")
+    check.add_argument("--slow-ratio", type=number(lambda v: 0 < v <= 1, "a number in (0, 1]"),
+                       default=regress.SLOW_RATIO,
+                       help=f"flag samples/s below this fraction of the baseline's (default {regress.SLOW_RATIO:g})")
+    check.add_argument("--fail-on-slow", action="store_true", help="fail on slower configurations, not just warn")
+    for parser, handler in ((compile_, cmd_compile), (baseline, cmd_baseline), (check, cmd_regress)):
+        default = "default" if parser is compile_ else "smoke"
+        parser.add_argument("--suite", default=default,
+                            help=f"a name in bench/suites/ or a path to a YAML file (default: {default})")
+        add_tracking_flags(parser)
+        if parser is not baseline:
+            parser.add_argument("--out", type=output_dir, default=None, metavar="DIR",
+                                help="where the compiled results go (default: results/<suite>/ for the embedded "
+                                     "store, <store folder>/results/<suite>/ for another SQLite store, "
+                                     "./rnn-bench-results/<suite>/ for a tracking server)")
+        parser.set_defaults(handler=handler)
+
+
+def _min_delta(text: str) -> tuple[str, float]:
+    """An argparse ``type``: ``TASK=VALUE`` with a task's name and a finite number >= 0."""
+    from bench import tasks
+
+    task, _, value = text.partition("=")
+    try:
+        delta = float(value)
+    except ValueError:
+        delta = math.nan
+    if tasks.problem(task) or not 0 <= delta < math.inf:
+        raise argparse.ArgumentTypeError(f"{shown(text)}; allowed: TASK=VALUE with TASK a registered task "
+                                         f"({', '.join(tasks.BUILTIN)}, …) and VALUE a finite number >= 0")
+    return task, delta
+
+
+def checked_store(args: argparse.Namespace, write: bool = True) -> str:
+    """The tracking URI of the command, checked (``write``: for writing too; compiling only reads the database).
+    Call it after every other check: for the default store it creates results/."""
+    from bench.running import locations
+
+    uri = args.tracking_uri or locations.default_tracking_uri()
+    locations.check_tracking_uri(uri, write)
+    return uri
+
+
+def compile_and_report(suite, uri: str, experiment: str, out: str | None = None) -> None:
+    """Compile ``suite`` and say where the results went (also called at the end of ``bench run``). Runs left
+    RUNNING by processes that are gone are marked first (:func:`bench.running.leases.reap`)."""
+    from bench.running import locations
+    from bench.reporting.compile import compile_suite
+    from bench.running.leases import reap
+    from bench.running.store import Store, StoreError
+
+    store = Store(uri)
+    experiment_id = store.find_experiment(experiment)
+    if experiment_id is not None:
+        for run_id, reason in reap(store, experiment_id):
+            print(f"marked run {run_id} as ended: {reason}")
+    try:
+        compiled = compile_suite(suite, uri, experiment, out)
+    except OSError as e:  # the compiled files sit beside a SQLite store: a full disk there is the store's
+        what = "disk full" if e.errno == errno.ENOSPC else "cannot write"
+        raise StoreError(uri, f"{what} ({e.strerror}) while writing the compiled results "
+                              f"to {locations.output_dir(uri, suite.name, out)}", partial=True) from None
+    logged = f"; logged on run {compiled.parent_run_id}" if compiled.parent_run_id else ""
+    print(f"compiled {len(compiled.summary)} configurations -> {compiled.out_dir}/README.md, results.html, "
+          f"{sum(p.suffix == '.csv' for p in compiled.files)} CSVs, {sum(p.suffix == '.png' for p in compiled.files)} "
+          f"plots{logged}")
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from bench.config.suite import load_suite
+
+    suite = load_suite(args.suite)
+    uri = checked_store(args, write=False)
+    compile_and_report(suite, uri, args.experiment, args.out)
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from bench.reporting import regress, results, tables
+    from bench.config.suite import load_suite
+
+    suite = load_suite(args.suite)
+    uri = checked_store(args)
+    found = results.load(suite, uri, args.experiment)
+    missing = int((found.runs["outcome"] == "missing").sum())
+    if missing:
+        raise ConfigError([f"baseline: {missing} of {len(found.runs)} runs of suite {suite.name!r} are not in "
+                           f"{uri}; allowed: a store where the whole suite ran (bench run --suite {args.suite})"])
+    failed = int((found.runs["outcome"] == "failed").sum())
+    if failed:
+        print(f"warning: {failed} runs failed; the baseline records them as failed")
+    doc = regress.make_baseline(suite, tables.summarize(found.runs), list(found.runs["commit"].dropna()))
+    path = args.out or regress.baseline_path(suite.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    print(f"baseline of {len(doc['configurations'])} configurations (commit {doc['commit']}) -> {path}")
+    return 0
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    from bench.reporting import regress, results, tables
+    from bench.running import locations
+    from bench.config.suite import load_suite
+
+    suite = load_suite(args.suite)
+    path = Path(args.baseline) if args.baseline else regress.baseline_path(suite.name)
+    baseline = regress.load_baseline(path)
+    min_delta = dict(args.min_delta)
+    uri = checked_store(args)
+    summary = tables.summarize(results.load(suite, uri, args.experiment).runs)
+    comparison = regress.compare(baseline, path, suite, summary, args.alpha, min_delta, args.slow_ratio,
+                                 args.fail_on_slow)
+    report = regress.regress_markdown(comparison)
+    out = locations.output_dir(uri, suite.name, args.out) / "regress.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report)
+    print(report)
+    print(f"report -> {out}")
+    return 1 if comparison.failed else 0

@@ -1,0 +1,334 @@
+"""Suites: YAML matrices of run configurations, validated whole before anything runs.
+
+A suite file (``bench/suites/<name>.yaml`` or any path)::
+
+    description: what the suite is for
+    axes:                 # the matrix: every combination of these values
+      task: [dependency, sine]
+      truncation: [1, 5, 10]
+      seed: [0, 1]
+    fixed: {hidden: 8}    # settings shared by every run
+    tasks:                # per-task settings (training budgets), applied over ``fixed``
+      dependency: {series_length: 100000}
+      sine: {max_steps: 300}
+    points:               # optional: explicit settings, each combined with every combination of the axes
+      - {task: dependency, truncation: 5, epochs: 1}
+      - {task: dependency, truncation: 10, hidden: 16, epochs: 10}
+    exclude:              # drop combinations matching every key given (a list means any of)
+      - {task: sine, truncation: 1}
+    published:            # optional: what a source reports, set beside ours with a verdict (bench.reporting.reproduce)
+      - {source: "R2RT", where: {truncation: 5}, claim: learns the first dependency, mark: "1"}
+
+A setting that follows another (``tbptt_stride`` follows ``truncation``) may be written relative to it:
+``T`` (equal to it: the same as leaving it unset, so also fine for tasks without the setting) or ``T/k`` (a
+k-th of it), e.g. ``tbptt_stride: [T, T/2, 1]``; exclude rules match the relative value as written. ``T/k``
+must come out a whole number in every combination: exclude the others (``- {tbptt_stride: T/2, truncation:
+[3, 5]}``), so that nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench import tasks as task_registry
+from bench.config.settings import (COMMON_DEFAULTS, ConfigError, check_value, config_hash, display_name, fields_for, resolve,
+                          varying_fields)
+from bench.core.fields import convert
+from bench.core.names import NAME_ALLOWED, is_safe_name
+SUITES_DIR = Path(__file__).parents[1] / "suites"  # bench/suites: data, beside the layers
+RELATIVE = re.compile(r"T(?:/([1-9][0-9]*))?")  # a value relative to the followed setting: T, T/2, …
+TOP_LEVEL = ("description", "axes", "fixed", "tasks", "points", "exclude", "published")
+MAX_RUNS = 100_000  # combinations of one suite's axes: beyond this a typo, not a benchmark (and a long hang)
+
+
+@dataclass
+class Suite:
+    name: str
+    path: Path
+    description: str
+    configs: list[dict[str, Any]]  # resolved, in matrix order
+    published: list[dict[str, Any]] = field(default_factory=list)  # figures of a source to reproduce (see below)
+    overrides: list[str] = field(default_factory=list)  # the command line's --axis/--set, as given
+
+    @functools.cached_property
+    def varying(self) -> dict[str, list[str]]:
+        """Per task, the settings that vary between its configurations (:func:`bench.config.settings.varying_fields`)."""
+        return varying_fields(self.configs)
+
+    def name_of(self, index: int) -> str:
+        """Run ``index``'s name, unique within the suite: every setting that varies in it is in the name."""
+        cfg = self.configs[index]
+        return display_name(cfg, self.varying.get(cfg["task"], []))
+
+    def hashes(self) -> list[str]:
+        return [config_hash(c) for c in self.configs]
+
+
+def suite_path(name_or_path: str) -> Path:
+    """A path ending in .yaml or .yml, else a bundled suite's name (a safe name, never a path)."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    if not is_safe_name(name_or_path):
+        raise ConfigError([f"suite: {name_or_path!r}; allowed: a path ending in .yaml or .yml, or the name of a "
+                           f"bundled suite ({', '.join(available_suites())})"])
+    return SUITES_DIR / f"{name_or_path}.yaml"
+
+
+def available_suites() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+
+
+def parse_overrides(items: list[str], flag: str) -> dict[str, Any]:
+    """``key=value`` strings from the command line; for ``--axis`` the value is a comma-separated list."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError([f"{flag}: {item!r}; allowed: key=value"])
+        out[key.strip().replace("-", "_")] = value.split(",") if flag == "--axis" else value
+    return out
+
+
+def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
+               fixed_overrides: dict[str, Any] | None = None) -> Suite:
+    """Read, validate and expand a suite; raise :class:`ConfigError` listing every problem at once."""
+    path = suite_path(name_or_path)
+    where = str(path)
+    doc = _read(path, name_or_path)
+    if not isinstance(doc, dict):
+        raise ConfigError([f"{where}: {type(doc).__name__}; allowed: a mapping with keys {', '.join(TOP_LEVEL)}"])
+    problems = [f"{where}: {key}: unknown key; allowed: {', '.join(TOP_LEVEL)}" for key in doc if key not in TOP_LEVEL]
+    axes = _mapping(doc, "axes", where, problems)
+    fixed = _mapping(doc, "fixed", where, problems)
+    tasks = _mapping(doc, "tasks", where, problems)
+    if not axes and "axes" in doc and isinstance(doc["axes"] or {}, dict) and not axis_overrides:
+        problems.append(f"{where}: axes: empty; allowed: a mapping of setting -> list of values")
+    # Settings of every task the suite names are known settings (a plug-in task brings its own).
+    named = {*task_registry.BUILTIN, *(v for v in [*_as_list(axes.get("task")), *_as_list((axis_overrides or {}).get("task")),
+                                                   (fixed_overrides or {}).get("task"), fixed.get("task")]
+                                       if isinstance(v, str))}
+    known = [n for n in named if task_registry.problem(n) is None]
+    flagged = [f"--axis {key}={','.join(map(str, values))}: {p}" for key, values in (axis_overrides or {}).items()
+               for v in values if (p := _check(key, v, known))]
+    flagged += [f"--set {key}={value}: {p}" for key, value in (fixed_overrides or {}).items()
+                if (p := _check(key, value, known))]
+    if flagged:  # a mistake on the command line is the command line's, not the suite file's
+        raise ConfigError(list(dict.fromkeys(flagged)))
+    set_overrides = dict(fixed_overrides or {})
+    for key in set_overrides:  # --set fixes a setting for every run: it replaces the file's axis of it
+        axes.pop(key, None)
+    axes.update(axis_overrides or {})
+    fixed.update(set_overrides)
+    for key, values in axes.items():
+        if not isinstance(values, list) or not values:
+            problems.append(f"{where}: axes.{key}: {values!r}; allowed: a non-empty list of values")
+            continue
+        problems += [f"{where}: axes.{key}: {p}" for v in values if (p := _check(key, v, known))]
+    problems += [f"{where}: fixed.{key}: {p}" for key, v in fixed.items() if (p := _check(key, v, known))]
+    for task, settings in tasks.items():
+        if (reason := task_registry.problem(task)) is not None:
+            problems.append(f"{where}: tasks.{task}: {reason}")
+        elif not isinstance(settings, dict):
+            problems.append(f"{where}: tasks.{task}: {settings!r}; allowed: a mapping of setting -> value")
+        else:
+            problems += [f"{where}: tasks.{task}.{k}: {p}" for k, v in settings.items() if (p := _check(k, v, known))]
+    published = _published(doc.get("published"), where, problems)
+    excludes = doc.get("exclude") or []
+    if not isinstance(excludes, list) or not all(isinstance(e, dict) for e in excludes):
+        problems.append(f"{where}: exclude: {excludes!r}; allowed: a list of mappings setting -> value(s)")
+        excludes = []
+    for n, rule in enumerate(excludes):  # a misspelt rule would silently exclude nothing
+        for key, wanted in rule.items():
+            options = wanted if isinstance(wanted, list) else [wanted]
+            problems += [f"{where}: exclude[{n}].{key}: {p}" for v in options if (p := _check(key, v, known))]
+    points = doc.get("points") or [{}]
+    if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+        problems.append(f"{where}: points: {points!r}; allowed: a list of mappings setting -> value")
+        points = [{}]
+    for n, extra in enumerate(points):
+        problems += [f"{where}: points[{n}].{key}: {p}" for key, v in extra.items() if (p := _check(key, v, known))]
+    problems = list(dict.fromkeys(problems))  # an unknown axis is reported once, not once per value
+    if problems:
+        raise ConfigError(problems)
+    combinations = len(points) * math.prod(len(values) for values in axes.values())
+    if combinations > MAX_RUNS:
+        raise ConfigError([f"{where}: axes: {combinations} combinations; allowed: at most {MAX_RUNS}"])
+
+    configs, seen = [], set()
+    names = list(axes)
+    for extra, combo in itertools.product(points, itertools.product(*(axes[n] for n in names))):
+        point = {**extra, **dict(zip(names, combo))}
+        task = point.get("task", fixed.get("task", task_registry.DEFAULT))
+        settings = {**fixed, **(tasks.get(task) or {}), **set_overrides, **point}  # --set beats tasks:
+        if any(_matches(settings, rule) for rule in excludes):
+            continue
+        try:
+            cfg = resolve(_absolute(settings, task))
+        except ConfigError as e:
+            problems += [f"{where}: {_describe(point)}: {p}" for p in e.problems if p not in seen]
+            seen.update(e.problems)
+            continue
+        configs.append(cfg)
+    if problems:
+        raise ConfigError(problems)
+    if not configs:
+        raise ConfigError([f"{where}: exclude: removes every combination; allowed: rules that leave some runs"])
+    unique = interleave_tasks(list({config_hash(c): c for c in configs}.values()))
+    overrides = [f"--axis {k}={','.join(map(str, v))}" for k, v in (axis_overrides or {}).items()]
+    overrides += [f"--set {k}={v}" for k, v in (fixed_overrides or {}).items()]
+    return Suite(path.stem, path, str(doc.get("description", "")), unique, published, overrides)
+
+
+PUBLISHED_KEYS = ("source", "where", "claim", "mark", "value")
+
+
+def _published(entries: Any, where: str, problems: list[str]) -> list[dict]:
+    """The ``published:`` list: figures a source reports, each to be set beside ours with a verdict
+    (:mod:`bench.reporting.reproduce`). An entry names its ``source``, the settings it applies to (``where``), what the
+    source says (``claim``), and either the floor ``mark`` it claims or the ``value`` it reports."""
+    if entries is None:
+        return []
+    allowed = ("a list of mappings with source (text), where (settings), claim (text) and a mark (text) or a "
+               "value (number)")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        problems.append(f"{where}: published: {entries!r}; allowed: {allowed}")
+        return []
+    for n, entry in enumerate(entries):
+        bad = [k for k in entry if k not in PUBLISHED_KEYS]
+        if bad or not isinstance(entry.get("source"), str) or not isinstance(entry.get("where"), dict) \
+                or ("mark" in entry) == ("value" in entry) \
+                or ("value" in entry and not isinstance(entry["value"], (int, float))):
+            problems.append(f"{where}: published[{n}]: {entry!r}; allowed: {allowed}")
+            continue
+        problems += [f"{where}: published[{n}].where.{k}: {p}" for k, v in entry["where"].items()
+                     if (p := check_value(k, v))]
+    return entries
+
+
+def _read(path: Path, name_or_path: str) -> Any:
+    """The parsed YAML document of a suite file; :class:`ConfigError` with one line for whatever is wrong."""
+    where = str(path)
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, ValueError) as e:  # a name too long, a NUL byte
+        raise ConfigError([f"suite: {name_or_path!r}: {e}; allowed: a YAML file"]) from None
+    if not exists:
+        raise ConfigError([f"suite: {name_or_path!r} not found; allowed: a YAML file or one of "
+                           f"{', '.join(available_suites())}"])
+    if not is_file:
+        raise ConfigError([f"suite: {where!r} is not a file; allowed: a YAML file"])
+    if not is_safe_name(path.stem):  # it becomes results/<name>/: "...yaml" would write into results/..
+        raise ConfigError([f"suite: {where!r}: name {path.stem!r}; allowed: a YAML file whose name without "
+                           f".yaml is {NAME_ALLOWED}"])
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        context = getattr(e, "context", None)
+        what = f"{problem} ({context})" if problem and context else problem or str(e).splitlines()[0]
+        raise ConfigError([f"{where}: not valid YAML{at}: {what}; allowed: a YAML mapping (see bench/suite.py)"]) \
+            from None
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"{where}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                           "allowed: a UTF-8 YAML file"]) from None
+    except RecursionError:
+        raise ConfigError([f"{where}: nested too deeply to read; allowed: a few levels of mappings and lists"]) \
+            from None
+    except OSError as e:
+        raise ConfigError([f"{where}: cannot be read ({e.strerror or e}); allowed: a readable YAML file"]) from None
+
+
+def _mapping(doc: dict, key: str, where: str, problems: list[str]) -> dict:
+    value = doc.get(key) or {}
+    if not isinstance(value, dict):
+        problems.append(f"{where}: {key}: {value!r}; allowed: a mapping")
+        return {}
+    return dict(value)
+
+
+def interleave_tasks(configs: list[dict]) -> list[dict]:
+    """The configs with their tasks taken in turn (each task's own order kept), so that a suite's runs, and its
+    progress bar's ETA, do not do all of one task's runs first.
+
+    >>> [c["task"] for c in interleave_tasks([{"task": "a"}, {"task": "a"}, {"task": "a"}, {"task": "b"}])]
+    ['a', 'b', 'a', 'a']
+    """
+    by_task: dict[str, list[dict]] = {}
+    for cfg in configs:
+        by_task.setdefault(cfg["task"], []).append(cfg)
+    queues = [iter(q) for q in by_task.values()]
+    out = []
+    while len(out) < len(configs):
+        out += [cfg for q in queues if (cfg := next(q, None)) is not None]
+    return out
+
+
+def _relative(key: str, value: Any) -> re.Match | None:
+    field = fields_for().get(key)
+    return RELATIVE.fullmatch(value.strip()) if field and field.follows and isinstance(value, str) else None
+
+
+def _check(key: str, value: Any, task_names) -> str | None:
+    """:func:`check_value`, which also takes a value relative to the followed setting (``T``, ``T/k``)."""
+    return None if _relative(key, value) else check_value(key, value, task_names)
+
+
+def _absolute(settings: dict[str, Any], task: str) -> dict[str, Any]:
+    """``settings`` with relative values in steps (``T/2`` at truncation 10: 5) and ``T`` left unset; raise
+    :class:`ConfigError` when one is not a whole number of steps.
+
+    >>> _absolute({"truncation": 10, "tbptt_stride": "T/2"}, "dependency")
+    {'truncation': 10, 'tbptt_stride': 5}
+    >>> _absolute({"tbptt_stride": "T/5"}, "dependency")  # the task's default truncation, 10
+    {'tbptt_stride': 2}
+    >>> _absolute({"truncation": 10, "tbptt_stride": "T"}, "sine")
+    {'truncation': 10}
+    """
+    out = dict(settings)
+    for key, value in settings.items():
+        if (match := _relative(key, value)) and match.group(1) is None:
+            del out[key]
+        elif match:
+            follows = fields_for()[key].follows
+            defaults = {**COMMON_DEFAULTS, **(task_registry.get(task).defaults if not task_registry.problem(task) else {})}
+            base = _typed(follows, {**defaults, **settings}.get(follows))
+            parts = int(match.group(1))
+            if not isinstance(base, int) or base % parts:
+                raise ConfigError([f"{key}: {value!r} at {follows} {base!r}; allowed: T/k only where k divides "
+                                   f"{follows} (exclude the other combinations)"])
+            out[key] = base // parts
+    return out
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _typed(key: str, value: Any) -> Any:
+    """A setting as its field's type, so that ``"3"`` from ``--axis`` matches ``3`` in an exclude rule."""
+    try:
+        return convert(fields_for()[key], value)
+    except (KeyError, ValueError, TypeError, ArithmeticError):
+        return value
+
+
+def _matches(point: dict, rule: dict) -> bool:
+    def hit(key, wanted):
+        options = wanted if isinstance(wanted, list) else [wanted]
+        return key in point and _typed(key, point[key]) in [_typed(key, o) for o in options]
+
+    return all(hit(k, v) for k, v in rule.items())
+
+
+def _describe(point: dict) -> str:
+    return "combination " + ", ".join(f"{k}={v}" for k, v in point.items())

@@ -1,0 +1,151 @@
+"""``bench compile``: a suite's results, from the store to ``results/<suite>/`` and onto its parent run.
+
+Writes ``README.md`` (README-ready), ``results.html`` (one self-contained page), the CSVs behind them
+(``summary.csv`` one row per configuration, ``runs.csv`` one per run, ``comparison_<task>.csv``, ``cost.csv``)
+and the PNGs, then logs them all as artifacts (under ``results/``) of the suite's latest parent run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bench.reporting import figures, reproduce, results, tables
+from bench import tasks
+from bench.running import locations
+from bench.reporting.pages import Block, Bullets, Heading, Image, Table, Text, to_html, to_markdown
+from bench.config.settings import config_hash
+from bench.running.store import Store
+from bench.config.suite import Suite
+
+RUN_COLUMNS = ["configuration", "seed", "outcome", "reason", "metric", "target", "reached", "steps_to_target",
+               "time_to_target_s", "run_id", "config_hash", "commit"]
+
+
+@dataclass
+class Compiled:
+    out_dir: Path
+    summary: pd.DataFrame  # one row per configuration (tables.summarize)
+    comparisons: dict[str, pd.DataFrame]  # task -> comparison table
+    costs: pd.DataFrame
+    files: list[Path]
+    parent_run_id: str | None  # where the files were logged, if the suite has a parent run
+
+
+def compile_suite(suite: Suite, tracking_uri: str, experiment: str = locations.EXPERIMENT,
+                  out_dir: Path | None = None) -> Compiled:
+    """Compile ``suite``'s results from the store into ``out_dir`` (default: :func:`bench.running.locations.output_dir`)."""
+    out_dir = locations.output_dir(tracking_uri, suite.name, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    found = results.load(suite, tracking_uri, experiment)
+    summary = tables.summarize(found.runs)
+    task_names = list(dict.fromkeys(summary["task"]))
+    comparisons = {task: tables.comparison_table(summary, task) for task in task_names}
+    costs = tables.cost_table(summary)
+
+    files = []
+
+    def write_csv(frame: pd.DataFrame, name: str) -> None:
+        frame.to_csv(out_dir / name, index=False)
+        files.append(out_dir / name)
+
+    write_csv(summary, "summary.csv")
+    write_csv(found.runs[RUN_COLUMNS + [c for c in found.runs.columns if c not in RUN_COLUMNS]], "runs.csv")
+    for task, table in comparisons.items():
+        write_csv(table, f"comparison_{tasks.get(task).name}.csv")
+    write_csv(costs, "cost.csv")
+    images = draw_figures(suite, summary, found, task_names, out_dir, tracking_uri)
+    files += [out_dir / name for task_images in images.values() for name in task_images]
+    blocks = report_blocks(suite, tracking_uri, found.runs, summary, comparisons, costs, images, out_dir)
+    (out_dir / "README.md").write_text(to_markdown(blocks))
+    (out_dir / "results.html").write_text(to_html(blocks, f"rnn-bench results: {suite.name}", out_dir))
+    files += [out_dir / "README.md", out_dir / "results.html"]
+    files += [out_dir / block.file for block in blocks if isinstance(block, Image) and out_dir / block.file not in files]
+
+    if found.parent_run_id:
+        Store(tracking_uri).log_artifacts(found.parent_run_id, files, "results")
+    return Compiled(out_dir, summary, comparisons, costs, files, found.parent_run_id)
+
+
+def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResults, task_names: list[str],
+                 out_dir: Path, tracking_uri: str) -> dict[str, dict[str, str]]:
+    """Per task: file name -> what it shows, for every figure there is data for."""
+    configs = {config_hash(cfg): cfg for cfg in suite.configs}
+    store = Store(tracking_uri)
+    images: dict[str, dict[str, str]] = {}
+    with tempfile.TemporaryDirectory(prefix="rnn-bench-weights-") as tmp:
+        for name in task_names:
+            task, part = tasks.get(name), summary[summary["task"] == name]
+            images[name] = {}
+            if not (part["n"] > 0).any():
+                continue
+            heatmap = f"heatmap_{task.name}.png"
+            figures.metric_heatmap(summary, name, out_dir / heatmap)
+            images[name][heatmap] = f"{name}: mean {task.metric_label} over cell × truncation"
+            images[name].update(task.figures(part, found.runs[found.runs["task"] == name], found.histories, configs,
+                                             out_dir, lambda run_id: store.download_artifact(run_id, "model.pt", tmp)))
+    return images
+
+
+def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: pd.DataFrame,
+                  comparisons: dict[str, pd.DataFrame], costs: pd.DataFrame,
+                  images: dict[str, dict[str, str]], out_dir: Path) -> list[Block]:
+    counts = runs["outcome"].value_counts()
+    commits = ", ".join(sorted(runs["commit"].dropna().unique())) or "none"
+    blocks: list[Block] = [
+        Heading(f"Results: suite `{suite.name}`", 1),
+        Text(suite.description.strip()),
+        Text(f"Suite file `{locations.shown_path(suite.path)}`" + (f", overridden on the command line by `{' '.join(suite.overrides)}`"
+                                             if suite.overrides else ", as written") + "."),
+        Text(f"Compiled {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC from `{locations.shown_uri(tracking_uri)}`; "
+             f"runs of commit {commits}. {len(summary)} configurations, {len(runs)} runs: "
+             + ", ".join(f"{counts.get(o, 0)} {o}" for o in ("finished", "diverged", "failed", "missing")) + "."),
+        Bullets(["Entries: the mean of the test metric over seeds and its 95% Student-t interval [low, high] "
+                 "(for RMSE, which spreads by factors, the geometric mean and the interval of the logs); n = runs "
+                 "that finished. Diverged (loss became NaN/inf), failed and missing runs are counted beside it, "
+                 "never dropped; so are runs still improving over the last fifth of training (not converged: "
+                 "they ran out of budget, which is not the same as being unable to learn).",
+                 "Columns: T = truncation length (dependency: TBPTT window; sine: input window). What each row "
+                 "holds equal is in the suite's description above: the rows of one column share data, budget, "
+                 "optimizer and everything not named in the row."]),
+    ]
+    if suite.published:
+        found = reproduce.verdicts(suite, runs, summary)
+        counts = found["verdict"].value_counts()
+        blocks += [Heading("Reproduction: published figures beside ours"),
+                   Text("Verdicts: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + ". " + reproduce.RULES),
+                   Table(found)]
+    for name, table in comparisons.items():
+        task = tasks.get(name)
+        scores = tables.comparison_scores(summary, name, table)
+        blocks += [Heading(f"{task.title or name}: {task.metric_label}"), *task.notes(summary[summary["task"] == name]),
+                   Table(table, scores.frame, scores.legend)]
+        blocks += [Image(file, alt) for file, alt in images[name].items()]
+        blocks += task.sections(summary[summary["task"] == name], runs[runs["task"] == name], out_dir)
+    goals = "; ".join(text for name in comparisons if (text := tasks.get(name).target_text()))
+    blocks += [
+        Heading("Cost and time to target"),
+        Text(f"Means over finished seeds. Target: {goals}. Steps and wall time to target: the first validation "
+             "that reaches it, averaged over the seeds that did."),
+        Table(costs),
+    ]
+    unfinished = runs[runs["outcome"].isin(["diverged", "failed"])]
+    missing = int((runs["outcome"] == "missing").sum())
+    if len(unfinished) or missing:
+        blocks += [Heading("Runs without a result"), Bullets(
+            [f"`{c}` seed {s}: {o}: {r}" for c, s, o, r in
+             unfinished[["configuration", "seed", "outcome", "reason"]].itertuples(index=False)]
+            + ([f"{missing} runs missing: the store has no run of their configuration; "
+                f"`rnn-bench run --suite {suite_argument(suite)}` adds them"] if missing else []))]
+    return blocks
+
+
+def suite_argument(suite: Suite) -> str:
+    """How ``--suite`` names this suite: its name when bundled, else its file."""
+    from bench.config.suite import SUITES_DIR
+
+    return suite.name if suite.path.parent.resolve() == SUITES_DIR.resolve() else str(suite.path)

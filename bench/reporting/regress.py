@@ -1,0 +1,316 @@
+"""Regression check: a suite's results in the store against a reviewed baseline (``results/baseline/<suite>.json``).
+
+Configurations are matched by key (``task/cell-L<layers>-<direction>-T<truncation>``, seeds pooled; see
+:func:`bench.reporting.results.configuration_key`); the baseline keeps every seed's value. A configuration **fails** when
+
+- it is *missing*: in the baseline but not in the suite, or some of its runs are not in the store;
+- it is *worse*, by either of two one-sided t tests against the baseline's own spread (never pooled with the
+  candidate's, which a collapsed seed would inflate): its *worst seed* lies beyond a prediction interval of the
+  baseline (so one seed of three collapsing fails), or its *mean* shifted (so a uniform shift fails). The
+  baseline's sd is moderated toward the typical spread of its task's configurations (:mod:`bench.core.stats`); the
+  two tests share a false-alarm rate of ``alpha`` per configuration, and a change smaller than the task's
+  ``min_delta`` never counts. Metrics spanning decades (the sine task's RMSE) are compared on a log scale;
+- it *no longer reaches its target*: the baseline's 95% interval lay at or below the target and the current
+  one lies entirely above it;
+- more of its runs *fail* or *diverge* than in the baseline.
+
+A configuration whose training samples/s fell below ``slow_ratio`` of the baseline's is flagged *slower*:
+a warning, since CI machines are noisy, and a failure only with ``fail_on_slow``. Better means, targets
+newly reached, faster and new configurations are reported as information.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bench.core import stats
+from bench import tasks
+from bench.running import locations
+from bench.config.settings import ConfigError, config_hash, shown
+from bench.reporting.pages import markdown_table
+from bench.config.suite import Suite
+
+ALPHA = 0.01  # false-alarm rate per configuration under pure seed noise (tests/test_regress_power.py)
+PRIOR_DF = 1.0  # weight, in seeds' worth of degrees of freedom, of the task's typical spread
+SLOW_RATIO = 0.5
+MAX_COUNT = 10**9  # runs of one configuration in a baseline: a bound that keeps the arithmetic in floats
+
+
+def baseline_path(suite_name: str) -> Path:
+    return locations.results_dir() / "baseline" / f"{suite_name}.json"
+
+
+def suite_hash(suite: Suite) -> str:
+    """Identity of a suite's set of run configurations (order-independent)."""
+    return config_hash({"configs": sorted(suite.hashes())})
+
+
+def target_verdict(low: float, high: float, mean: float, target: float, lower_is_better: bool = True) -> str:
+    """``reached`` when the whole interval is at or past the target, ``not reached`` when none of it is, else
+    ``undecided``; with a single seed (no interval) the mean decides.
+
+    >>> target_verdict(0.455, 0.462, 0.458, 0.4645), target_verdict(0.46, 0.47, 0.465, 0.4645)
+    ('reached', 'undecided')
+    >>> target_verdict(float("nan"), float("nan"), 0.50, 0.4645)
+    'not reached'
+    """
+    if target is None or math.isnan(target) or math.isnan(mean):
+        return "undecided"
+    sign = 1 if lower_is_better else -1
+    if math.isnan(low):
+        low = high = mean
+    best, worst = (low, high) if lower_is_better else (high, low)
+    if sign * (worst - target) <= 0:
+        return "reached"
+    if sign * (best - target) > 0:
+        return "not reached"
+    return "undecided"
+
+
+def _json_number(value: float) -> float | None:
+    """NaN as null, else six significant digits (reviewable diffs)."""
+    return None if value is None or math.isnan(value) else float(f"{value:.6g}")
+
+
+def make_baseline(suite: Suite, summary: pd.DataFrame, commits: list[str]) -> dict:
+    """The baseline document: metadata and, per configuration key, every seed's metric with their mean, std and
+    n, whether the configuration reached its target (by interval) and its samples/s."""
+    configurations = {}
+    for row in summary.to_dict("records"):
+        task = tasks.get(row["task"])
+        configurations[row["configuration"]] = {
+            "metric": task.metric, "values": [_json_number(v) for v in row["values"]],
+            "mean": _json_number(row["mean"]), "std": _json_number(row["std"]), "n": int(row["n"]),
+            "runs": int(row["runs"]), "diverged": int(row["diverged"]), "failed": int(row["failed"]),
+            "target": _json_number(row["target"]),
+            "reached_target": target_verdict(row["low"], row["high"], row["mean"], row["target"],
+                                             task.lower_is_better) == "reached",
+            "samples_per_s": _json_number(row["train/samples_per_s"])}
+    return {"suite": suite.name, "suite_hash": suite_hash(suite), "commit": ", ".join(sorted(set(commits))),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "configurations": configurations}
+
+
+def _is_number(v) -> bool:
+    """A finite JSON number: Python's json also reads NaN, Infinity and integers too large for a float, which
+    no comparison can use."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_COUNT
+
+
+TOP_FIELDS = {"suite": (lambda v: isinstance(v, str), "a string"),
+              "suite_hash": (lambda v: isinstance(v, str), "a string"),
+              "commit": (lambda v: isinstance(v, str), "a string"),
+              "date": (lambda v: isinstance(v, str), "a string"),
+              "configurations": (lambda v: isinstance(v, dict), "a mapping of configuration key -> entry")}
+ENTRY_FIELDS = {"metric": (lambda v: isinstance(v, str), "a metric name"),
+                "values": (lambda v: isinstance(v, list) and all(_is_number(x) for x in v), "a list of numbers"),
+                "target": (lambda v: v is None or _is_number(v), "a number or null"),
+                "mean": (lambda v: v is None or _is_number(v), "a number or null"),
+                "std": (lambda v: v is None or _is_number(v), "a number or null"),
+                **dict.fromkeys(("n", "runs", "diverged", "failed"),
+                                (_is_count, f"an integer >= 0, at most {MAX_COUNT}")),
+                "reached_target": (lambda v: isinstance(v, bool), "true or false"),
+                "samples_per_s": (lambda v: v is None or _is_number(v), "a number or null")}
+
+
+def load_baseline(path: Path) -> dict:
+    """Read and check a baseline file; raise :class:`ConfigError` naming the file and every bad field."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"baseline: {path}: no such file; allowed: a file written by `bench baseline`"]) from None
+    except json.JSONDecodeError as e:
+        raise ConfigError([f"baseline: {path}: not valid JSON ({e}); allowed: a file written by `bench baseline`"]) \
+            from None
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"baseline: {path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                           "allowed: a file written by `bench baseline`"]) from None
+    except RecursionError:
+        raise ConfigError([f"baseline: {path}: nested too deeply to read; allowed: a file written by "
+                           "`bench baseline`"]) from None
+    except (OSError, ValueError) as e:  # a folder, no permission; ValueError: a NUL byte in the path
+        raise ConfigError([f"baseline: {path}: cannot be read ({getattr(e, 'strerror', None) or e}); allowed: a "
+                           "file written by `bench baseline`"]) from None
+    if not isinstance(doc, dict):
+        raise ConfigError([f"baseline: {path}: {type(doc).__name__}; allowed: a JSON object with "
+                           f"{', '.join(TOP_FIELDS)}"])
+    problems = [_problem(path, name, doc, check, allowed) for name, (check, allowed) in TOP_FIELDS.items()]
+    for key, entry in (doc.get("configurations") if isinstance(doc.get("configurations"), dict) else {}).items():
+        if not isinstance(entry, dict):
+            problems.append(f"baseline: {path}: configurations.{key}: {shown(entry)}; allowed: a mapping of "
+                            f"{', '.join(ENTRY_FIELDS)}")
+            continue
+        problems += [_problem(path, f"configurations.{key}.{name}", entry, check, allowed, name)
+                     for name, (check, allowed) in ENTRY_FIELDS.items()]
+    problems = [p for p in problems if p]
+    if problems:
+        raise ConfigError(problems)
+    return doc
+
+
+def _problem(path, where: str, mapping: dict, check, allowed: str, name: str | None = None) -> str | None:
+    name = name or where
+    if name not in mapping:
+        return f"baseline: {path}: {where}: missing; allowed: {allowed}"
+    if not check(mapping[name]):
+        return f"baseline: {path}: {where}: {shown(mapping[name])}; allowed: {allowed}"
+    return None
+
+
+def number_format(task: str) -> str:
+    """The task's number format; a generic one for a task this installation does not know."""
+    return ".4g" if tasks.problem(task) else tasks.get(task).number_format
+
+
+def _text(mean, std, n, spec: str) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return f"no result (n={n})"
+    spread = "" if std is None or (isinstance(std, float) and math.isnan(std)) else f" ± {std:{spec}}"
+    return f"{mean:{spec}}{spread} (n={n})"
+
+
+@dataclass
+class Comparison:
+    baseline_file: Path
+    baseline: dict
+    suite: Suite
+    findings: pd.DataFrame  # configuration, change, severity (fail | warn | info), baseline, current, detail
+    compared: int
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return bool((self.findings["severity"] == "fail").any())
+
+
+def scale(task_name: str, values) -> list[float]:
+    """Values as the check compares them: worse is higher; logs for metrics spanning decades."""
+    task = tasks.get(task_name) if not tasks.problem(task_name) else None
+    sign = -1 if task is not None and not task.lower_is_better else 1
+    log = task is not None and task.log_scale
+    return [sign * (math.log(v) if log else v) for v in values if v is not None and not math.isnan(v)]
+
+
+def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataFrame, alpha: float = ALPHA,
+            min_delta: dict[str, float] | None = None, slow_ratio: float = SLOW_RATIO,
+            fail_on_slow: bool = False) -> Comparison:
+    """Every change between the baseline and the current summary (:func:`bench.reporting.tables.summarize`)."""
+    min_delta = {**{name: tasks.get(name).min_delta for name in set(summary["task"])}, **(min_delta or {})}
+    current = {row["configuration"]: row for row in summary.to_dict("records")}
+    findings = []
+    entries = baseline["configurations"]
+    spreads: dict[str, list[float]] = {}  # task -> the baseline configurations' variances, on the check's scale
+    for key, base in entries.items():
+        values = scale(key.split("/", 1)[0], base["values"])
+        if len(values) > 1:
+            spreads.setdefault(key.split("/", 1)[0], []).append(float(pd.Series(values).var(ddof=1)))
+    prior = {task: stats.prior_variance(v) for task, v in spreads.items()}
+
+    def note(key, change, severity, base="", now="", detail=""):
+        findings.append(dict(configuration=key, change=change, severity=severity, baseline=base, current=now,
+                             detail=detail))
+
+    for key, base in entries.items():
+        task = key.split("/", 1)[0]
+        spec = number_format(task)
+        base_text = _text(base["mean"], base["std"], base["n"], spec)
+        now = current.get(key)
+        if now is None:
+            note(key, "missing", "fail", base_text, "not in the suite", "the suite no longer has this configuration")
+            continue
+        now_text = _text(now["mean"], now["std"], now["n"], spec)
+        if now["missing"]:
+            note(key, "missing", "fail", base_text, now_text,
+                 f"{now['missing']} of {now['runs']} runs not in the store (run the suite first)")
+        for outcome in ("failed", "diverged"):
+            if now[outcome] > base[outcome]:
+                note(key, f"more {outcome}", "fail", f"{base[outcome]} {outcome}", f"{now[outcome]} {outcome}",
+                     f"{now[outcome]} of {now['runs']} runs {outcome}")
+        old, new = scale(task, base["values"]), scale(task, now["values"])
+        if old and new:
+            base_sd = float(pd.Series(old).std(ddof=1)) if len(old) > 1 else math.nan
+            sd, df = stats.moderated_sd(base_sd, len(old), prior.get(task, math.nan), PRIOR_DF)
+            if math.isnan(sd) or df == 0:
+                sd, df = 0.0, 1.0  # one seed and no other configuration: only min_delta can judge
+            delta = min_delta.get(task, 0.0)
+            tests = stats.worse_tests(old, new, sd, df, alpha, delta)
+            units = " (log scale)" if scale(task, [math.e]) != [1.0] else ""
+            detail = (f"worst seed {max(new) - sum(old) / len(old):+.3g} vs threshold {tests['seed_threshold']:.3g}; "
+                      f"mean {sum(new) / len(new) - sum(old) / len(old):+.3g} vs {tests['mean_threshold']:.3g}"
+                      f"{units}; baseline sd {sd:.3g} ({df:g} df)")
+            if tests["seed"] > 0 or tests["mean"] > 0:
+                which = "a seed beyond the baseline's range" if tests["seed"] > 0 else "the mean shifted"
+                note(key, "worse", "fail", base_text, now_text, f"{which}: {detail}")
+            elif sum(new) / len(new) - sum(old) / len(old) < -tests["mean_threshold"]:
+                note(key, "better", "info", base_text, now_text, detail)
+        elif not old and new:
+            note(key, "better", "info", base_text, now_text, "has a result now")
+        t = tasks.get(task) if not tasks.problem(task) else None
+        verdict_now = target_verdict(now["low"], now["high"], now["mean"], now["target"],
+                                     t.lower_is_better if t else True)
+        if base["reached_target"] and verdict_now == "not reached":
+            note(key, "no longer reaches target", "fail", "reached", f"interval {now_text} beyond {now['target']:{spec}}")
+        elif verdict_now == "reached" and not base["reached_target"]:
+            note(key, "reaches target now", "info", "not reached", f"interval {now_text} within {now['target']:{spec}}")
+        speed, base_speed = now["train/samples_per_s"], base["samples_per_s"]
+        if base_speed and not math.isnan(speed):
+            ratio = speed / base_speed
+            if ratio < slow_ratio:
+                note(key, "slower", "fail" if fail_on_slow else "warn", f"{base_speed:,.0f} samples/s",
+                     f"{speed:,.0f} samples/s", f"× {ratio:.2f} (threshold × {slow_ratio:g})")
+            elif ratio > 1 / slow_ratio:
+                note(key, "faster", "info", f"{base_speed:,.0f} samples/s", f"{speed:,.0f} samples/s", f"× {ratio:.2f}")
+    for key in current.keys() - baseline["configurations"].keys():
+        note(key, "new", "info", "", _text(current[key]["mean"], current[key]["std"], current[key]["n"],
+                                           number_format(current[key]["task"])), "not in the baseline")
+    columns = ["configuration", "change", "severity", "baseline", "current", "detail"]
+    order = {"fail": 0, "warn": 1, "info": 2}
+    frame = pd.DataFrame(findings, columns=columns)
+    frame = frame.sort_values(["severity", "configuration"], key=lambda c: c.map(order) if c.name == "severity" else c,
+                              kind="stable").reset_index(drop=True)
+    settings = dict(alpha=alpha, min_delta=min_delta, slow_ratio=slow_ratio, fail_on_slow=fail_on_slow)
+    return Comparison(Path(baseline_file), baseline, suite, frame, len(baseline["configurations"]), settings)
+
+
+def verdict(comparison: Comparison) -> str:
+    counts = comparison.findings["severity"].value_counts()
+    state = "FAIL" if comparison.failed else "PASS"
+    return (f"{state}: {comparison.compared} configurations of the baseline compared; {counts.get('fail', 0)} "
+            f"failing, {counts.get('warn', 0)} warnings, {counts.get('info', 0)} other changes")
+
+
+def regress_markdown(comparison: Comparison) -> str:
+    """The report written to ``results/<suite>/regress.md``."""
+    base, s = comparison.baseline, comparison.settings
+    lines = [f"# Regression check: suite `{comparison.suite.name}`", "",
+             f"Baseline `{locations.shown_path(comparison.baseline_file)}`: suite `{base['suite']}`, commit {base['commit']}, "
+             f"{base['date']}.", ""]
+    if base["suite_hash"] != suite_hash(comparison.suite):
+        lines += ["The suite's settings changed since the baseline (suite hash "
+                  f"{base['suite_hash']} → {suite_hash(comparison.suite)}): configurations are matched by key.", ""]
+    deltas = ", ".join(f"{task} {value:g}" for task, value in s["min_delta"].items())
+    lines += [f"Worse = the worst seed beyond a prediction interval of the baseline's seeds, or the mean shifted, by "
+              f"one-sided t tests with a false-alarm rate of {s['alpha']:g} per configuration, and by more than the "
+              f"task's smallest change that counts ({deltas}; log units for RMSE); the baseline's sd is moderated "
+              f"toward its task's typical spread. Slower = samples/s below × {s['slow_ratio']:g} of the baseline "
+              f"({'fails' if s['fail_on_slow'] else 'a warning'}).", "", f"**{verdict(comparison)}**", ""]
+    if len(comparison.findings):
+        lines.append(markdown_table(comparison.findings))
+    else:
+        lines.append("No changes.")
+    return "\n".join(lines) + "\n"

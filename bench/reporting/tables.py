@@ -1,0 +1,220 @@
+"""The maths and layout of the compiled tables, as plain pandas functions over :func:`bench.reporting.results.suite_runs`.
+
+``summarize`` reduces runs (one per seed) to configurations; ``comparison_table`` lays a task's
+configurations out as rows cell × layers × direction against columns of truncation lengths, with the task's
+reference rows (floors, baselines) beside them; ``cost_table`` lists what each configuration costs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench.core import stats
+from bench import tasks
+
+COSTS = {  # run metric -> column title, format
+    "num_params": ("parameters", ",.0f"),
+    "wall_time_s": ("wall time (s)", ".1f"),
+    "train/samples_per_s": ("samples/s", ",.0f"),
+    "peak_memory_mb": ("peak memory over idle (MB)", ",.1f"),  # the run's increase (train.PeakMemory)
+}
+PLACE = ["task", "configuration", "cell", "layers", "direction", "variant", "truncation"]
+
+
+def number(value: float, spec: str) -> str:
+    """``value`` formatted, or ``''`` for NaN.
+
+    >>> number(0.45678, ".4f"), number(float("nan"), ".4f")
+    ('0.4568', '')
+    """
+    return "" if value is None or math.isnan(value) else format(value, spec)
+
+
+def references(finished: pd.DataFrame) -> dict[str, float]:
+    """Mean of every reference metric (``floor/*``, ``baseline/*``) over finished runs; absent ones left out."""
+    columns = [c for c in finished.columns if c.startswith(("floor/", "baseline/"))]
+    means = finished[columns].mean() if len(finished) else pd.Series(dtype=float)
+    return {k: float(v) for k, v in means.items() if pd.notna(v)}
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration (seeds pooled): where it sits (``PLACE``), counts ``runs``, ``n`` (finished
+    with a metric), ``diverged``, ``failed``, ``missing``; the metric's ``values`` by seed, ``mean`` with its 95%
+    Student-t interval ``low``–``high`` over seeds (geometric, on the log scale, for a task whose metric spans
+    decades) and ``std``; ``not_converged`` (finished runs still improving at the end); ``target`` and
+    ``reached`` (finished runs whose validation reached it) with the mean ``steps_to_target`` and
+    ``time_to_target_s`` of those; mean costs; mean references; the task's ``mark``.
+
+    >>> runs = pd.DataFrame({"task": "dependency", "configuration": "dependency/gru-L1-uni-T5", "cell": "gru",
+    ...     "layers": 1, "direction": "uni", "variant": "", "truncation": 5, "seed": [0, 1, 2, 3],
+    ...     "outcome": ["finished"] * 3 + ["diverged"], "metric": [0.520, 0.521, 0.519, float("nan")],
+    ...     "converged": [1.0, 0.0, 1.0, float("nan")], "target": 0.4645, "reached": [0.0, 0.0, 1.0, float("nan")],
+    ...     "steps_to_target": [float("nan")] * 2 + [400.0, float("nan")], "time_to_target_s": 1.0,
+    ...     "num_params": 337.0, "floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545})
+    >>> row = summarize(runs).iloc[0]
+    >>> print(f"{row.runs} runs: n={row.n}, {row.diverged} diverged; {row['mean']:.3f} [{row.low:.4f}, {row.high:.4f}] "
+    ...       f"[{row.mark}], {row.not_converged} not converged")
+    4 runs: n=3, 1 diverged; 0.520 [0.5175, 0.5225] [1], 1 not converged
+    >>> print(f"reached by {row.reached} at step {row.steps_to_target:.0f}")
+    reached by 1 at step 400
+    """
+    rows = []
+    for _, group in runs.groupby("configuration", sort=False):
+        finished = group[group["outcome"] == "finished"].sort_values("seed")
+        task = tasks.get(group.iloc[0]["task"])
+        values = tuple(float(v) for v in finished["metric"] if pd.notna(v))
+        mean, low, high = stats.t_interval(values, log=task.log_scale)
+        row = {key: group.iloc[0][key] for key in PLACE}
+        row.update(runs=len(group), n=len(values),
+                   **{o: int((group["outcome"] == o).sum()) for o in ("diverged", "failed", "missing")},
+                   values=values, mean=mean, low=low, high=high, std=finished["metric"].std(ddof=1),
+                   not_converged=int((finished["converged"] == 0).sum()) if "converged" in finished else 0,
+                   target=float(group["target"].iloc[0]) if "target" in group else math.nan,
+                   reached=int(finished["reached"].sum()))
+        hit = finished[finished["reached"] == 1]
+        row["steps_to_target"] = hit["steps_to_target"].mean()
+        row["time_to_target_s"] = hit["time_to_target_s"].mean()
+        row.update({metric: finished[metric].mean() if metric in finished else math.nan for metric in COSTS})
+        row.update(references(finished))
+        row["mark"] = task.mark(row)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def entry_text(row: dict, spec: str) -> str:
+    """A table entry: ``[mark] mean [low, high] (n=…)`` — the 95% interval over seeds — and whatever did not
+    finish or converge, never dropped.
+
+    >>> entry_text({"mean": 0.4561, "low": 0.4540, "high": 0.4582, "n": 3, "mark": "2", "diverged": 0, "failed": 0,
+    ...             "missing": 0, "not_converged": 1}, ".4f")
+    '[2] 0.4561 [0.4540, 0.4582] (n=3), 1 not converged'
+    >>> entry_text({"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0, "mark": "",
+    ...             "diverged": 2, "failed": 1, "missing": 0, "not_converged": 0}, ".4f")
+    'no result (n=0), 2 diverged, 1 failed'
+    """
+    if row["n"] == 0:
+        text = "no result (n=0)"
+    else:
+        interval = f" [{number(row['low'], spec)}, {number(row['high'], spec)}]" if row["n"] > 1 else ""
+        mark = f"[{row['mark']}] " if row.get("mark") else ""
+        text = f"{mark}{number(row['mean'], spec)}{interval} (n={row['n']})"
+    counts = [(row[o], o) for o in ("diverged", "failed", "missing")] + [(row.get("not_converged", 0), "not converged")]
+    return text + "".join(f", {count} {what}" for count, what in counts if count)
+
+
+def row_label(row: dict) -> str:
+    """A table row: cell, layers, direction and any other varying setting.
+
+    >>> row_label({"cell": "gru", "layers": 2, "direction": "bi", "variant": "hidden=32"})
+    'gru L2 bi hidden=32'
+    """
+    return " ".join(str(p) for p in (row["cell"], f"L{row['layers']}", row["direction"], row["variant"]) if p)
+
+
+def column_label(truncation: int) -> str:
+    return f"T={truncation}"
+
+
+def comparison_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Rows cell × layers × direction, columns truncation lengths, entries :func:`entry_text`; then the task's
+    reference rows (floors, baselines, a source's figure)."""
+    part = summary[summary["task"] == task]
+    spec = tasks.get(task).number_format
+    columns = [column_label(t) for t in sorted(part["truncation"].unique())]
+    entries: dict[str, dict[str, str]] = {}
+    for row in part.to_dict("records"):
+        entries.setdefault(row_label(row), {})[column_label(row["truncation"])] = entry_text(row, spec)
+    by_column = {column_label(t): group for t, group in part.groupby("truncation")}
+    for label, values in tasks.get(task).reference_rows(part, by_column).items():
+        entries[label] = {column: number(values.get(column, math.nan), spec) for column in columns}
+    table = pd.DataFrame.from_dict(entries, orient="index").reindex(columns=columns).fillna("")
+    return table.rename_axis("configuration").reset_index()
+
+
+@dataclass
+class CellScores:
+    """Where each entry of a comparison table sits between the task's references, for colouring it."""
+
+    frame: pd.DataFrame  # the table's shape: 0 at the best reference .. 1 at the worst (and beyond); NaN: no number
+    legend: str  # what the scores mean, with the references' values
+
+
+def comparison_scores(summary: pd.DataFrame, task: str, table: pd.DataFrame) -> CellScores:
+    """A score in [0, 1] for every entry of ``table`` (:func:`comparison_table` of ``task``): 0 at the task's best
+    reference or its target, whichever is worse (for the dependency task: the Bayes floor + 0.01; for the sine
+    task: the source's RMSE, since no network comes near the linear AR baseline's 1e-8), and 1 at its worst
+    reference or beyond (for the dependency task: the floor of a predictor that learned nothing; for the sine task:
+    repeating the last value). In between linear, or in the ratio of the two on a log scale for a task whose metric
+    spans decades. The references are the ``floor/*`` and ``baseline/*`` columns of the task's summary rows.
+    Reference rows are scored like entries; entries without a finished run, and the label column, are NaN.
+
+    >>> summary = pd.DataFrame({"task": "dependency", "cell": "gru", "layers": 1, "direction": "uni",
+    ...     "variant": "", "truncation": [2, 10], "n": [1, 1], "mean": [0.70, 0.5], "floor/none": 0.66,
+    ...     "floor/all": 0.46})
+    >>> table = pd.DataFrame({"configuration": ["gru L1 uni", "floor: knows no lag"], "T=2": "", "T=10": ""})
+    >>> scores = comparison_scores(summary, "dependency", table)
+    >>> scores.frame.round(2).to_numpy().tolist()
+    [[nan, 1.0, 0.16], [nan, 1.0, 1.0]]
+    >>> print(scores.legend)
+    Colour: green at 0.47 (the target) or better, red at 0.66 (the worst reference) or worse, linear in between.
+    """
+    part = summary[summary["task"] == task]
+    spec = tasks.get(task)
+    frame = pd.DataFrame(math.nan, index=table.index, columns=table.columns)
+    references = part[[c for c in part.columns if c.startswith(("floor/", "baseline/"))]].to_numpy(dtype=float)
+    references = references[~pd.isna(references)]
+    if not len(references):
+        return CellScores(frame, "")
+    pick_best, pick_worst = (min, max) if spec.lower_is_better else (max, min)
+    best, worst = pick_best(references), pick_worst(references)
+    goals = [g for g in (spec.target(row) for row in part.to_dict("records")) if not math.isnan(g)]
+    good, named = (pick_worst(best, pick_best(goals)), "the target") if goals else (best, "the best reference")
+    if goals and good == best:
+        named = "the best reference"
+    log = spec.log_scale and min(good, worst) > 0
+    position = (lambda v: math.log(max(v, 1e-300))) if log else (lambda v: v)
+
+    def score(value: float) -> float:
+        if value is None or math.isnan(value):
+            return math.nan
+        if good == worst:
+            return 0.0 if pick_best(value, good) == value else 1.0
+        return min(1.0, max(0.0, (position(value) - position(good)) / (position(worst) - position(good))))
+
+    rows = {label: place for place, label in zip(table.index, table.iloc[:, 0])}
+    for row in part.to_dict("records"):
+        column = column_label(row["truncation"])
+        if row["n"] > 0 and row_label(row) in rows and column in frame.columns:
+            frame.loc[rows[row_label(row)], column] = score(row["mean"])
+    by_column = {column_label(t): group for t, group in part.groupby("truncation")}
+    for label, values in spec.reference_rows(part, by_column).items():
+        for column, value in values.items():
+            if label in rows and column in frame.columns:
+                frame.loc[rows[label], column] = score(value)
+    scale = "on a log scale" if log else "linear"
+    legend = (f"Colour: green at {good:.4g} ({named}) or better, red at {worst:.4g} (the worst reference) or worse, "
+              f"{scale} in between.")
+    return CellScores(frame, legend)
+
+
+def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration: mean costs over its finished seeds, and how soon it reached its target.
+
+    >>> summary = pd.DataFrame({"configuration": ["sine/gru-L1-uni-T10"], "n": [2], "reached": [1],
+    ...     "steps_to_target": [600.0], "time_to_target_s": [2.51], "num_params": [337.0], "wall_time_s": [3.0],
+    ...     "train/samples_per_s": [12345.6], "peak_memory_mb": [400.2]})
+    >>> cost_table(summary).iloc[0].tolist()
+    ['sine/gru-L1-uni-T10', '337', '3.0', '12,346', '400.2', '1/2', '600', '2.5']
+    """
+    rows = []
+    for row in summary.to_dict("records"):
+        costs = {title: number(row[metric], spec) for metric, (title, spec) in COSTS.items()}
+        unknown = "no result" if row["n"] == 0 else "not reached"
+        reached = row["reached"] > 0
+        rows.append({"configuration": row["configuration"], **costs, "reached target": f"{row['reached']}/{row['n']}",
+                     "steps to target": number(row["steps_to_target"], ".0f") if reached else unknown,
+                     "time to target (s)": number(row["time_to_target_s"], ".1f") if reached else unknown})
+    return pd.DataFrame(rows)

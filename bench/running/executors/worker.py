@@ -1,0 +1,51 @@
+"""The body of a local worker process: import torch once, then train whatever the runner hands over.
+
+It runs under a :class:`bench.running.leases.Watchdog`: when the runner dies (SIGKILL, the OOM killer), the worker marks
+the run it is on KILLED and exits within a second, instead of training on for nobody.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing as mp
+import os
+import queue
+import signal
+
+from bench.running.claims import Claim
+from bench.running.executors.slots import Slot
+from bench.running.leases import Watchdog
+
+
+def worker_main(slot: Slot, environment: dict[str, str], tasks: mp.Queue, results: mp.Queue, tracking_uri: str,
+                experiment: str, parent_run_id: str | None, parent_pid: int, claim: Claim, lifeline) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
+    os.environ.clear()  # the runner's environment and the slot's (pinning its GPU), before CUDA or MLflow read it
+    os.environ.update(environment)
+    watchdog = Watchdog(parent_pid, lifeline)
+    watchdog.start()
+    import torch
+
+    torch.set_num_threads(slot.threads)
+    from bench.running.train import collect_garbage, train_run
+
+    gc.freeze()  # what the imports made lives as long as the worker: never scanned by a collection (~0.3 s)
+
+    while True:
+        try:
+            item = tasks.get(timeout=1.0)
+        except queue.Empty:
+            continue
+        if item is None:
+            break
+        index, cfg, name = item
+        outcome = train_run(cfg, tracking_uri, experiment, parent_run_id, slot.device,
+                            on_start=lambda run_id: results.put(("start", index, run_id)), claim=claim,
+                            watchdog=watchdog, name=name)
+        results.put(("done", index, outcome))
+        collect_garbage()
+    # Everything is in the store and the queue: skip interpreter teardown, which spends seconds collecting
+    # torch and Lightning objects while the runner waits to join us.
+    results.close()
+    results.join_thread()
+    os._exit(0)

@@ -1,0 +1,544 @@
+"""The project's one door to the MLflow store: every tracking call the harness makes goes through :class:`Store`.
+
+Keeping them here gives three things one place each:
+- **First use of a fresh store is serialized.** MLflow creates a SQLite store's tables (an alembic migration)
+  and the experiment on first use; two processes doing so at once crash one of them (``table alembic_version
+  already exists``, ``UNIQUE constraint failed``). A file lock beside the database serializes it across
+  processes, and the known race errors are retried (a server migrates its own database at start).
+- **Store failures read as one line.** A full disk, a read-only or corrupt database, a lock held too long or an
+  unreachable server becomes :class:`StoreError`: ``store <uri>: <cause>``, never a page of SQLAlchemy
+  traceback (MLflow's own logging of the error is silenced for that reason).
+- **The write-once register** (:meth:`Store.set_once`) the claim protocol of :mod:`bench.running.claims` is built on.
+- **What the MLflow UI shows first.** The run page's metrics view files a metric under the section its key names
+  before the last ``/``, sorts those sections alphabetically and puts keys without a ``/`` last, under "Model
+  metrics" (MLflow's ``RunsChartsCardConfig.getBaseChartAndSectionConfigs``). The figures a run logs once at its
+  end (``test/ce``, ``floor/all``, ``train/steps``, …) would sort before the learning curves (``train/loss``,
+  ``val/*``; "floor" < "test" < "train"), so the store writes them with ``.`` for ``/`` (``test.ce``): one
+  chart each under "Model metrics", after the curves. Reading, the store gives the harness's names back
+  (:func:`code_key`); runs logged before keep their old names and read the same.
+- **A store folder that can be moved.** A SQLite store's experiments keep their artifacts at
+  ``mlflow-artifacts:/<experiment>`` (:meth:`Store.artifact_location`), which the store resolves against
+  ``mlartifacts/`` beside the database, as ``mlflow server --artifacts-destination <that folder>`` (``make ui``)
+  does; no absolute path is recorded, so the folder can be copied or moved. Artifacts recorded under an
+  absolute ``file:`` path that is gone (stores written before) are looked up in that folder as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import resource
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from bench.core.names import check_name
+SQLITE_PREFIX = "sqlite:///"
+FINISHED, FAILED, KILLED, RUNNING = "FINISHED", "FAILED", "KILLED", "RUNNING"
+# MLflow's log_batch limits: metrics, params and tags per call, and entities in all.
+BATCH_LIMITS = {"metrics": 1000, "params": 100, "tags": 1000}
+BATCH_TOTAL = 1000
+# Errors two processes creating one store's tables or experiment at once run into; retrying resolves them.
+CREATION_RACES = ("already exists", "UNIQUE constraint failed", "RESOURCE_ALREADY_EXISTS", "database is locked")
+
+# Metric keys the MLflow UI should show first: the learning curves, logged as training goes. Every other key with a
+# "/" is a figure logged once, stored with "." for "/" (see the module docstring).
+LEARNING_CURVES = ("train/loss", "val/")
+# How often system metrics (--system-metrics) are sampled: a short run still gets a few points. MLflow's
+# MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides it.
+SYSTEM_METRICS_INTERVAL_S = 2.0
+# Where a SQLite store's artifacts lie, beside the database; mlflow-artifacts:/<path> resolves to <that>/<path>.
+ARTIFACTS_FOLDER = "mlartifacts"
+PROXIED_ARTIFACTS = "mlflow-artifacts:"
+
+# MLflow logs every SQLAlchemy error with its whole traceback before raising it; we report it in one line.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+
+# The UI opens an experiment in its model-training view only when told so (else its GenAI view), and shows this
+# description on the experiment's page.
+EXPERIMENT_TAGS = {
+    "mlflow.experimentKind": "custom_model_development",
+    "mlflow.note.content": "rnn-bench: recurrent cells, depths, directions and truncation lengths on tasks with "
+                           "known answers. Each suite invocation is a parent run (suite/<name>) with one child run "
+                           "per configuration; a diverged run ends FINISHED with ·diverged in its name and tag "
+                           "bench.outcome=diverged.",
+}
+
+
+class StoreError(RuntimeError):
+    """The store at ``uri`` cannot be used: ``store <uri>: <cause>``.
+
+    ``partial``: the command had done part of its work (runs trained, result files written) when the store
+    failed; the command line exits 1 then, else 2.
+    """
+
+    def __init__(self, uri: str, cause: str, partial: bool = False):
+        super().__init__(f"store {uri}: {cause}")
+        self.uri, self.cause, self.partial = uri, cause, partial
+
+    def __reduce__(self):  # crosses process boundaries inside a run's outcome
+        return StoreError, (self.uri, self.cause, self.partial)
+
+    def after_work(self) -> StoreError:
+        return StoreError(self.uri, self.cause, partial=True)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from, outermost first."""
+    out: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in out):
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
+
+
+def _messages(exc: BaseException) -> list[str]:
+    return [str(e) for e in _chain(exc)]
+
+
+def sqlite_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix(SQLITE_PREFIX)) if uri.startswith(SQLITE_PREFIX) else None
+
+
+def stored_key(key: str) -> str:
+    """The name a metric has in the store: a learning curve's own, a figure's with "." for "/" (the harness's
+    keys never hold a ".").
+
+    >>> stored_key("val/ce"), stored_key("test/ce"), stored_key("floor/first1"), stored_key("wall_time_s")
+    ('val/ce', 'test.ce', 'floor.first1', 'wall_time_s')
+    """
+    return key if key.startswith(LEARNING_CURVES) else key.replace("/", ".")
+
+
+def code_key(stored: str) -> str:
+    """The harness's name of a stored metric: the inverse of :func:`stored_key`.
+
+    >>> code_key("test.ce"), code_key("val/ce"), code_key("test/ce"), code_key("system/cpu_utilization_percentage")
+    ('test/ce', 'val/ce', 'test/ce', 'system/cpu_utilization_percentage')
+    """
+    return stored.replace(".", "/")
+
+
+def _full_disk_hint(uri: str) -> str:
+    """Why a SQLite write failed with an I/O error, when the disk or the file-size limit says so."""
+    path = sqlite_path(uri)
+    if path is None:
+        return ""
+    try:
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and path.stat().st_size + 65536 >= limit:
+            return f"; the database reached this process's file-size limit ({limit:,} bytes)"
+        free = shutil.disk_usage(path.parent).free
+        if free < 1 << 20:
+            return f"; its disk is full ({free:,} bytes free)"
+    except OSError:
+        pass
+    return ""
+
+
+def describe(uri: str, exc: BaseException) -> str | None:
+    """The cause, in a few words, when ``exc`` is the store failing (not a bug of ours); else None."""
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    text = " | ".join(_messages(exc))
+    known = [("database or disk is full", "disk full (database or disk is full)"),
+             ("attempt to write a readonly database", "read-only (attempt to write a readonly database)"),
+             ("readonly database", "read-only (readonly database)"),
+             ("database is locked", "locked by another process for longer than SQLite waits (database is locked)"),
+             ("file is not a database", "corrupt or not an MLflow database (file is not a database)"),
+             ("database disk image is malformed", "corrupt (database disk image is malformed)"),
+             ("unable to open database file", "cannot be opened (unable to open database file)"),
+             ("out-of-date database schema", "its schema is older than this MLflow; run `mlflow db upgrade "
+                                             "<uri>` (out-of-date database schema)"),
+             ("disk I/O error", "disk I/O error")]
+    for needle, cause in known:
+        if needle in text:
+            return cause + (_full_disk_hint(uri) if needle == "disk I/O error" else "")
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return f"disk full ({e.strerror})"
+        if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return f"read-only ({e.strerror}: {e.filename})"
+        if isinstance(e, (sqlite3.Error, sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError)):
+            return str(getattr(e, "orig", None) or e).splitlines()[0]
+        if type(e).__name__ in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "MaxRetryError"):
+            return f"unreachable ({type(e).__name__})"
+    if "API request to" in text and "failed" in text:
+        return "unreachable (" + text.split(" | ")[0].splitlines()[0][:200] + ")"
+    return None
+
+
+EXPERIMENT_IDS: dict[tuple[str, str], str] = {}  # (store URI, experiment name) -> id, found in this process
+
+
+class Store:
+    """One MLflow tracking store (``sqlite:///…`` or ``http(s)://…``), with the calls the harness needs."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self._client = None
+        self._artifact_uris: dict[str, str] = {}  # of the runs this object created: saves a read per run
+
+    # --- plumbing ---------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def errors(self, partial: bool = False):
+        """Translate the store failing into :class:`StoreError`; anything else propagates unchanged."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as e:
+            cause = describe(self.uri, e)
+            if cause is None:
+                raise
+            raise StoreError(self.uri, cause, partial) from None
+
+    @contextlib.contextmanager
+    def _creation_lock(self):
+        """Hold a file lock beside a SQLite database while its tables or experiment may be created."""
+        path = sqlite_path(self.uri)
+        if path is None:
+            yield
+            return
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _retry_locked(self, make):
+        """``make()`` under the creation lock, retried a few times on the errors of a creation race."""
+        for attempt in range(5):
+            try:
+                with self._creation_lock():
+                    return make()
+            except Exception as e:  # noqa: BLE001 - only the known races are retried
+                if attempt == 4 or not any(r in m for m in _messages(e) for r in CREATION_RACES):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    @property
+    def client(self):
+        """The MLflow client; on first use in this process the store (its tables) is opened under the lock."""
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            with self.errors():
+                self._client = self._retry_locked(lambda: MlflowClient(self.uri))
+        return self._client
+
+    def _create(self, make):
+        """``make(client)`` under the creation lock, retried on the errors of a creation race: for what several
+        processes may create at once. The client is opened first (on first use, itself under the lock): flock
+        is not reentrant."""
+        client = self.client
+        return self._retry_locked(lambda: make(client))
+
+    # --- experiments ------------------------------------------------------------------------------------------
+
+    def artifact_location(self, experiment: str) -> str | None:
+        """Artifacts of a SQLite store live beside the database, one folder per experiment, recorded as
+        ``mlflow-artifacts:/<experiment>`` (relative to that folder, so the store can move); a server chooses its
+        own. The experiment name must be a safe name (:func:`bench.running.locations.check_name`): it stays inside
+        ``mlartifacts``."""
+        if sqlite_path(self.uri) is None:
+            return None
+        check_name("experiment", experiment)
+        return f"{PROXIED_ARTIFACTS}/{experiment}"
+
+    def artifact_folder(self, run_id: str) -> Path | None:
+        """Where a run's artifacts lie in a SQLite store (None for a server, whose client moves them):
+        ``mlflow-artifacts:/<path>`` under ``mlartifacts/`` beside the database; a ``file:`` path recorded by
+        an older store, or the same path under ``mlartifacts/`` here when the store was moved since."""
+        database = sqlite_path(self.uri)
+        if database is None:
+            return None
+        root = database.parent / ARTIFACTS_FOLDER
+        uri = self._artifact_uris.get(run_id) or self.get_run(run_id).info.artifact_uri
+        path = Path(unquote(urlparse(uri).path))
+        if uri.startswith(PROXIED_ARTIFACTS):
+            return root / path.relative_to(path.anchor)
+        if path.exists() or ARTIFACTS_FOLDER not in path.parts:
+            return path
+        parts = path.parts
+        return root.joinpath(*parts[len(parts) - parts[::-1].index(ARTIFACTS_FOLDER):])
+
+    def find_experiment(self, name: str) -> str | None:
+        with self.errors():
+            found = self.client.get_experiment_by_name(name)
+        return None if found is None else found.experiment_id
+
+    def experiment_id(self, name: str) -> str:
+        """The id of experiment ``name``, created (with the store's tables) if missing; looked up once per store
+        and name in a process, since every run of a suite asks (an experiment keeps its id while it exists)."""
+        known = EXPERIMENT_IDS.get((self.uri, name))
+        if known is not None:
+            return known
+
+        def ensure(client) -> str:
+            found = client.get_experiment_by_name(name)
+            if found is not None:
+                return found.experiment_id
+            return client.create_experiment(name, artifact_location=self.artifact_location(name), tags=EXPERIMENT_TAGS)
+
+        with self.errors():
+            EXPERIMENT_IDS[self.uri, name] = self._create(ensure)
+        return EXPERIMENT_IDS[self.uri, name]
+
+    # --- runs: writing ----------------------------------------------------------------------------------------
+
+    def create_run(self, experiment_id: str, name: str | None, tags: dict[str, str],
+                   params: dict | None = None) -> str:
+        with self.errors():
+            info = self.client.create_run(experiment_id, run_name=name, tags=tags).info
+        run_id = info.run_id
+        self._artifact_uris[run_id] = info.artifact_uri
+        if params:
+            self.log(run_id, params=params)
+        return run_id
+
+    def log(self, run_id: str, metrics: list[tuple] = (), params: dict | None = None,
+            tags: dict[str, str] | None = None) -> None:
+        """Log ``metrics`` (``(key, value, timestamp_ms, step)`` rows, stored under :func:`stored_key`),
+        ``params`` and ``tags`` in as few batches as MLflow allows."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        left = {"metrics": [Metric(stored_key(k), float(v), int(ts), int(step)) for k, v, ts, step in metrics],
+                "params": [Param(k, str(v)) for k, v in (params or {}).items()],
+                "tags": [RunTag(k, str(v)) for k, v in (tags or {}).items()]}
+        with self.errors():
+            while any(left.values()):
+                batch, room = {}, BATCH_TOTAL
+                for kind, items in left.items():
+                    take = min(BATCH_LIMITS[kind], room, len(items))
+                    batch[kind], left[kind], room = items[:take], items[take:], room - take
+                self.client.log_batch(run_id, **batch)
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        self.log(run_id, [(k, v, now, step) for k, v in metrics.items()])
+
+    def log_artifacts(self, run_id: str, paths: list[Path | str], artifact_path: str | None = None) -> None:
+        """Log files on a run. Callers log artifacts once their results exist, so a failure here comes after
+        work was done: its :class:`StoreError` is marked ``partial``."""
+        with self.errors(partial=True):
+            folder = self.artifact_folder(run_id)
+            for path in paths:
+                if folder is None:
+                    self.client.log_artifact(run_id, str(path), artifact_path)
+                    continue
+                target = folder / (artifact_path or "")
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target / Path(path).name)
+
+    def download_artifact(self, run_id: str, path: str, folder: Path | str) -> Path | None:
+        """A run's artifact ``path`` copied into ``folder``, or None when the run has none by that name."""
+        with self.errors():
+            stored = self.artifact_folder(run_id)
+            if stored is not None:
+                if not (stored / path).is_file():
+                    return None
+                Path(folder).mkdir(parents=True, exist_ok=True)
+                return Path(shutil.copyfile(stored / path, Path(folder) / Path(path).name))
+            if path not in {a.path for a in self.client.list_artifacts(run_id)}:
+                return None
+            return Path(self.client.download_artifacts(run_id, path, str(folder)))
+
+    def log_input(self, run_id: str, name: str, digest: str, source: dict, profile: dict, context: str) -> None:
+        """Record the data set a run used as an MLflow dataset input (the UI's "Datasets used"): ``source`` says
+        where the data come from, ``profile`` what defines them; ``context`` says what the run used it for."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        dataset = Dataset(name=name, digest=digest, source_type="code", source=json.dumps(source),
+                          profile=json.dumps(profile))
+        inputs = [DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)])]
+        with self.errors():
+            # Runs on one data set share its row, which MLflow creates if missing: two workers doing so at once
+            # collide on its unique key (datasets.experiment_id, name, digest).
+            self._create(lambda client: client.log_inputs(run_id, inputs))
+
+    @contextlib.contextmanager
+    def system_metrics(self, run_id: str):
+        """While the block runs, sample this machine's CPU, memory, disk, network (and NVIDIA GPUs, through
+        nvidia-ml-py) into the run as ``system/*`` metrics, when MLflow's switch
+        ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING`` is on (``--system-metrics`` turns it on); else nothing.
+
+        MLflow's monitor attaches itself only to runs started with ``mlflow.start_run``; ours are made by the
+        client, so it is started here for the run id. It publishes a sample per interval; what it took since
+        the last one is published on leaving, so a run shorter than the interval still gets its point."""
+        from mlflow.environment_variables import MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING
+
+        if not MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING.get():
+            yield
+            return
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(run_id, sampling_interval=SYSTEM_METRICS_INTERVAL_S, tracking_uri=self.uri)
+        monitor.start()
+        try:
+            yield
+        finally:
+            monitor.finish()
+            last = monitor.aggregate_metrics()
+            if last:
+                with self.errors():
+                    monitor.publish_metrics(last)
+                    monitor.mlflow_logger.flush()
+
+    def set_terminated(self, run_id: str, status: str) -> None:
+        with self.errors():
+            self.client.set_terminated(run_id, status)
+
+    def end(self, run_id: str, status: str, tags: dict[str, str] | None = None, metrics: list[tuple] = ()) -> None:
+        """Log the run's last ``metrics`` (rows as for :meth:`log`) and tags (its outcome and reason) in one
+        batch, then end it with ``status``."""
+        if tags or metrics:
+            self.log(run_id, metrics, tags=tags)
+        self.set_terminated(run_id, status)
+
+    def set_once(self, run_id: str, key: str, value: str, params: dict | None = None) -> str | None:
+        """Write param ``key`` of run ``run_id`` unless it is set; return the value it holds afterwards (None if
+        the run was deleted meanwhile and takes no params). ``params``, more params of the run, are written too.
+
+        A param cannot change once written: the store rejects a second, different value (the params table's
+        primary key; SQLite and every server alike), so exactly one of several concurrent writers gets its
+        value in. That makes each param an atomic compare-and-set register.
+
+        With ``params``, all go in one batch first, which the store takes or rejects whole. Rejected (the
+        register is taken, another writer's insert raced it, the run is gone), the register is written alone,
+        with ``log_param``, whose answer to a race is the value that won, and then ``params``.
+        """
+        if params:
+            try:
+                self.log(run_id, params={**params, key: value})
+                return value
+            except Exception:  # noqa: BLE001 - the path below gives the answer, or the store's error
+                pass
+        holder = self._set_once(run_id, key, value)
+        if params and holder is not None:
+            self.log(run_id, params=params)
+        return holder
+
+    def _set_once(self, run_id: str, key: str, value: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        with self.errors():
+            try:
+                self.client.log_param(run_id, key, value)
+                return value
+            except MlflowException as e:
+                if e.error_code != "INVALID_PARAMETER_VALUE":
+                    raise
+            return self.client.get_run(run_id).data.params.get(key)
+
+    def mark_failed(self, experiment_id: str, run_id: str | None, cfg: dict, parent_run_id: str, reason: str,
+                    create: bool = True) -> None:
+        """Mark FAILED, with ``reason``, the run ``run_id`` or, when its id is unknown (a worker may die after
+        creating its run but before reporting it; Ray retries leave several), every attempt of ``cfg`` under
+        ``parent_run_id`` still RUNNING. With ``create``, a run that says so is recorded if there is none."""
+        from bench.config.settings import config_hash, run_name
+
+        cfg_hash = config_hash(cfg)
+        run_ids = [run_id] if run_id else [run.info.run_id for run in self.search(
+            experiment_id, f"tags.`bench.config_hash` = '{cfg_hash}' and "
+            f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'")]
+        if not run_ids and create:
+            tags = {"bench.config_hash": cfg_hash, "mlflow.parentRunId": parent_run_id}
+            run_ids = [self.create_run(experiment_id, run_name(cfg), tags)]
+        for failed in run_ids:
+            self.end(failed, FAILED, {"bench.outcome": "failed", "bench.reason": reason})
+
+    # --- runs: reading ----------------------------------------------------------------------------------------
+
+    def get_run(self, run_id: str):
+        """The MLflow run as stored (its metrics under their stored names: :meth:`metrics` gives the harness's)."""
+        with self.errors():
+            return self.client.get_run(run_id)
+
+    def ended_status(self, experiment_id: str, run_id: str) -> str | None:
+        """The status of run ``run_id`` of the experiment if it is no longer RUNNING, else None: a query that finds
+        nothing for a running run, about half the time of reading the whole run (:meth:`get_run`)."""
+        with self.errors():
+            found = self.client.search_runs([experiment_id], f"attributes.run_id = '{run_id}' and "
+                                                             f"attributes.status != '{RUNNING}'", max_results=1)
+        return found[0].info.status if found else None
+
+    def metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of every metric of the run, under the harness's names (:func:`code_key`)."""
+        return {code_key(k): v for k, v in self.get_run(run_id).data.metrics.items()}
+
+    def search(self, experiment_id: str, filter_string: str = "") -> list:
+        """Every run of the experiment that matches ``filter_string`` (all pages)."""
+        runs, token = [], None
+        with self.errors():
+            while True:
+                page = self.client.search_runs([experiment_id], filter_string, max_results=1000, page_token=token)
+                runs += list(page)
+                token = page.token
+                if not token:
+                    return runs
+
+    def finished_hashes(self, experiment_id: str) -> dict[str, str]:
+        """Config hash -> run id of every FINISHED run in the experiment."""
+        found: dict[str, str] = {}
+        for run in self.search(experiment_id, "attributes.status = 'FINISHED'"):
+            h = run.data.tags.get("bench.config_hash")
+            if h:
+                found.setdefault(h, run.info.run_id)
+        return found
+
+    def runs_frame(self, experiment: str):
+        """Every run of the experiment as :func:`mlflow.search_runs` gives them, metric columns under the harness's
+        names (``metrics.test/ce``); empty if there is none."""
+        import mlflow
+        import pandas as pd
+
+        experiment_id = self.find_experiment(experiment)
+        runs = pd.DataFrame(columns=["run_id", "status", "start_time"])
+        if experiment_id is not None:
+            previous = mlflow.get_tracking_uri()
+            mlflow.set_tracking_uri(self.uri)  # search_runs reads the store from the global setting only
+            try:
+                with self.errors():
+                    runs = mlflow.search_runs([experiment_id], max_results=1_000_000)
+            finally:
+                mlflow.set_tracking_uri(previous)
+        for column in [c for c in runs.columns if c.startswith("metrics.") and "." in c.removeprefix("metrics.")]:
+            named = "metrics." + code_key(column.removeprefix("metrics."))  # runs logged before keep this name
+            runs[named] = runs.pop(column) if named not in runs else runs[named].combine_first(runs.pop(column))
+        for column in ("tags.bench.config_hash", "tags.bench.role", "tags.bench.suite"):
+            if column not in runs:
+                runs[column] = None
+        return runs
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """(step, value) of metric ``key`` (the harness's name; a run logged before figures were renamed holds it
+        under that name)."""
+        with self.errors():
+            found = self.client.get_metric_history(run_id, stored_key(key))
+            if not found and stored_key(key) != key:
+                found = self.client.get_metric_history(run_id, key)
+            return [(m.step, m.value) for m in found]
+
+    def metric_histories(self, run_ids: list[str], keys: list[str]) -> dict[str, dict[str, list]]:
+        """run id -> metric key -> [(step, value), …], fetched a few runs at a time."""
+        self.client  # noqa: B018 - open the store once, before the threads share the client
+
+        def fetch(run_id: str) -> dict[str, list]:
+            return {key: self.metric_history(run_id, key) for key in keys}
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return dict(zip(run_ids, pool.map(fetch, run_ids)))

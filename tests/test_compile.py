@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import pytest
 
+from bench.reporting.task_reports import report_for
 from bench.reporting import results, tables
 from bench.tasks import dependency_floors as targets
 from bench.tasks import sine
@@ -143,7 +144,7 @@ def test_failed_and_missing_runs_are_counted(tiny_suite_store):
     summary = tables.summarize(results.add_time_to_target(runs, {})).set_index("configuration")
     assert summary.loc["sine/lstm-L2-uni-T2", ["runs", "n", "failed", "missing"]].tolist() == [3, 2, 1, 0]
     assert summary.loc["sine/lstm-L2-uni-T10", ["runs", "n", "failed", "missing"]].tolist() == [3, 2, 0, 1]
-    text = tables.comparison_table(summary.reset_index(), "sine").set_index("configuration")
+    text = tables.comparison_table(summary.reset_index(), "sine", report_for("sine").reference_rows).set_index("configuration")
     assert "(n=2), 1 failed" in text.loc["lstm L2 uni", "T=2"]
     assert config_hash(lost) in set(runs[runs["outcome"] == "failed"]["config_hash"])
 

@@ -8,6 +8,7 @@ import pandas as pd
 from matplotlib.colors import LogNorm, Normalize
 
 from bench.reporting import figures, plots
+from bench.tasks import run_plots
 
 CELLS = ["rnn_tanh", "lstm", "gru"]  # suite order, not alphabetical
 PLACES = [(1, "uni"), (1, "bi"), (2, "uni")]
@@ -85,32 +86,32 @@ def test_linear_colour_bar_has_a_numeric_scale_and_skips_anchors_off_the_bar():
 
 def test_floors_are_listed_highest_first():
     fig, ax = plt.subplots()
-    plots.draw_floors(ax, {"all": 0.4545, "none": 0.6616, "first1": 0.5192})
+    run_plots.draw_floors(ax, {"all": 0.4545, "none": 0.6616, "first1": 0.5192})
     assert [line.get_ydata()[0] for line in ax.lines] == [0.6616, 0.5192, 0.4545]
     plt.close(fig)
 
 
 def test_a_run_plot_does_not_depend_on_the_plots_drawn_before_it(tmp_path):
-    """Run plots reuse one figure per process (plots.run_figure): each must come out as from a fresh figure."""
+    """Run plots reuse one figure per process (run_plots.run_figure): each must come out as from a fresh figure."""
     curve = {"train/loss": [(50, 0.69), (100, 0.52), (150, 0.47)], "val/ce": [(100, 0.5)]}
     other = {"train/loss": [(1000, 3.0), (2000, -1.0)], "val/ce": []}
     floors = {"floor/all": 0.4545, "floor/none": 0.6612}
     truth = np.sin(np.arange(200) / 10)
 
     def draw(history, name, floors=floors):
-        plots.learning_curve(history, tmp_path / name, floors, title=name)
+        run_plots.learning_curve(history, tmp_path / name, floors, title=name)
         return (tmp_path / name).read_text()
 
-    plots.run_figure.cache_clear()
+    run_plots.run_figure.cache_clear()
     fresh, fresh_empty = draw(curve, "a.svg"), draw({"train/loss": []}, "e.svg", {})
-    plots.sine_prediction(truth, truth + 0.01, tmp_path / "s.svg", title="s")
+    run_plots.sine_prediction(truth, truth + 0.01, tmp_path / "s.svg", title="s")
     fresh_prediction = (tmp_path / "s.svg").read_text()
     draw(other, "b.svg", {"floor/all": 0.1})
-    plots.sine_prediction(truth * 5, truth, tmp_path / "t.svg", title="t")
+    run_plots.sine_prediction(truth * 5, truth, tmp_path / "t.svg", title="t")
     assert draw(curve, "a.svg") == fresh
     assert draw({"train/loss": []}, "e.svg", {}) == fresh_empty
     assert "no value was logged" in fresh_empty
-    plots.sine_prediction(truth, truth + 0.01, tmp_path / "s.svg", title="s")
+    run_plots.sine_prediction(truth, truth + 0.01, tmp_path / "s.svg", title="s")
     assert (tmp_path / "s.svg").read_text() == fresh_prediction
     # Both series and every floor are drawn and labelled, as text.
     assert all(f">{label}</text>" in fresh for label in ("train/loss", "val/ce", "a.svg"))

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.reporting.task_reports import report_for
 from bench.reporting import tables
 from bench.reporting.pages import Bullets, Heading, Image, Table, Text, to_html, to_markdown
 from bench.tasks import sine
@@ -36,8 +37,8 @@ def summary_of(task: str, means: dict[tuple[str, int], list[float]], references:
 
 def scored(task, means, references):
     summary = summary_of(task, means, references)
-    table = tables.comparison_table(summary, task)
-    return table, tables.comparison_scores(summary, task, table)
+    table = tables.comparison_table(summary, task, report_for(task).reference_rows)
+    return table, tables.comparison_scores(summary, task, table, report_for(task).reference_rows)
 
 
 def test_dependency_scores_run_from_the_target_to_learned_nothing():

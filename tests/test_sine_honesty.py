@@ -14,7 +14,8 @@ import torch
 from bench import tasks
 from bench.cli.main import main
 from bench.config.settings import ConfigError, config_hash, resolve
-from bench.tasks.sine import SOURCE_RMSE, best_and_worst_runs
+from bench.reporting.task_reports.sine import best_and_worst_runs
+from bench.tasks.sine import SOURCE_RMSE
 from bench.running.train import build, fit_and_test
 from datamodules.sine import (SineDataModule, last_value_rmse, make_windows, nearest_neighbour_rmse, sine_series,
                               window_ar2_rmse)

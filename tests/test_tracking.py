@@ -117,9 +117,10 @@ def test_run_is_read_back_complete_from_the_store(tiny_cfg, tracking_uri, tmp_pa
     assert record["tags"]["bench.config_hash"] == config_hash(cfg)
     # The trained weights: the predictions come back without training again.
     if task == "sine":
-        from bench.tasks.sine import replay_sine_run
+        from bench.reporting.task_reports.sine import replay_sine_run
+        from bench.running.train import restore
 
-        _, _, rmse = replay_sine_run(cfg, local / "model.pt")
+        _, _, rmse = replay_sine_run(cfg, local / "model.pt", restore)
         assert rmse == pytest.approx(outcome.metrics["test/rmse"], rel=1e-5)
     assert (local / "model.pt").stat().st_size > 1_000
     svg = (local / "plot.svg").read_text()

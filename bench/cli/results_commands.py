@@ -79,6 +79,14 @@ def checked_store(args: argparse.Namespace, write: bool = True) -> str:
     return uri
 
 
+def restore_run(cfg: dict, weights):
+    """A run's trained (data, model) for the figures that show its predictions: :func:`bench.running.train.restore`,
+    imported only when one is drawn (it brings torch and Lightning)."""
+    from bench.running.train import restore
+
+    return restore(cfg, weights)
+
+
 def compile_and_report(suite, uri: str, experiment: str, out: str | None = None) -> None:
     """Compile ``suite`` and say where the results went (also called at the end of ``bench run``). Runs left
     RUNNING by processes that are gone are marked first (:func:`bench.running.leases.reap`)."""
@@ -93,7 +101,7 @@ def compile_and_report(suite, uri: str, experiment: str, out: str | None = None)
         for run_id, reason in reap(store, experiment_id):
             print(f"marked run {run_id} as ended: {reason}")
     try:
-        compiled = compile_suite(suite, uri, experiment, out)
+        compiled = compile_suite(suite, uri, restore_run, experiment, out)
     except OSError as e:  # the compiled files sit beside a SQLite store: a full disk there is the store's
         what = "disk full" if e.errno == errno.ENOSPC else "cannot write"
         raise StoreError(uri, f"{what} ({e.strerror}) while writing the compiled results "

@@ -16,6 +16,8 @@ import pandas as pd
 
 from bench.reporting import figures, reproduce, results, tables
 from bench import tasks
+from bench.reporting.task_reports import report_for
+from bench.reporting.task_reports.base import Restore
 from bench.running import locations
 from bench.reporting.pages import Block, Bullets, Heading, Image, Table, Text, to_html, to_markdown
 from bench.config.settings import config_hash
@@ -36,15 +38,17 @@ class Compiled:
     parent_run_id: str | None  # where the files were logged, if the suite has a parent run
 
 
-def compile_suite(suite: Suite, tracking_uri: str, experiment: str = locations.EXPERIMENT,
+def compile_suite(suite: Suite, tracking_uri: str, restore: Restore, experiment: str = locations.EXPERIMENT,
                   out_dir: Path | None = None) -> Compiled:
-    """Compile ``suite``'s results from the store into ``out_dir`` (default: :func:`bench.running.locations.output_dir`)."""
+    """Compile ``suite``'s results from the store into ``out_dir`` (default: :func:`bench.running.locations.output_dir`).
+    ``restore(cfg, weights)`` gives a run's trained (data, model), for figures that show predictions
+    (:func:`bench.running.train.restore`, handed down by the command line)."""
     out_dir = locations.output_dir(tracking_uri, suite.name, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     found = results.load(suite, tracking_uri, experiment)
     summary = tables.summarize(found.runs)
     task_names = list(dict.fromkeys(summary["task"]))
-    comparisons = {task: tables.comparison_table(summary, task) for task in task_names}
+    comparisons = {task: tables.comparison_table(summary, task, report_for(task).reference_rows) for task in task_names}
     costs = tables.cost_table(summary)
 
     files = []
@@ -58,7 +62,7 @@ def compile_suite(suite: Suite, tracking_uri: str, experiment: str = locations.E
     for task, table in comparisons.items():
         write_csv(table, f"comparison_{tasks.get(task).name}.csv")
     write_csv(costs, "cost.csv")
-    images = draw_figures(suite, summary, found, task_names, out_dir, tracking_uri)
+    images = draw_figures(suite, summary, found, task_names, out_dir, tracking_uri, restore)
     files += [out_dir / name for task_images in images.values() for name in task_images]
     blocks = report_blocks(suite, tracking_uri, found.runs, summary, comparisons, costs, images, out_dir)
     (out_dir / "README.md").write_text(to_markdown(blocks))
@@ -72,7 +76,7 @@ def compile_suite(suite: Suite, tracking_uri: str, experiment: str = locations.E
 
 
 def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResults, task_names: list[str],
-                 out_dir: Path, tracking_uri: str) -> dict[str, dict[str, str]]:
+                 out_dir: Path, tracking_uri: str, restore: Restore) -> dict[str, dict[str, str]]:
     """Per task: file name -> what it shows, for every figure there is data for."""
     configs = {config_hash(cfg): cfg for cfg in suite.configs}
     store = Store(tracking_uri)
@@ -84,10 +88,11 @@ def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResult
             if not (part["n"] > 0).any():
                 continue
             heatmap = f"heatmap_{task.name}.png"
-            figures.metric_heatmap(summary, name, out_dir / heatmap)
+            figures.metric_heatmap(summary, name, out_dir / heatmap, report_for(task).heatmap_anchors(part))
             images[name][heatmap] = f"{name}: mean {task.metric_label} over cell × truncation"
-            images[name].update(task.figures(part, found.runs[found.runs["task"] == name], found.histories, configs,
-                                             out_dir, lambda run_id: store.download_artifact(run_id, "model.pt", tmp)))
+            weights = lambda run_id: store.download_artifact(run_id, "model.pt", tmp)  # noqa: E731
+            images[name].update(report_for(task).figures(part, found.runs[found.runs["task"] == name],
+                                                         found.histories, configs, out_dir, weights, restore))
     return images
 
 
@@ -121,12 +126,12 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
                    Table(found)]
     for name, table in comparisons.items():
         task = tasks.get(name)
-        scores = tables.comparison_scores(summary, name, table)
-        blocks += [Heading(f"{task.title or name}: {task.metric_label}"), *task.notes(summary[summary["task"] == name]),
+        scores = tables.comparison_scores(summary, name, table, report_for(task).reference_rows)
+        blocks += [Heading(f"{task.title or name}: {task.metric_label}"), *report_for(task).notes(summary[summary["task"] == name]),
                    Table(table, scores.frame, scores.legend)]
         blocks += [Image(file, alt) for file, alt in images[name].items()]
-        blocks += task.sections(summary[summary["task"] == name], runs[runs["task"] == name], out_dir)
-    goals = "; ".join(text for name in comparisons if (text := tasks.get(name).target_text()))
+        blocks += report_for(task).sections(summary[summary["task"] == name], runs[runs["task"] == name], out_dir)
+    goals = "; ".join(text for name in comparisons if (text := report_for(name).target_text()))
     blocks += [
         Heading("Cost and time to target"),
         Text(f"Means over finished seeds. Target: {goals}. Steps and wall time to target: the first validation "

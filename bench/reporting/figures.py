@@ -31,9 +31,9 @@ def heatmap_cell_text(row: dict, spec: str) -> str:
     return tables.number(row["mean"], spec) + (f" [{row['mark']}]" if row["mark"] else "")
 
 
-def metric_heatmap(summary: pd.DataFrame, task_name: str, path: Path) -> None:
+def metric_heatmap(summary: pd.DataFrame, task_name: str, path: Path, anchors: dict[str, float]) -> None:
     """The task's metric over cell (rows) × truncation (columns), one facet per layers × direction, coloured on
-    a scale anchored at the task's references (floors, baselines)."""
+    a scale anchored at the task's references (``anchors``: floors, baselines by name)."""
     task = tasks.get(task_name)
     part = summary[summary["task"] == task_name].assign(
         row=lambda f: [" ".join(p for p in (c, v) if p) for c, v in zip(f["cell"], f["variant"])],
@@ -48,7 +48,7 @@ def metric_heatmap(summary: pd.DataFrame, task_name: str, path: Path) -> None:
         facets[(f"{layers} layer(s)", direction)] = (values, texts.fillna(""))
     marks = f"; [mark] = {task.mark_meaning}" if task.mark_meaning else ""
     scale = " (log colour scale)" if task.log_scale else ""
-    plots.heatmaps(facets, path, task.heatmap_anchors(part), task.metric_label, log=task.log_scale,
+    plots.heatmaps(facets, path, anchors, task.metric_label, log=task.log_scale,
                    title=f"{task_name} task: mean {task.metric_label}{scale}{marks}")
 
 

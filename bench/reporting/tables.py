@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import pandas as pd
 
 from bench.core import stats
 from bench import tasks
 
+# a task's reference rows under its table: (its summary rows, column label -> their rows) -> label -> column -> value
+ReferenceRows = Callable[[pd.DataFrame, dict[str, pd.DataFrame]], dict[str, dict[str, float]]]
 COSTS = {  # run metric -> column title, format
     "num_params": ("parameters", ",.0f"),
     "wall_time_s": ("wall time (s)", ".1f"),
@@ -118,9 +121,11 @@ def column_label(truncation: int) -> str:
     return f"T={truncation}"
 
 
-def comparison_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
+def comparison_table(summary: pd.DataFrame, task: str, reference_rows: ReferenceRows = lambda part, columns: {}
+                     ) -> pd.DataFrame:
     """Rows cell × layers × direction, columns truncation lengths, entries :func:`entry_text`; then the task's
-    reference rows (floors, baselines, a source's figure)."""
+    reference rows (floors, baselines, a source's figure: its report part's
+    :meth:`~bench.reporting.task_reports.base.TaskReport.reference_rows`)."""
     part = summary[summary["task"] == task]
     spec = tasks.get(task).number_format
     columns = [column_label(t) for t in sorted(part["truncation"].unique())]
@@ -128,7 +133,7 @@ def comparison_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
     for row in part.to_dict("records"):
         entries.setdefault(row_label(row), {})[column_label(row["truncation"])] = entry_text(row, spec)
     by_column = {column_label(t): group for t, group in part.groupby("truncation")}
-    for label, values in tasks.get(task).reference_rows(part, by_column).items():
+    for label, values in reference_rows(part, by_column).items():
         entries[label] = {column: number(values.get(column, math.nan), spec) for column in columns}
     table = pd.DataFrame.from_dict(entries, orient="index").reindex(columns=columns).fillna("")
     return table.rename_axis("configuration").reset_index()
@@ -142,7 +147,8 @@ class CellScores:
     legend: str  # what the scores mean, with the references' values
 
 
-def comparison_scores(summary: pd.DataFrame, task: str, table: pd.DataFrame) -> CellScores:
+def comparison_scores(summary: pd.DataFrame, task: str, table: pd.DataFrame,
+                      reference_rows: ReferenceRows = lambda part, columns: {}) -> CellScores:
     """A score in [0, 1] for every entry of ``table`` (:func:`comparison_table` of ``task``): 0 at the task's best
     reference or its target, whichever is worse (for the dependency task: the Bayes floor + 0.01; for the sine
     task: the source's RMSE, since no network comes near the linear AR baseline's 1e-8), and 1 at its worst
@@ -155,7 +161,8 @@ def comparison_scores(summary: pd.DataFrame, task: str, table: pd.DataFrame) -> 
     ...     "variant": "", "truncation": [2, 10], "n": [1, 1], "mean": [0.70, 0.5], "floor/none": 0.66,
     ...     "floor/all": 0.46})
     >>> table = pd.DataFrame({"configuration": ["gru L1 uni", "floor: knows no lag"], "T=2": "", "T=10": ""})
-    >>> scores = comparison_scores(summary, "dependency", table)
+    >>> from bench.reporting.task_reports import report_for
+    >>> scores = comparison_scores(summary, "dependency", table, report_for("dependency").reference_rows)
     >>> scores.frame.round(2).to_numpy().tolist()
     [[nan, 1.0, 0.16], [nan, 1.0, 1.0]]
     >>> print(scores.legend)
@@ -190,7 +197,7 @@ def comparison_scores(summary: pd.DataFrame, task: str, table: pd.DataFrame) -> 
         if row["n"] > 0 and row_label(row) in rows and column in frame.columns:
             frame.loc[rows[row_label(row)], column] = score(row["mean"])
     by_column = {column_label(t): group for t, group in part.groupby("truncation")}
-    for label, values in spec.reference_rows(part, by_column).items():
+    for label, values in reference_rows(part, by_column).items():
         for column, value in values.items():
             if label in rows and column in frame.columns:
                 frame.loc[rows[label], column] = score(value)

@@ -9,7 +9,7 @@ carries over): a figure of test cross-entropy against T per style, the smallest 
 each lag, and what each style costs relative to TF-style.
 
 A style is named relative to T: ``T``, ``T/2`` or ``1`` (:data:`STYLES`); at a T where ``T/2`` is not whole
-the style has no configuration, and where two styles give the same stride (T = 2: T/2 = 1) they share it.
+the style has no configuration (:func:`bench.tasks.dependency.stride_of`), and where two styles give the same stride (T = 2: T/2 = 1) they share it.
 """
 
 from __future__ import annotations
@@ -21,40 +21,13 @@ import pandas as pd
 
 from bench.reporting import tables
 from bench.tasks import dependency_floors as targets
+from bench.tasks.dependency import STYLES, stride_of
 from bench.reporting.pages import Block, Image, Table, Text
 from bench.core.stats import LEVEL as CONFIDENCE
 
 
 NUMBER_FORMAT, METRIC_LABEL = ".4f", "test cross-entropy (nats)"  # the dependency task's
-STYLES = {"T": "TF-style BPTT(T; T)", "T/2": "BPTT(T; T/2)", "1": "true truncation BPTT(T; 1)"}
 SETTINGS = ("hidden", "tbptt_stride", "lags")  # what the summary needs beyond tables.PLACE
-
-
-def stride_of(style: str, truncation: int) -> int | None:
-    """The stride h′ of ``style`` at truncation ``truncation``, or None where it is not a whole number of steps.
-
-    >>> [stride_of(s, 6) for s in STYLES], stride_of("T/2", 5)
-    ([6, 3, 1], None)
-    """
-    if style == "T":
-        return truncation
-    if style.startswith("T/"):
-        parts = int(style.removeprefix("T/"))
-        return truncation // parts if truncation % parts == 0 else None
-    return int(style)
-
-
-def style_label(truncation: int, stride: int) -> str:
-    """The name of a stride at ``truncation``: ``T`` first, then ``1``, then the other :data:`STYLES`, else the
-    stride itself.
-
-    >>> style_label(10, 10), style_label(10, 1), style_label(10, 5), style_label(2, 1), style_label(10, 3)
-    ('T', '1', 'T/2', '1', '3')
-    """
-    for style in ("T", "1", *STYLES):
-        if stride_of(style, truncation) == stride:
-            return style
-    return str(stride)
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:

@@ -243,6 +243,20 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
     return model, data, metrics
 
 
+def restore(cfg: dict, weights: Path | None = None) -> tuple[pl.LightningDataModule, pl.LightningModule]:
+    """The trained (data, model) of the run ``cfg`` describes, in eval mode with its test split set up: its saved
+    weights (``model.pt``) loaded when given, else trained again from ``cfg`` on this CPU, which gives the recorded
+    run's model too (every random source is seeded from the config; on the CPU exactly, a GPU run may differ)."""
+    if weights is None:
+        model, data, _ = fit_and_test(cfg)
+    else:
+        data, model = build(cfg)
+        data.setup("test")
+        model.load_state_dict(torch.load(weights, weights_only=True))
+    model.eval()
+    return data, model
+
+
 REFERENCES: dict[tuple, dict[str, float]] = {}  # (task, its dataset spec) -> its references, in this process
 
 
@@ -350,7 +364,7 @@ def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, history, mod
     """The resolved config, a file ``rnn-bench train --config config.yaml`` reruns as is (its ``rerun`` line the
     same as flags, never wrapped), and the run's plot, ``plot.svg``; a diverged run (no model) gets its learning
     curve, titled ``title``. ``history(keys)`` gives the run's logged series (:meth:`RunLogger.series`)."""
-    from bench.reporting import plots
+    from bench.tasks.run_plots import learning_curve  # matplotlib: only when a run ends
 
     with tempfile.TemporaryDirectory() as tmp:
         config_path = Path(tmp) / "config.yaml"
@@ -364,10 +378,10 @@ def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, history, mod
         paths = [config_path, plot_path]
         task = tasks.get(cfg["task"])
         if model is None:
-            plots.learning_curve(history(["train/loss", task.val_metric]), plot_path, ylabel=task.metric_label,
+            learning_curve(history(["train/loss", task.val_metric]), plot_path, ylabel=task.metric_label,
                                  title=title)
         else:
-            task.run_plot(cfg, data, model, history, plot_path)
+            task.run_plot(cfg, data, model, history, plot_path, title=display_name(cfg))
             # The trained weights: plots show a run's predictions without training it again.
             torch.save(model.state_dict(), Path(tmp) / "model.pt")
             paths.append(Path(tmp) / "model.pt")

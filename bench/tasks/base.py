@@ -1,29 +1,24 @@
-"""What a task is to the harness: one object that owns everything task-specific.
+"""What a task is to the harness: its specification, one object that owns everything task-specific about a run.
 
-The runner, tables, plots and regression check never ask which task they hold; they ask the task. A task says
-which settings it adds (and the defaults of the common ones), how its data module and LightningModule are built,
-how many samples an optimizer step consumes, which metric judges it and in which direction, what it is compared
-against (analytic floors, baselines) and what target a run should reach, how a table entry is marked, and which
-plots it draws. The Lightning classes themselves live in ``datamodules/`` and ``lightning_modules/``; the task
-imports them only when it builds a run, so that validating a config stays free of torch.
+A task says which settings it adds (and the defaults of the common ones), how its data module and LightningModule
+are built, how many samples an optimizer step consumes, which metric judges it and in which direction, what it is
+compared against (analytic floors, baselines), what target a run should reach, and what a run's own plot shows.
+How a suite's results of the task are presented (table notes, reference rows, figures) is its report part,
+:class:`bench.reporting.task_reports.base.TaskReport`, which only the reporting layer sees. The Lightning classes
+live in ``datamodules/`` and ``lightning_modules/``; the task imports them only when it builds a run, so that
+validating a config stays free of torch.
 
 Hooks a task implements (see :class:`Task`): ``build``, ``samples_per_step``, ``references``, ``target``; and,
-where it has something to say, ``cross_checks``, ``mark``, ``reference_rows``, ``notes``, ``heatmap_anchors``,
-``run_plot``, ``figures``, ``dataset_spec``.
+where it has something to say, ``cross_checks``, ``dataset_spec``, ``mark``, ``variant``, ``run_plot``.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from bench.core.fields import Field
-
-if TYPE_CHECKING:  # only for annotations: importing these would pull in torch, pandas and matplotlib
-    import pandas as pd
-
-    from bench.reporting.pages import Block
 
 History = dict[str, list[tuple[int, float]]]  # metric key -> [(optimizer step, value), …]
 
@@ -98,45 +93,19 @@ class Task:
         """The validation metric a run should reach, given a row holding the run's reference metrics."""
         raise NotImplementedError
 
-    def target_text(self) -> str:
-        """One sentence: what the target is."""
-        return ""
-
     def mark(self, row: dict) -> str:
-        """A short mark for a summary row (e.g. which dependencies it shows learned); '' for none."""
+        """A short mark for a summary row, judged against the task's known answers (e.g. which dependencies its
+        interval over seeds shows learned); '' for none."""
         return ""
 
-    def reference_rows(self, part: "pd.DataFrame", columns: dict[str, "pd.DataFrame"]) -> dict[str, dict[str, float]]:
-        """Rows shown under the comparison table: label -> {column label: value}. ``columns`` maps each column
-        label to the summary rows in it."""
-        return {}
-
-    def notes(self, part: "pd.DataFrame") -> list["Block"]:
-        """The legend of the task's comparison table."""
-        return []
-
-    def heatmap_anchors(self, part: "pd.DataFrame") -> dict[str, float]:
-        """Named reference values the heatmap's colour scale spans and ticks."""
-        return {}
-
-    def run_plot(self, cfg: dict, data, model, history: Callable[[list[str]], History], path: Path) -> None:
-        """Draw one finished run's plot to ``path`` (PNG). ``history(keys)`` fetches its metric histories."""
+    def run_plot(self, cfg: dict, data, model, history: Callable[[list[str]], History], path: Path,
+                 title: str) -> None:
+        """Draw one finished run's plot to ``path`` (SVG, with :mod:`bench.tasks.run_plots`), titled ``title``.
+        ``history(keys)`` gives its logged series."""
 
     def variant(self, cfg: dict) -> str:
         """What a config's :attr:`labelled_fields` add to its row label ('' when they are at their usual value)."""
         return ""
-
-    def sections(self, summary: "pd.DataFrame", runs: "pd.DataFrame", out_dir: Path) -> list["Block"]:
-        """Extra report sections after the task's table (e.g. a comparison only some suites make)."""
-        return []
-
-    def figures(self, summary: "pd.DataFrame", runs: "pd.DataFrame", histories: dict[str, History],
-                configs: dict[str, dict], out_dir: Path,
-                weights: Callable[[str], Path | None] = lambda run_id: None) -> dict[str, str]:
-        """Draw the task's suite-level figures (besides the heatmap) into ``out_dir``; file name -> alt text.
-        ``configs`` maps config hash -> resolved config and ``weights(run_id)`` gives a run's saved weights
-        (``model.pt``, None if it has none), for figures that show a run's predictions."""
-        return {}
 
 
 def model_args(cfg: dict) -> dict:

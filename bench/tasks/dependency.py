@@ -17,7 +17,35 @@ from bench.core.fields import Field, int_range, positive
 from bench.tasks.base import Task, model_args
 from datamodules.dependency_spec import check_dependency_spec, cross_entropy_floors
 
-SHORT_FLOOR = {"none": "no lag", "all": "every lag"}
+# TBPTT strides by name, relative to the truncation T (R2RT's "Styles of Truncated Backpropagation")
+STYLES = {"T": "TF-style BPTT(T; T)", "T/2": "BPTT(T; T/2)", "1": "true truncation BPTT(T; 1)"}
+
+
+def stride_of(style: str, truncation: int) -> int | None:
+    """The stride h′ of ``style`` at truncation ``truncation``, or None where it is not a whole number of steps.
+
+    >>> [stride_of(s, 6) for s in STYLES], stride_of("T/2", 5)
+    ([6, 3, 1], None)
+    """
+    if style == "T":
+        return truncation
+    if style.startswith("T/"):
+        parts = int(style.removeprefix("T/"))
+        return truncation // parts if truncation % parts == 0 else None
+    return int(style)
+
+
+def style_label(truncation: int, stride: int) -> str:
+    """The name of a stride at ``truncation``: ``T`` first, then ``1``, then the other :data:`STYLES`, else the
+    stride itself.
+
+    >>> style_label(10, 10), style_label(10, 1), style_label(10, 5), style_label(2, 1), style_label(10, 3)
+    ('T', '1', 'T/2', '1', '3')
+    """
+    for style in ("T", "1", *STYLES):
+        if stride_of(style, truncation) == stride:
+            return style
+    return str(stride)
 
 
 def config_floors(cfg: dict) -> dict[str, float]:
@@ -100,73 +128,17 @@ class DependencyTask(Task):
         floors = targets.floors_of(row)
         return targets.target(floors) if floors else math.nan
 
-    def target_text(self) -> str:
-        return f"dependency `val/ce` ≤ Bayes floor + {targets.FLOOR_MARGIN:g} nats"
-
     def mark(self, row: dict) -> str:
         floors = targets.floors_of(row)
         return targets.floor_mark(row["mean"], row["low"], row["high"], floors) if floors else ""
 
-    def reference_rows(self, part, columns) -> dict[str, dict[str, float]]:
-        floors = targets.shared_floors(part)  # when configurations differ in lags or weights, no row fits them all
-        return {f"floor: {targets.floor_label(key)}": {c: value for c in columns}
-                for key, value in sorted(floors.items(), key=lambda kv: targets.floor_level(kv[0], len(floors)))}
+    def run_plot(self, cfg: dict, data, model, history, path: Path, title: str) -> None:
+        from bench.tasks.run_plots import learning_curve  # matplotlib: only when a run ends
 
-    def notes(self, part) -> list:
-        from bench.reporting.pages import Bullets, Text
-
-        if not part.filter(like="floor/").notna().any().any():
-            return [Text("No dependency run finished: no floors to mark against.")]
-        floors = targets.shared_floors(part)
-        if floors:
-            return [Text("Marks: which dependencies each configuration shows learned, read from its 95% interval "
-                         "over seeds against the analytic floors (the floor rows at the bottom):"),
-                    Bullets(targets.mark_legend(floors))]
-        own = {}
-        for row in part.to_dict("records"):
-            if targets.floors_of(row):
-                own.setdefault(row["variant"], targets.floors_of(row))
-        return [Text("Marks: which dependencies each configuration shows learned, read from its 95% interval over "
-                     "seeds against its own analytic floors — the configurations differ in lags or weights, so no "
-                     "floor row fits them all:"),
-                Bullets([f"{variant or 'default'}: " + ", ".join(f"{targets.floor_label(k)} {v:.4f}"
-                                                                 for k, v in floors.items()) for variant, floors in own.items()]),
-                Text("`–`: no dependency learned; `K`: the K shortest lags; `K+`: between `K` and `K+1`; `?`: the "
-                     "interval reaches past the mark but is too wide to say more (or one seed only). Bands: "
-                     f"{targets.BAND_FRACTION:g} of the gap to the neighbouring floor, at most {targets.BAND_CAP:g} "
-                     "nats.")]
-
-    def heatmap_anchors(self, part) -> dict[str, float]:
-        return {SHORT_FLOOR.get(k, f"first {k.removeprefix('first')}"): v for k, v in targets.shared_floors(part).items()}
-
-    def run_plot(self, cfg: dict, data, model, history, path: Path) -> None:
-        from bench.reporting import plots
-        from bench.config.settings import display_name
-
-        plots.learning_curve(history(["train/loss", "val/ce"]), path, config_floors(cfg), title=display_name(cfg))
+        learning_curve(history(["train/loss", "val/ce"]), path, config_floors(cfg), title=title)
 
     def variant(self, cfg: dict) -> str:
-        from bench.reporting.truncation_styles import style_label
-
         stride = cfg.get("tbptt_stride", cfg["truncation"])
         return "" if stride == cfg["truncation"] else f"stride={style_label(cfg['truncation'], stride)}"
 
-    def sections(self, summary, runs, out_dir: Path) -> list:
-        """The truncation-styles comparison, when the suite varies the TBPTT stride."""
-        from bench.reporting.pages import Heading
-        from bench.reporting import truncation_styles
-
-        if "tbptt_stride" not in runs or not (runs["tbptt_stride"] != runs["truncation"]).any():
-            return []  # every run TF-style: nothing to compare
-        return [Heading("Truncation styles", 3), *truncation_styles.report(truncation_styles.summarize(runs), out_dir)]
-
-    def figures(self, summary, runs, histories, configs, out_dir: Path, weights=None) -> dict[str, str]:
-        from bench.reporting import figures
-
-        if not (summary["n"] > 0).any():
-            return {}
-        figures.learning_curves(runs, histories, out_dir / "learning_curves_dependency.png", "train/loss",
-                                targets.shared_floors(runs[runs["outcome"] == "finished"]),
-                                "dependency task: train/loss (mean over seeds), by truncation T; grey: analytic floors")
-        return {"learning_curves_dependency.png": "dependency: learning curves against the analytic floors"}
 

@@ -20,7 +20,7 @@ from bench.running.executors.slots import Slot
 from bench.running.executors.worker import worker_main
 
 # What the fork server imports once for every CPU worker: torch, Lightning, MLflow's store, matplotlib.
-PRELOAD = ["bench.running.executors.worker", "bench.running.train", "bench.reporting.plots", "mlflow.store.tracking.sqlalchemy_store"]
+PRELOAD = ["bench.running.executors.worker", "bench.running.train", "bench.tasks.run_plots", "mlflow.store.tracking.sqlalchemy_store"]
 
 
 def context(slots: list[Slot]):

@@ -1,0 +1,116 @@
+"""The sine tasks' report part: baseline and floor rows under the table, the source's figure where it was
+measured on the same split, and the best and worst predictions, restored from the runs' saved weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.reporting import plots
+from bench.reporting.pages import Text
+from bench.reporting.task_reports.base import Restore, TaskReport, Weights
+from bench.tasks.sine import BASELINES, FLOOR, FLOOR_LABEL, SOURCE_RMSE, SOURCE_SETUP
+
+
+class SineReport(TaskReport):
+    shows_source = True  # the source's figure is a reference row: it was measured on this very split
+    split_note = ("Time split, as in the TensorFlow example: one frequency, the test segment right after the "
+                  "training range. The sine is periodic, so the lookup row shows how far interpolation alone gets.")
+
+    def target_text(self) -> str:
+        return (f"{self.task.name} `val/rmse` ≤ floor + {SOURCE_RMSE:g} (the TensorFlow example's figure; the floor is 0 "
+                f"without noise, the Kalman floor with it)")
+
+    def reference_rows(self, part, columns) -> dict[str, dict[str, float]]:
+        labels = {**BASELINES, FLOOR: FLOOR_LABEL}
+        rows = {label: {c: group[metric].mean() for c, group in columns.items()}
+                for metric, label in labels.items() if metric in part and part[metric].notna().any()}
+        if self.shows_source:
+            rows[SOURCE_SETUP] = {"T=10": SOURCE_RMSE}
+        return rows
+
+    def notes(self, part) -> list:
+        source = f"; and the {SOURCE_SETUP} ({SOURCE_RMSE:g})" if self.shows_source else ""
+        return [Text(f"{self.split_note} Reference rows: the last value of the window; a least-squares linear "
+                     f"autoregressive model fitted on the training windows (a pure sine is an exact AR(2)); the "
+                     f"value after the nearest training window, a lookup that models nothing; an AR(2) fitted to "
+                     f"each test window alone, which needs no training data and no frequency{source}. On a noisy "
+                     f"sine, the floor row is the RMSE of the best linear predictor, a Kalman filter on the sine's "
+                     f"AR(2) state that knows the frequency. Target: floor + {SOURCE_RMSE:g} (the source's figure "
+                     f"on top of what noise makes unavoidable; without noise the floor is 0).")]
+
+    def heatmap_anchors(self, part) -> dict[str, float]:
+        anchors = {"TF example": SOURCE_RMSE, "last value": float(part["baseline/last_value_rmse"].mean())}
+        if FLOOR in part and part[FLOOR].notna().any():
+            anchors["Kalman floor"] = float(part[FLOOR].mean())
+        return anchors
+
+    def figures(self, summary, runs, histories, configs, out_dir: Path, weights: Weights,
+                restore: Restore) -> dict[str, str]:
+        file = f"{self.task.name}_best_worst.png"
+        if not sine_best_and_worst(summary, runs, configs, out_dir / file, weights, restore):
+            return {}
+        return {file: f"{self.task.name}: prediction against truth, the best seed of the best configuration and the "
+                      f"worst seed of the worst"}
+
+
+class SineExtrapolationReport(SineReport):
+    shows_source = False  # the source measured interpolation; its figure says nothing about this split
+    split_note = ("Frequency split: trained on some frequencies, validated and tested on others, so no test "
+                  "window has a near-copy in training and the lookup row fails.")
+
+
+def replay_sine_run(cfg: dict, weights: Path | None, restore: Restore) -> tuple:
+    """(truth, prediction, test RMSE) of the test segment of the run trained with ``cfg``: ``restore`` gives its
+    trained (data, model), from its saved weights when it has them (its ``model.pt`` artifact), else by training
+    ``cfg`` again on this CPU (every random source is seeded from the config and training is deterministic, so
+    that gives the recorded run's predictions too, on the CPU exactly; a GPU run may differ slightly)."""
+    import torch  # only when a figure shows predictions
+
+    data, model = restore(cfg, weights)
+    x, y = data.splits["test"]
+    with torch.no_grad():
+        _, prediction = model.model_step(x, y)
+    return y.numpy(), prediction.numpy(), float(torch.sqrt(torch.mean((prediction - y) ** 2)))
+
+
+def best_and_worst_runs(summary, runs) -> list[tuple[str, dict, dict]]:
+    """``[("best", configuration row, run row), ("worst", …)]``: the best finished seed of the configuration
+    with the lowest mean metric, and the worst finished seed of the one with the highest mean.
+
+    A configuration's mean can hide a bad seed among good ones (0.0046 and 0.683 average to 0.233), so the worst
+    panel shows the seed that made it worst, and the best panel the best that training reached.
+
+    >>> import pandas as pd
+    >>> summary = pd.DataFrame({"configuration": ["a", "b"], "n": [2, 3], "mean": [0.001, 0.233]})
+    >>> runs = pd.DataFrame({"configuration": ["a", "a", "b", "b", "b", "b"], "seed": [0, 1, 0, 1, 2, 3],
+    ...     "outcome": ["finished"] * 5 + ["diverged"], "metric": [0.0012, 0.0008, 0.0046, 0.683, 0.011, None]})
+    >>> [(label, row["configuration"], run["seed"]) for label, row, run in best_and_worst_runs(summary, runs)]
+    [('best', 'a', 1), ('worst', 'b', 1)]
+    """
+    scored = summary[summary["n"] > 0]
+    if scored.empty:
+        return []
+    chosen = []
+    for label, index, pick in (("best", scored["mean"].idxmin(), "idxmin"),
+                               ("worst", scored["mean"].idxmax(), "idxmax")):
+        row = scored.loc[index]
+        seeds = runs[(runs["configuration"] == row["configuration"]) & (runs["outcome"] == "finished")]
+        chosen.append((label, row.to_dict(), seeds.loc[getattr(seeds["metric"], pick)()].to_dict()))
+    return chosen
+
+
+def sine_best_and_worst(summary, runs, configs: dict[str, dict], path: Path, weights: Weights,
+                        restore: Restore) -> list[str]:
+    """Prediction against truth for :func:`best_and_worst_runs`, from each run's saved weights (or replayed from
+    its config); returns the configurations shown (none if no run finished)."""
+    from bench.reporting import plots
+
+    panels, shown = {}, []
+    for label, row, run in best_and_worst_runs(summary, runs):
+        shown.append(row["configuration"])
+        truth, prediction, replayed = replay_sine_run(configs[run["config_hash"]], weights(run["run_id"]), restore)
+        panels[f"{label} configuration: {row['configuration']} (mean RMSE {row['mean']:.3g}, n={row['n']})\n"
+               f"its {label} seed, {run['seed']}: recorded RMSE {run['metric']:.3g}, replayed {replayed:.3g}"] = (
+            truth, prediction)
+    plots.sine_predictions(panels, path)
+    return shown

@@ -1,4 +1,4 @@
-"""The results commands of the command line: ``compile``, ``baseline`` and ``regress``."""
+"""The results commands of the command line: ``compile``, ``baseline``, ``regress``, ``compare`` and ``history``."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from bench.config.settings import ConfigError, shown
 
 
 def add_commands(commands, add_tracking_flags) -> None:
-    """Add the three subcommands to ``commands`` (the CLI's subparsers)."""
-    from bench.reporting import regress
+    """Add the results subcommands to ``commands`` (the CLI's subparsers)."""
+    from bench.reporting import compare, regress
     from bench import tasks
 
     compile_ = commands.add_parser(
@@ -41,6 +41,18 @@ def add_commands(commands, add_tracking_flags) -> None:
                        default=regress.SLOW_RATIO,
                        help=f"flag samples/s below this fraction of the baseline's (default {regress.SLOW_RATIO:g})")
     check.add_argument("--fail-on-slow", action="store_true", help="fail on slower configurations, not just warn")
+    versus = commands.add_parser(
+        "compare", help="compare two commits, suite runs or stores configuration by configuration; exit 1 if worse",
+        description=compare.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    versus.add_argument("a", metavar="A", help="the reference: a commit, a suite parent run (id or name) or a store")
+    versus.add_argument("b", metavar="B", help="what is judged against A: the same kinds as A")
+    versus.add_argument("--alpha", type=number(lambda v: 0 < v < 1, "a number in (0, 1)"), default=regress.ALPHA,
+                        help=f"false-alarm rate per configuration under pure seed noise (default {regress.ALPHA:g})")
+    versus.add_argument("--out", type=output_dir, default=None, metavar="DIR",
+                        help="where compare.md and compare.html go (default: the results folder's compare/, as "
+                             "for a suite named compare)")
+    add_tracking_flags(versus)
+    versus.set_defaults(handler=cmd_compare)
     for parser, handler in ((compile_, cmd_compile), (baseline, cmd_baseline), (check, cmd_regress)):
         default = "default" if parser is compile_ else "smoke"
         parser.add_argument("--suite", default=default,
@@ -163,3 +175,30 @@ def cmd_regress(args: argparse.Namespace) -> int:
     print(report)
     print(f"report -> {out}")
     return 1 if comparison.failed else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.reporting import compare
+    from bench.reporting.pages import to_html, to_markdown
+    from bench.running import locations
+
+    uri = checked_store(args, write=False)
+    sides, problems = [], []
+    for spec in (args.a, args.b):  # report both sides' problems at once
+        try:
+            sides.append(compare.resolve_side(spec, uri, args.experiment))
+        except ConfigError as e:
+            problems += e.problems
+    if problems:
+        raise ConfigError(problems)
+    a, b = sides
+    comparison = compare.compare(a, b, args.alpha)
+    blocks = compare.blocks(comparison)
+    out = locations.output_dir(uri, "compare", args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = to_markdown(blocks)
+    (out / "compare.md").write_text(markdown)
+    (out / "compare.html").write_text(to_html(blocks, f"rnn-bench compare {args.a} {args.b}", out))
+    print(markdown)
+    print(f"report -> {out}/compare.md, compare.html")
+    return 1 if comparison.worse else 0

@@ -123,3 +123,13 @@ def worse_tests(base: Sequence[float], new: Sequence[float], sd: float, df: floa
     mean_threshold = max(mean_q * sd * math.sqrt(1 / n + 1 / m), min_delta)
     return {"seed": float(c.max() - mean_b - seed_threshold), "mean": float(c.mean() - mean_b - mean_threshold),
             "seed_threshold": seed_threshold, "mean_threshold": mean_threshold}
+
+
+def shift_half_width(n: int, m: int, sd: float, df: float, level: float = LEVEL) -> float:
+    """Half the ``level`` interval of a difference of two means over ``n`` and ``m`` seeds, with the moderated
+    ``sd`` and ``df`` the mean test of :func:`worse_tests` reads: the interval that test's statistic implies.
+
+    >>> round(shift_half_width(3, 3, 0.001, 4.0), 5)
+    0.00227
+    """
+    return float(scipy_stats.t.ppf(0.5 + level / 2, df) * sd * math.sqrt(1 / n + 1 / m))

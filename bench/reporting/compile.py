@@ -2,7 +2,9 @@
 
 Writes ``README.md`` (README-ready), ``results.html`` (one self-contained page), the CSVs behind them
 (``summary.csv`` one row per configuration, ``runs.csv`` one per run, ``comparison_<task>.csv``, ``cost.csv``)
-and the PNGs, then logs them all as artifacts (under ``results/``) of the suite's latest parent run.
+and the PNGs, then logs them all as artifacts (under ``results/``) of the suite's latest parent run. Beside
+them goes the interactive page ``explore.html`` (:mod:`bench.reporting.explore`) with ``plotly.min.js``, which stay in the
+folder only: the page needs its script beside it, and 3 MB of plotly.js per suite run would fill the store.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.reporting import figures, reproduce, results, tables
+from bench.reporting import explore, figures, reproduce, results, tables
 from bench import tasks
 from bench.reporting.task_reports import report_for
 from bench.reporting.task_reports.base import Restore
 from bench.running import locations
 from bench.reporting.pages import Block, Bullets, Heading, Image, Table, Text, to_html, to_markdown
-from bench.config.settings import config_hash
+from bench.config.settings import config_hash, setting_text
 from bench.running.store import Store
 from bench.config.suite import Suite
 
@@ -70,9 +72,40 @@ def compile_suite(suite: Suite, tracking_uri: str, restore: Restore, experiment:
     files += [out_dir / "README.md", out_dir / "results.html"]
     files += [out_dir / block.file for block in blocks if isinstance(block, Image) and out_dir / block.file not in files]
 
+    store = Store(tracking_uri)
+    explore.write(out_dir, *explore_frames(suite, found, summary, store.find_experiment(experiment)),
+                  f"rnn-bench results: {suite.name} (interactive)")
     if found.parent_run_id:
-        Store(tracking_uri).log_artifacts(found.parent_run_id, files, "results")
+        store.log_artifacts(found.parent_run_id, files, "results")
     return Compiled(out_dir, summary, comparisons, costs, files, found.parent_run_id)
+
+
+SHOWN_SETTINGS = ["cell", "layers", "bidirectional", "truncation", "tbptt_stride", "hidden", "optimizer", "lr", "seed"]
+
+
+def explore_frames(suite: Suite, found: results.SuiteResults, summary: pd.DataFrame,
+                   experiment_id: str | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What the interactive page (:func:`bench.reporting.explore.page`) draws: the runs with their truncation style, MLflow
+    UI address, settings as text and metric's name; the configurations' summaries; the learning curves."""
+    from bench.tasks.dependency import style_label
+
+    runs = found.runs[found.runs["run_id"].notna()].copy()
+    configs = {config_hash(cfg): cfg for cfg in suite.configs}
+    shown = {task: [*SHOWN_SETTINGS, *(f for f in extras if f not in SHOWN_SETTINGS)]
+             for task, extras in suite.varying.items()}
+    cfgs = [configs[h] for h in runs["config_hash"]]
+    runs["style"] = [style_label(c["truncation"], c["tbptt_stride"]) if "tbptt_stride" in c else "T" for c in cfgs]
+    runs["settings"] = [" ".join(f"{k}={setting_text(c[k])}" for k in shown.get(c["task"], SHOWN_SETTINGS) if k in c)
+                        for c in cfgs]
+    runs["url"] = [explore.run_url(experiment_id, r) for r in runs["run_id"]]
+    runs["metric_label"] = [tasks.get(t).metric_label for t in runs["task"]]
+    runs["log_scale"] = [tasks.get(t).log_scale for t in runs["task"]]
+    runs["lower_is_better"] = [tasks.get(t).lower_is_better for t in runs["task"]]
+    curves = pd.DataFrame(
+        [(run_id, step, value) for run_id, history in found.histories.items()
+         for step, value in history.get(tasks.get(runs.set_index("run_id").at[run_id, "task"]).val_metric, [])],
+        columns=["run_id", "step", "value"])
+    return runs, summary, curves
 
 
 def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResults, task_names: list[str],
@@ -109,6 +142,8 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
         Text(f"Compiled {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC from `{locations.shown_uri(tracking_uri)}`; "
              f"runs of commit {commits}. {len(summary)} configurations, {len(runs)} runs: "
              + ", ".join(f"{counts.get(o, 0)} {o}" for o in ("finished", "diverged", "failed", "missing")) + "."),
+        Text(f"Interactive: `{explore.PAGE}` in this folder draws every seed with the filters of your choice, and "
+             "links each run to the MLflow UI (`make ui`)."),
         Bullets(["Entries: the mean of the test metric over seeds and its 95% Student-t interval [low, high] "
                  "(for RMSE, which spreads by factors, the geometric mean and the interval of the logs); n = runs "
                  "that finished. Diverged (loss became NaN/inf), failed and missing runs are counted beside it, "

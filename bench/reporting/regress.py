@@ -206,6 +206,62 @@ def scale(task_name: str, values) -> list[float]:
     return [sign * (math.log(v) if log else v) for v in values if v is not None and not math.isnan(v)]
 
 
+def prior_variances(entries) -> dict[str, float]:
+    """task -> the typical variance of a configuration's seeds, on the check's scale (:func:`stats.prior_variance`),
+    from ``entries``: (task, the seeds' values) of every configuration of the reference."""
+    spreads: dict[str, list[float]] = {}
+    for task, values in entries:
+        values = scale(task, values)
+        if len(values) > 1:
+            spreads.setdefault(task, []).append(float(pd.Series(values).var(ddof=1)))
+    return {task: stats.prior_variance(v) for task, v in spreads.items()}
+
+
+@dataclass
+class SeedChange:
+    """How a configuration's seeds moved from a reference (``old``) to ``new``, on the check's scale (worse is
+    higher; logs for a metric spanning decades)."""
+    change: str  # "worse", "better" or "" (no detectable change)
+    reason: str  # what made it worse: a seed beyond the reference's range, or the mean shifted
+    shift: float  # new mean - old mean
+    low: float  # the shift's 95% interval, from the mean test's moderated sd and degrees of freedom
+    high: float
+    tests: dict[str, float]  # stats.worse_tests
+    detail: str
+
+
+def seed_change(task: str, old_values, new_values, prior_var: float, alpha: float = ALPHA,
+                min_delta: float = 0.0) -> SeedChange | None:
+    """The regression check's verdict on one configuration: worse when :func:`stats.worse_tests` says so (its worst
+    seed beyond a prediction interval of the reference's seeds, or its mean shifted), better when its mean moved
+    the other way past the mean test's threshold, else no detectable change. The reference's sd is moderated
+    toward ``prior_var`` (:func:`prior_variances`). None when a side has no value.
+
+    >>> seed_change("dependency", [0.460, 0.461, 0.459], [0.460, 0.461, 0.6616], math.nan, min_delta=0.005).change
+    'worse'
+    >>> seed_change("dependency", [0.460, 0.461, 0.459], [0.460, 0.461, 0.459], math.nan, min_delta=0.005).change
+    ''
+    """
+    old, new = scale(task, old_values), scale(task, new_values)
+    if not old or not new:
+        return None
+    base_sd = float(pd.Series(old).std(ddof=1)) if len(old) > 1 else math.nan
+    sd, df = stats.moderated_sd(base_sd, len(old), prior_var, PRIOR_DF)
+    if math.isnan(sd) or df == 0:
+        sd, df = 0.0, 1.0  # one seed and no other configuration: only min_delta can judge
+    tests = stats.worse_tests(old, new, sd, df, alpha, min_delta)
+    shift = sum(new) / len(new) - sum(old) / len(old)
+    half = stats.shift_half_width(len(old), len(new), sd, df)
+    units = " (log scale)" if scale(task, [math.e]) == [1.0] else ""
+    detail = (f"worst seed {max(new) - sum(old) / len(old):+.3g} vs threshold {tests['seed_threshold']:.3g}; "
+              f"mean {shift:+.3g} vs {tests['mean_threshold']:.3g}{units}; baseline sd {sd:.3g} ({df:g} df)")
+    if tests["seed"] > 0 or tests["mean"] > 0:
+        reason = "a seed beyond the baseline's range" if tests["seed"] > 0 else "the mean shifted"
+        return SeedChange("worse", reason, shift, shift - half, shift + half, tests, detail)
+    change = "better" if shift < -tests["mean_threshold"] else ""
+    return SeedChange(change, "", shift, shift - half, shift + half, tests, detail)
+
+
 def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataFrame, alpha: float = ALPHA,
             min_delta: dict[str, float] | None = None, slow_ratio: float = SLOW_RATIO,
             fail_on_slow: bool = False) -> Comparison:
@@ -214,12 +270,7 @@ def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataF
     current = {row["configuration"]: row for row in summary.to_dict("records")}
     findings = []
     entries = baseline["configurations"]
-    spreads: dict[str, list[float]] = {}  # task -> the baseline configurations' variances, on the check's scale
-    for key, base in entries.items():
-        values = scale(key.split("/", 1)[0], base["values"])
-        if len(values) > 1:
-            spreads.setdefault(key.split("/", 1)[0], []).append(float(pd.Series(values).var(ddof=1)))
-    prior = {task: stats.prior_variance(v) for task, v in spreads.items()}
+    prior = prior_variances((key.split("/", 1)[0], base["values"]) for key, base in entries.items())
 
     def note(key, change, severity, base="", now="", detail=""):
         findings.append(dict(configuration=key, change=change, severity=severity, baseline=base, current=now,
@@ -241,24 +292,13 @@ def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataF
             if now[outcome] > base[outcome]:
                 note(key, f"more {outcome}", "fail", f"{base[outcome]} {outcome}", f"{now[outcome]} {outcome}",
                      f"{now[outcome]} of {now['runs']} runs {outcome}")
-        old, new = scale(task, base["values"]), scale(task, now["values"])
-        if old and new:
-            base_sd = float(pd.Series(old).std(ddof=1)) if len(old) > 1 else math.nan
-            sd, df = stats.moderated_sd(base_sd, len(old), prior.get(task, math.nan), PRIOR_DF)
-            if math.isnan(sd) or df == 0:
-                sd, df = 0.0, 1.0  # one seed and no other configuration: only min_delta can judge
-            delta = min_delta.get(task, 0.0)
-            tests = stats.worse_tests(old, new, sd, df, alpha, delta)
-            units = " (log scale)" if scale(task, [math.e]) != [1.0] else ""
-            detail = (f"worst seed {max(new) - sum(old) / len(old):+.3g} vs threshold {tests['seed_threshold']:.3g}; "
-                      f"mean {sum(new) / len(new) - sum(old) / len(old):+.3g} vs {tests['mean_threshold']:.3g}"
-                      f"{units}; baseline sd {sd:.3g} ({df:g} df)")
-            if tests["seed"] > 0 or tests["mean"] > 0:
-                which = "a seed beyond the baseline's range" if tests["seed"] > 0 else "the mean shifted"
-                note(key, "worse", "fail", base_text, now_text, f"{which}: {detail}")
-            elif sum(new) / len(new) - sum(old) / len(old) < -tests["mean_threshold"]:
-                note(key, "better", "info", base_text, now_text, detail)
-        elif not old and new:
+        moved = seed_change(task, base["values"], now["values"], prior.get(task, math.nan), alpha,
+                            min_delta.get(task, 0.0))
+        if moved is not None and moved.change == "worse":
+            note(key, "worse", "fail", base_text, now_text, f"{moved.reason}: {moved.detail}")
+        elif moved is not None and moved.change == "better":
+            note(key, "better", "info", base_text, now_text, moved.detail)
+        elif moved is None and not scale(task, base["values"]) and scale(task, now["values"]):
             note(key, "better", "info", base_text, now_text, "has a result now")
         t = tasks.get(task) if not tasks.problem(task) else None
         verdict_now = target_verdict(now["low"], now["high"], now["mean"], now["target"],

@@ -1,0 +1,66 @@
+"""The interactive page ``explore.html`` that ``bench compile`` writes, on the real tiny suite
+(``tiny_suite_store``), loaded in headless Chromium without network."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pandas as pd
+import pytest
+
+from bench import explore
+from bench.cli import main
+from bench.store import Store
+from browser import body_data, dump_dom, needs_chromium
+
+
+@pytest.fixture(scope="module")
+def page(tiny_suite_store):
+    """The tiny suite's compiled folder, its explore.html and its runs."""
+    _, uri, results = tiny_suite_store
+    folder = results / "tiny"
+    return folder, folder / explore.PAGE, pd.read_csv(folder / "runs.csv"), uri
+
+
+def test_plotly_js_is_written_once_beside_the_page_not_inlined(page, tiny_suite_store, monkeypatch):
+    folder, path, _, uri = page
+    script = folder / explore.PLOTLY_JS
+    text = path.read_text()
+    assert f'<script src="{explore.PLOTLY_JS}"></script>' in text and script.stat().st_size > 1_000_000
+    assert path.stat().st_size < 200_000  # the data and the page's own script only
+    assert not re.search(r"""(src|href)=["']?https?:""", text)  # nothing fetched from the network
+    before = script.stat().st_mtime_ns
+    suite_file, _, results = tiny_suite_store
+    monkeypatch.setenv("RNN_BENCH_RESULTS", str(results))
+    assert main(["compile", "--suite", str(suite_file), "--tracking-uri", uri]) == 0
+    assert script.stat().st_mtime_ns == before  # compiled again: the script is already there
+
+
+@needs_chromium
+def test_page_loads_offline_draws_every_seed_and_links_runs(page):
+    folder, path, runs, uri = page
+    dom = dump_dom(path.as_uri())
+    drawn = body_data(dom)
+    dependency = runs[runs["task"] == "dependency"]
+    finished = dependency[dependency["outcome"] == "finished"]
+    assert drawn["points"] == str(len(finished)) == "4"  # every seed of the first task, diverged ones not drawn
+    assert drawn["configurations"] == str(dependency["configuration"].nunique())
+    assert drawn["curves"] == "4" and drawn["heatmapCells"] == "2"  # lstm × T=2, T=10
+    assert 'class="main-svg"' in dom  # plotly drew
+    link = html.unescape(re.search(r'<a id="run-link" href="([^"]+)"', dom).group(1))
+    experiment = Store(uri).find_experiment("rnn-bench")
+    run_ids = set(finished["run_id"])
+    assert any(link == explore.run_url(experiment, run_id) for run_id in run_ids), link
+
+
+@needs_chromium
+@pytest.mark.parametrize("view, points, curves", [
+    ("task=dependency&truncation=10", 2, 2),
+    pytest.param("task=sine", 4, 4, marks=pytest.mark.slow),
+    pytest.param("task=dependency&cell=rnn_relu", 0, 0, marks=pytest.mark.slow),  # every run diverged
+])
+def test_filters_change_what_is_drawn(page, view, points, curves):
+    _, path, _, _ = page
+    drawn = body_data(dump_dom(f"{path.as_uri()}#{view}"))
+    assert (drawn["points"], drawn["curves"]) == (str(points), str(curves))

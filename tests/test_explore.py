@@ -9,9 +9,9 @@ import re
 import pandas as pd
 import pytest
 
-from bench import explore
-from bench.cli import main
-from bench.store import Store
+from bench.reporting import explore
+from bench.cli.main import main
+from bench.running.store import Store
 from browser import body_data, dump_dom, needs_chromium
 
 

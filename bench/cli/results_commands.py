@@ -53,7 +53,14 @@ def add_commands(commands, add_tracking_flags) -> None:
                              "for a suite named compare)")
     add_tracking_flags(versus)
     versus.set_defaults(handler=cmd_compare)
-    for parser, handler in ((compile_, cmd_compile), (baseline, cmd_baseline), (check, cmd_regress)):
+    from bench.reporting import history
+    past = commands.add_parser(
+        "history", help="a suite's metric by commit across the store, and where it stepped",
+        description=history.METHOD, formatter_class=argparse.RawDescriptionHelpFormatter)
+    past.add_argument("--alpha", type=number(lambda v: 0 < v < 1, "a number in (0, 1)"), default=regress.ALPHA,
+                      help=f"false-alarm rate per series, shared by its splits (default {regress.ALPHA:g})")
+    for parser, handler in ((compile_, cmd_compile), (baseline, cmd_baseline), (check, cmd_regress),
+                            (past, cmd_history)):
         default = "default" if parser is compile_ else "smoke"
         parser.add_argument("--suite", default=default,
                             help=f"a name in bench/suites/ or a path to a YAML file (default: {default})")
@@ -202,3 +209,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(markdown)
     print(f"report -> {out}/compare.md, compare.html")
     return 1 if comparison.worse else 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from bench.config.suite import load_suite
+    from bench.reporting import history
+    from bench.running import locations
+    from bench.running.store import Store
+
+    suite = load_suite(args.suite)
+    uri = checked_store(args, write=False)
+    found = history.history(suite, Store(uri).runs_frame(args.experiment), args.alpha)
+    out = locations.output_dir(uri, suite.name, args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    history.plot(found, out / "history.png")
+    report = history.markdown(found, "history.png")
+    (out / "history.md").write_text(report)
+    print(report)
+    print(f"history of {len(found.commits)} commits -> {out}/history.md, history.png")
+    return 0

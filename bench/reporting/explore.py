@@ -138,7 +138,7 @@ function draw(){var runs=shown(),done=runs.filter(function(r){return r.metric!==
     hovertemplate:"%{text}<extra></extra>"};
   var points={type:"scatter",mode:"markers",name:"seeds",x:xs,y:ys,text:texts,hovertemplate:"%{text}<extra></extra>",
     marker:{size:8,color:"#1f77b4",opacity:0.75}};
-  Plotly.react("points",[means,points],{title:{text:label+" by configuration ("+done.length+" runs)"},margin:{b:140,t:40},
+  Plotly.react("points",[means,points],{title:{x:0.01,xanchor:"left",text:label+" by configuration ("+done.length+" runs)"},margin:{b:140,t:40},
     xaxis:{tickvals:configs.map(function(c,i){return i}),ticktext:configs,tickangle:-40,automargin:true,
       range:[-0.5,configs.length-0.5]},
     yaxis:{title:{text:label},type:log?"log":"linear"},legend:{orientation:"h",y:1.08},hovermode:"closest"},CONFIG);
@@ -149,14 +149,14 @@ function draw(){var runs=shown(),done=runs.filter(function(r){return r.metric!==
     return r.cell===c&&r.truncation===t}).map(function(r){return r.metric}),log)})});
   Plotly.react("heatmap",[{type:"heatmap",x:ts.map(function(t){return "T="+t}),y:cells,z:z,colorscale:[[0,"#1a9850"],[0.5,"#fee08b"],[1,"#d73027"]],
     reversescale:!better,texttemplate:"%{z:.4g}",hovertemplate:"%{y} %{x}: mean %{z:.4g}<extra></extra>",
-    colorbar:{title:{text:label}}}],{title:{text:"mean "+label+" over the selected runs"+(log?" (geometric)":"")},
+    colorbar:{title:{text:label}}}],{title:{x:0.01,xanchor:"left",text:"mean "+label+" over the selected runs"+(log?" (geometric)":"")},
     margin:{t:40}},CONFIG);
   var palette=["#1f77b4","#ff7f0e","#2ca02c","#d62728","#9467bd","#8c564b","#e377c2","#7f7f7f","#bcbd22","#17becf"];
   var traces=[],curveRuns=[];done.forEach(function(r){var c=DATA.curves[r.run_id];if(!c)return;curveRuns.push(r);
     traces.push({type:"scatter",mode:"lines",x:c[0],y:c[1],name:r.configuration+" s"+r.seed,showlegend:false,
       line:{width:1.2,color:palette[configs.indexOf(r.configuration)%palette.length]},
       text:c[0].map(function(){return hover(r)}),hovertemplate:"step %{x}: %{y:.4g}<br>%{text}<extra></extra>"})});
-  Plotly.react("curves",traces,{title:{text:"learning curves on the validation set ("+traces.length+" runs)"},
+  Plotly.react("curves",traces,{title:{x:0.01,xanchor:"left",text:"learning curves on the validation set ("+traces.length+" runs)"},
     xaxis:{title:{text:"step"}},yaxis:{title:{text:label.replace(/^test /,"validation ")},type:log?"log":"linear"},margin:{t:40},hovermode:"closest"},CONFIG);
   bind("curves",function(p){return curveRuns[p.curveNumber]});
   var left=runs.length-done.length;document.getElementById("unfinished").textContent=left?left+

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ from bench.reporting import explore
 from bench.cli.main import main
 from bench.running.store import Store
 from browser import body_data, dump_dom, needs_chromium
+from mlflow_server import server_process, wait_healthy
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +66,19 @@ def test_filters_change_what_is_drawn(page, view, points, curves):
     _, path, _, _ = page
     drawn = body_data(dump_dom(f"{path.as_uri()}#{view}"))
     assert (drawn["points"], drawn["curves"]) == (str(points), str(curves))
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_the_run_link_opens_the_run_in_the_mlflow_ui(page, tmp_path):
+    """The page's run link, pointed at a real ``mlflow server`` over (a copy of) the store, shows that run."""
+    _, path, runs, uri = page
+    link = html.unescape(re.search(r'<a id="run-link" href="([^"]+)"', dump_dom(path.as_uri())).group(1))
+    run_id = link.rsplit("/", 1)[1]
+    shutil.copy(uri.removeprefix("sqlite:///"), tmp_path / "mlflow.db")
+    log = tmp_path / "server.log"
+    with server_process(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts", log) as (proc, server):
+        wait_healthy(proc, server, log)
+        dom = dump_dom(link.replace(explore.UI_ADDRESS, server), budget_ms=30_000)
+    name = Store(uri).get_run(run_id).info.run_name
+    assert name in html.unescape(dom) and run_id in dom

@@ -13,17 +13,17 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
+from mlflow_server import server_process, wait_healthy
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # real Ray clusters and a real MLflow server: make test-all
@@ -77,12 +77,6 @@ def private_ray_tmpdir():
         shutil.rmtree(path, ignore_errors=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mlflow_server_process(tmp_path_factory):
     """Launch a real ``mlflow server`` on 127.0.0.1 (SQLite behind it, artifacts served by it); stop it at the end.
@@ -91,50 +85,15 @@ def mlflow_server_process(tmp_path_factory):
     this fixture, then the cluster, then ``mlflow_server`` overlaps the two start-ups.
     """
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
     log_path = root / "server.log"
-    with open(log_path, "wb") as log:
-        # One server worker: it boots in about half the time of two on a loaded 2-core machine, and the few
-        # concurrent requests of these suites go to its thread pool anyway.
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-             "--artifacts-destination", str(root / "artifacts")],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            # No job runner (a huey consumer for GenAI jobs): these tests have no use for it, and it competes for
-            # the cores while it starts and holds the shutdown up for seconds.
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-    try:
-        yield proc, f"http://127.0.0.1:{port}", log_path
-    finally:
-        # It starts children: stop the whole process group (its own, thanks to start_new_session).
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    with server_process(f"sqlite:///{root / 'mlflow.db'}", root / "artifacts", log_path) as (proc, uri):
+        yield proc, uri, log_path
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(mlflow_server_process) -> str:
     """The URI of the module's MLflow server, once it answers 200 on ``/health``."""
-    proc, uri, log_path = mlflow_server_process
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(uri + "/health", timeout=2) as response:
-                if response.status == 200:
-                    return uri
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"mlflow server not healthy after 120 s:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.25)
+    return wait_healthy(*mlflow_server_process)
 
 
 @pytest.fixture(scope="module")

@@ -84,9 +84,10 @@ SHOWN_SETTINGS = ["cell", "layers", "bidirectional", "truncation", "tbptt_stride
 
 
 def explore_frames(suite: Suite, found: results.SuiteResults, summary: pd.DataFrame,
-                   experiment_id: str | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """What the interactive page (:func:`bench.reporting.explore.page`) draws: the runs with their truncation style, MLflow
-    UI address, settings as text and metric's name; the configurations' summaries; the learning curves."""
+                   experiment_id: str | None) -> tuple[pd.DataFrame, ...]:
+    """What the interactive page (:func:`bench.reporting.explore.page`) draws: the runs with their truncation
+    style, MLflow UI address, settings as text and metric's name; the configurations' summaries; the learning
+    curves; the task's references (the static heatmap's anchors: floors, baselines, the source's figure)."""
     from bench.tasks.dependency import style_label
 
     runs = found.runs[found.runs["run_id"].notna()].copy()
@@ -105,7 +106,11 @@ def explore_frames(suite: Suite, found: results.SuiteResults, summary: pd.DataFr
         [(run_id, step, value) for run_id, history in found.histories.items()
          for step, value in history.get(tasks.get(runs.set_index("run_id").at[run_id, "task"]).val_metric, [])],
         columns=["run_id", "step", "value"])
-    return runs, summary, curves
+    references = pd.DataFrame(
+        [(name, label, value) for name, part in summary.groupby("task", sort=False) if (part["n"] > 0).any()
+         for label, value in report_for(tasks.get(name)).heatmap_anchors(part).items()],
+        columns=["task", "reference", "value"])
+    return runs, summary, curves, references
 
 
 def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResults, task_names: list[str],

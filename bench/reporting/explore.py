@@ -6,7 +6,8 @@ once per results folder (``plotly.min.js``) and the page loads it from beside it
 pages do not each carry 3 MB of script.
 
 What it shows, for the runs the filters (task, cell, depth, direction, truncation, truncation style) select:
-every seed's test metric as a point with its configuration's mean and 95% interval (the tables' interval);
+every seed's test metric as a point with its configuration's mean and 95% interval (the tables' interval) and
+the task's references within reach (floors, baselines: the static heatmap's anchors) as dashed lines;
 a heatmap of the mean over cell × truncation; the learning curves (validation metric by step). Hovering a
 point or curve shows the run's settings and a link to it in the MLflow UI (``make ui``'s address); clicking
 opens it. The filters are kept in the address (``explore.html#cell=lstm&layers=2``), so a view can be shared.
@@ -46,20 +47,24 @@ def _json(frame: pd.DataFrame) -> str:
     return frame.to_json(orient="records").replace("</", "<\\/")
 
 
-def page(runs: pd.DataFrame, summary: pd.DataFrame, curves: pd.DataFrame, title: str) -> str:
+def page(runs: pd.DataFrame, summary: pd.DataFrame, curves: pd.DataFrame, references: pd.DataFrame,
+         title: str) -> str:
     """The page's HTML. ``runs``: one row per run with :data:`RUN_COLUMNS` (``metric`` NaN unless finished,
     ``url`` its MLflow UI page, ``settings`` its settings as text); ``summary``: one row per configuration with
-    ``configuration``, ``mean``, ``low``, ``high``, ``n``; ``curves``: ``run_id``, ``step``, ``value``."""
+    ``configuration``, ``mean``, ``low``, ``high``, ``n``; ``curves``: ``run_id``, ``step``, ``value``;
+    ``references``: ``task``, ``reference`` (its name), ``value``, drawn beside the seeds."""
     by_run = json.dumps({run_id: [list(part["step"]), list(part["value"])]
                          for run_id, part in curves.groupby("run_id")}).replace("</", "<\\/")
     data = (f'{{"runs":{_json(runs[RUN_COLUMNS])},'
             f'"summary":{_json(summary[["configuration", "mean", "low", "high", "n"]])},'
-            f'"curves":{by_run},"filters":{json.dumps(FILTERS)}}}')
+            f'"curves":{by_run},"references":{_json(references[["task", "reference", "value"]])},'
+            f'"filters":{json.dumps(FILTERS)}}}')
     return TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__DATA__", data).replace(
         "__PLOTLY__", PLOTLY_JS)
 
 
-def write(out_dir: Path, runs: pd.DataFrame, summary: pd.DataFrame, curves: pd.DataFrame, title: str) -> list[Path]:
+def write(out_dir: Path, runs: pd.DataFrame, summary: pd.DataFrame, curves: pd.DataFrame, references: pd.DataFrame,
+          title: str) -> list[Path]:
     """Write ``explore.html`` and, unless the folder holds it already, ``plotly.min.js``; return both paths."""
     from plotly.offline import get_plotlyjs
 
@@ -67,7 +72,7 @@ def write(out_dir: Path, runs: pd.DataFrame, summary: pd.DataFrame, curves: pd.D
     bundle = get_plotlyjs()
     if not script.is_file() or script.read_text(encoding="utf-8") != bundle:
         script.write_text(bundle, encoding="utf-8")
-    (out_dir / PAGE).write_text(page(runs, summary, curves, title), encoding="utf-8")
+    (out_dir / PAGE).write_text(page(runs, summary, curves, references, title), encoding="utf-8")
     return [out_dir / PAGE, script]
 
 
@@ -127,9 +132,9 @@ function draw(){var runs=shown(),done=runs.filter(function(r){return r.metric!==
   var configs=[];runs.forEach(function(r){if(configs.indexOf(r.configuration)<0)configs.push(r.configuration)});
   configs.sort();var seedsOf={};done.forEach(function(r){(seedsOf[r.configuration]=seedsOf[r.configuration]||[]).push(r)});
   var xs=[],ys=[],texts=[],ids=[];configs.forEach(function(c,i){var list=seedsOf[c]||[];list.forEach(function(r,j){
-    xs.push(i+(list.length>1?(j/(list.length-1)-0.5)*0.2:0));ys.push(r.metric);texts.push(hover(r));ids.push(r)})});
+    xs.push(i+0.06+(list.length>1?j/(list.length-1)*0.22:0.11));ys.push(r.metric);texts.push(hover(r));ids.push(r)})});
   var sums=DATA.summary.filter(function(s){return configs.indexOf(s.configuration)>=0&&s.mean!==null});
-  var means={type:"scatter",mode:"markers",name:"mean, 95% interval",x:sums.map(function(s){return configs.indexOf(s.configuration)}),
+  var means={type:"scatter",mode:"markers",name:"mean, 95% interval",x:sums.map(function(s){return configs.indexOf(s.configuration)-0.1}),
     y:sums.map(function(s){return s.mean}),marker:{symbol:"line-ew-open",size:22,color:"black",line:{width:2}},
     error_y:{type:"data",symmetric:false,color:"black",thickness:1.5,width:8,
       array:sums.map(function(s){return s.high===null?0:s.high-s.mean}),
@@ -138,9 +143,15 @@ function draw(){var runs=shown(),done=runs.filter(function(r){return r.metric!==
     hovertemplate:"%{text}<extra></extra>"};
   var points={type:"scatter",mode:"markers",name:"seeds",x:xs,y:ys,text:texts,hovertemplate:"%{text}<extra></extra>",
     marker:{size:8,color:"#1f77b4",opacity:0.75}};
-  Plotly.react("points",[means,points],{title:{x:0.01,xanchor:"left",text:label+" by configuration ("+done.length+" runs)"},margin:{b:140,t:40},
+  var lo=Math.min.apply(null,ys),hi=Math.max.apply(null,ys),span=hi-lo||Math.abs(hi)*0.1||1;
+  var refs=DATA.references.filter(function(f){return f.task===sel.task&&f.value!==null&&(log?
+    f.value>0&&f.value>lo/10&&f.value<hi*10:f.value>lo-span&&f.value<hi+span)}).map(function(f,k){
+    return {type:"scatter",mode:"lines",name:f.reference+" "+fmt(f.value),x:[-0.5,configs.length-0.5],
+      y:[f.value,f.value],line:{dash:"dash",width:1,color:["#d62728","#2ca02c","#9467bd","#8c564b","#7f7f7f"][k%5]},
+      hovertemplate:f.reference+": "+fmt(f.value)+"<extra></extra>"}});
+  Plotly.react("points",[means,points].concat(refs),{title:{x:0.01,xanchor:"left",text:label+" by configuration ("+done.length+" runs)"},margin:{b:140,t:40},
     xaxis:{tickvals:configs.map(function(c,i){return i}),ticktext:configs,tickangle:-40,automargin:true,
-      range:[-0.5,configs.length-0.5]},
+      range:[-0.5,configs.length-0.5],zeroline:false,showgrid:false},
     yaxis:{title:{text:label},type:log?"log":"linear"},legend:{orientation:"h",y:1.08},hovermode:"closest"},CONFIG);
   bind("points",function(p){return p.curveNumber===1?ids[p.pointIndex]:null});
   var cells=[],ts=[];done.forEach(function(r){if(cells.indexOf(r.cell)<0)cells.push(r.cell);
@@ -153,11 +164,14 @@ function draw(){var runs=shown(),done=runs.filter(function(r){return r.metric!==
     margin:{t:40}},CONFIG);
   var palette=["#1f77b4","#ff7f0e","#2ca02c","#d62728","#9467bd","#8c564b","#e377c2","#7f7f7f","#bcbd22","#17becf"];
   var traces=[],curveRuns=[];done.forEach(function(r){var c=DATA.curves[r.run_id];if(!c)return;curveRuns.push(r);
-    traces.push({type:"scatter",mode:"lines",x:c[0],y:c[1],name:r.configuration+" s"+r.seed,showlegend:false,
+    var first=!traces.some(function(t){return t.legendgroup===r.configuration});
+    traces.push({type:"scatter",mode:"lines",x:c[0],y:c[1],name:r.configuration,legendgroup:r.configuration,
+      showlegend:first,
       line:{width:1.2,color:palette[configs.indexOf(r.configuration)%palette.length]},
       text:c[0].map(function(){return hover(r)}),hovertemplate:"step %{x}: %{y:.4g}<br>%{text}<extra></extra>"})});
   Plotly.react("curves",traces,{title:{x:0.01,xanchor:"left",text:"learning curves on the validation set ("+traces.length+" runs)"},
-    xaxis:{title:{text:"step"}},yaxis:{title:{text:label.replace(/^test /,"validation ")},type:log?"log":"linear"},margin:{t:40},hovermode:"closest"},CONFIG);
+    xaxis:{title:{text:"step"}},yaxis:{title:{text:label.replace(/^test /,"validation ")},type:log?"log":"linear"},margin:{t:40},hovermode:"closest",
+    legend:{font:{size:10}}},CONFIG);
   bind("curves",function(p){return curveRuns[p.curveNumber]});
   var left=runs.length-done.length;document.getElementById("unfinished").textContent=left?left+
     " selected runs without a result (diverged, failed or missing) are not drawn.":"";

@@ -33,7 +33,7 @@ def test_a_suite_run_compared_with_itself_shows_no_change(tiny_suite_store, tmp_
     assert len(found.table) == 6 and set(found.table["class"]) == {"no detectable change"} and found.only.empty
     assert found.table.set_index("configuration").at[LSTM_T10, "effect (B − A)"].startswith("+0 [")
     report = (out / "compare.md").read_text()
-    assert "**PASS: 6 configurations compared: 0 worse, 0 better, 6 no detectable change" in report
+    assert "PASS: 6 configurations compared: 0 worse, 0 better, 6 no detectable change" in report
     assert "s0 " in report and "s1 " in report  # every seed side by side
     assert "<table" in (out / "compare.html").read_text()
 
@@ -61,7 +61,7 @@ def test_a_collapsed_seed_is_caught_and_a_dropped_configuration_listed(tiny_suit
     assert found.only.values.tolist() == [[LSTM_T2, "dependency", "A"]]
     row = found.table.set_index("configuration").loc[LSTM_T10]
     assert "a seed beyond the baseline's range" in row["detail"] and "s1 0.9500" in row["B"]
-    assert "**FAIL: 5 configurations compared: 1 worse" in printed and LSTM_T2 in printed
+    assert "FAIL: 5 configurations compared: 1 worse" in printed and LSTM_T2 in printed
 
 
 def test_what_names_no_runs_is_reported_for_both_sides(tiny_suite_store, capsys):

@@ -252,6 +252,14 @@ def verdict(comparison: Comparison) -> str:
             f"{counts.get('no detectable change', 0)} no detectable change; {len(comparison.only)} on one side only")
 
 
+def class_colours(table: pd.DataFrame) -> pd.DataFrame:
+    """The report's cell colours (:class:`bench.reporting.pages.Table` scores): the class column red where worse,
+    green where better."""
+    scores = pd.DataFrame(math.nan, index=table.index, columns=table.columns)
+    scores["class"] = table["class"].map({"worse": 1.0, "better": 0.0})
+    return scores
+
+
 def blocks(comparison: Comparison) -> list[Block]:
     """The comparison as report blocks (:mod:`bench.reporting.pages`), for Markdown and HTML alike."""
     c = comparison
@@ -259,14 +267,14 @@ def blocks(comparison: Comparison) -> list[Block]:
         Heading("Comparison: A → B", 1),
         Bullets([f"A (the reference) `{c.a.spec}`: {c.a.what}.", f"B `{c.b.spec}`: {c.b.what}."]),
         Text(f"Each configuration both hold is judged by the regression check's tests (`bench regress`), A's seeds "
-             f"as the baseline: **worse** when B's worst seed lies beyond a prediction interval of A's seeds or B's "
+             f"as the baseline: worse when B's worst seed lies beyond a prediction interval of A's seeds or B's "
              f"mean shifted, by one-sided t tests with a false-alarm rate of {c.alpha:g} per configuration and by "
              f"more than the task's smallest change that counts, A's sd moderated toward its task's typical "
-             f"spread; or when more of its seeds fail or diverge. **Better** when the mean moved past the mean "
+             f"spread; or when more of its seeds fail or diverge. Better when the mean moved past the mean "
              f"test's threshold the other way. Effect: B − A with its 95% interval (the mean test's sd and df); for "
              f"a metric compared on logs (RMSE) the ratio B / A. Seeds listed as s<seed> <value>."),
-        Text(f"**{verdict(c)}**"),
-        Table(c.table),
+        Text(verdict(c)),
+        Table(c.table, class_colours(c.table), "Colour: red worse, green better."),
     ]
     if len(c.only):
         found += [Heading("Configurations on one side only"), Table(c.only)]

@@ -3,8 +3,8 @@ check's own seed-aware tests (:func:`bench.reporting.regress.seed_change`) with 
 
 A side is one of
 - a **store**: a SQLite file, a folder holding ``mlflow.db``, or a tracking URI: every run in it;
-- a **suite run**: a suite's parent run, by run id or by name (``suite/smoke``: the latest of that name), in the
-  store of ``--tracking-uri``: the runs it started (a rerun suite starts only what was not done yet);
+- a **suite run**: a suite's parent run, by run id or by name (``suite/smoke`` or ``smoke``: the latest of that
+  name), in the store of ``--tracking-uri``: the runs it started (a rerun suite starts only what was not done yet);
 - a **commit**: a hash or its prefix (at least 4 characters), or a name git resolves here (``HEAD~1``, a branch),
   in the store of ``--tracking-uri``: the runs recorded at that commit (tag ``mlflow.source.git.commit``; a
   ``-dirty`` work tree's runs count as its commit's).
@@ -86,7 +86,7 @@ def resolve_side(spec: str, uri: str, experiment: str) -> Side:
     frame = Store(uri).runs_frame(experiment)
     parents = frame[frame["tags.bench.role"] == "suite"]
     names = parents.get("tags.mlflow.runName", pd.Series(index=parents.index, dtype=object))
-    chosen = parents[(parents["run_id"] == spec) | (names == spec)].sort_values("start_time")
+    chosen = parents[(parents["run_id"] == spec) | names.isin([spec, f"suite/{spec}"])].sort_values("start_time")
     if len(chosen):
         parent = chosen.iloc[-1]
         runs = frame[frame.get("tags.mlflow.parentRunId", pd.Series(index=frame.index, dtype=object))
@@ -105,7 +105,8 @@ def resolve_side(spec: str, uri: str, experiment: str) -> Side:
             return Side(spec, f"the runs of commit {', '.join(found)} in `{locations.shown_uri(uri)}`", runs)
     raise ConfigError([f"compare: {shown(spec)}: names no runs in {locations.shown_uri(uri)}; allowed: a commit with "
                        "runs in the store (a hash, its prefix or a name git resolves), a suite parent run's id or "
-                       "name (suite/<name>), or a store (a SQLite file, a folder holding mlflow.db, a tracking URI)"])
+                       "name (suite/<name> or <name>), or a store (a SQLite file, a folder holding mlflow.db, a "
+                       "tracking URI)"])
 
 
 def seed_runs(runs: pd.DataFrame) -> pd.DataFrame:

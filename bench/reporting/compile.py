@@ -3,8 +3,9 @@
 Writes ``README.md`` (README-ready), ``results.html`` (one self-contained page), the CSVs behind them
 (``summary.csv`` one row per configuration, ``runs.csv`` one per run, ``comparison_<task>.csv``, ``cost.csv``)
 and the PNGs, then logs them all as artifacts (under ``results/``) of the suite's latest parent run. Beside
-them goes the interactive page ``explore.html`` (:mod:`bench.reporting.explore`) with ``plotly.min.js``, which stay in the
-folder only: the page needs its script beside it, and 3 MB of plotly.js per suite run would fill the store.
+them goes the interactive page ``explore.html`` (:mod:`bench.reporting.explore`) with ``plotly.min.js``; those
+two stay in the folder only: the page needs its script beside it, and 5 MB of plotly.js per suite run would fill
+the store.
 """
 
 from __future__ import annotations

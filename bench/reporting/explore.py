@@ -3,7 +3,7 @@
 Like benchopt's plots, the page is drawn from data frames alone — the runs, the configurations' summaries and
 the learning curves that ``bench compile`` gathered — never from the store or the runner. plotly.js is written
 once per results folder (``plotly.min.js``) and the page loads it from beside itself, so it works offline and
-pages do not each carry 3 MB of script.
+pages do not each carry 5 MB of script.
 
 What it shows, for the runs the filters (task, cell, depth, direction, truncation, truncation style) select:
 every seed's test metric as a point with its configuration's mean and 95% interval (the tables' interval) and

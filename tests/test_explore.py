@@ -82,3 +82,24 @@ def test_the_run_link_opens_the_run_in_the_mlflow_ui(page, tmp_path):
         dom = dump_dom(link.replace(explore.UI_ADDRESS, server), budget_ms=30_000)
     name = Store(uri).get_run(run_id).info.run_name
     assert name in html.unescape(dom) and run_id in dom
+
+
+def test_the_page_is_drawn_from_data_frames_alone():
+    """No store, no runner: plain frames in, a page out, with every run, summary, curve and reference in its data."""
+    import json
+
+    runs = pd.DataFrame({
+        "task": "dependency", "cell": ["lstm", "gru"], "layers": 1, "direction": "uni", "truncation": 5, "style": "T",
+        "configuration": ["dependency/lstm-L1-uni-T5", "dependency/gru-L1-uni-T5"], "seed": 0,
+        "outcome": ["finished", "diverged"], "metric": [0.49, float("nan")], "run_id": ["r1", "r2"],
+        "url": [explore.run_url("1", "r1"), explore.run_url("1", "r2")], "settings": "cell=lstm",
+        "metric_label": "test cross-entropy (nats)", "log_scale": False, "lower_is_better": True})
+    summary = pd.DataFrame({"configuration": runs["configuration"], "mean": [0.49, float("nan")],
+                            "low": float("nan"), "high": float("nan"), "n": [1, 0]})
+    curves = pd.DataFrame({"run_id": ["r1", "r1"], "step": [100, 200], "value": [0.6, 0.5]})
+    references = pd.DataFrame({"task": ["dependency"], "reference": ["no lag"], "value": [0.6616]})
+    text = explore.page(runs, summary, curves, references, "a </script> title")
+    data = json.loads(re.search(r"var DATA = (.*);\n", text).group(1).replace("<\\/", "</"))
+    assert [r["run_id"] for r in data["runs"]] == ["r1", "r2"] and data["runs"][1]["metric"] is None
+    assert data["curves"] == {"r1": [[100, 200], [0.6, 0.5]]} and data["references"][0]["value"] == 0.6616
+    assert "<title>a &lt;/script&gt; title</title>" in text

@@ -9,6 +9,7 @@ import pytest
 
 from bench.reporting import compare
 from bench.cli.main import main
+from bench.config.settings import ConfigError
 from bench.running.store import Store
 
 LSTM_T10 = "dependency/lstm-L1-uni-T10-lr=0.02"
@@ -69,6 +70,15 @@ def test_what_names_no_runs_is_reported_for_both_sides(tiny_suite_store, capsys)
     assert main(["compare", "0000000", "suite/nothing", "--tracking-uri", uri]) == 2
     err = capsys.readouterr().err
     assert "compare: '0000000': names no runs" in err and "compare: 'suite/nothing': names no runs" in err
+
+
+def test_a_commit_names_its_runs_and_a_dirty_work_trees_runs_apart(tiny_suite_store):
+    _, uri, _ = tiny_suite_store
+    tag = compare.child_runs(Store(uri).runs_frame("rnn-bench"))[compare.COMMIT_TAG].iloc[0]
+    assert len(compare.resolve_side(tag[:7] + tag[40:], uri, "rnn-bench").runs) == 12  # the prefix names them
+    other = tag[:40] if tag.endswith(compare.DIRTY) else tag + compare.DIRTY
+    with pytest.raises(ConfigError, match="names no runs"):
+        compare.resolve_side(other, uri, "rnn-bench")
 
 
 PLANTED_CELL = """

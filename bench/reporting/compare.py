@@ -6,8 +6,8 @@ A side is one of
 - a **suite run**: a suite's parent run, by run id or by name (``suite/smoke`` or ``smoke``: the latest of that
   name), in the store of ``--tracking-uri``: the runs it started (a rerun suite starts only what was not done yet);
 - a **commit**: a hash or its prefix (at least 4 characters), or a name git resolves here (``HEAD~1``, a branch),
-  in the store of ``--tracking-uri``: the runs recorded at that commit (tag ``mlflow.source.git.commit``; a
-  ``-dirty`` work tree's runs count as its commit's).
+  in the store of ``--tracking-uri``: the runs recorded at that commit (tag ``mlflow.source.git.commit``); with
+  ``-dirty`` appended (``HEAD-dirty``), those made from its work tree with uncommitted changes instead.
 
 Configurations are matched by their settings less the seed: the run parameters both sides record (a setting one
 side's code did not have yet is left out of the match). Per seed the latest finished run counts, else the latest
@@ -37,6 +37,7 @@ from bench.running.store import Store
 COMMIT_TAG = "tags.mlflow.source.git.commit"
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 HEX = re.compile(r"[0-9a-f]{4,40}")
+DIRTY = "-dirty"  # the commit tag of a run made from a work tree with uncommitted changes
 # Parameters that never tell configurations apart: the seed is the replicate (the harness's own bookkeeping
 # parameters, named bench.*, are left out too).
 NOT_IDENTITY = {"seed"}
@@ -93,18 +94,24 @@ def resolve_side(spec: str, uri: str, experiment: str) -> Side:
                      == parent["run_id"]]
         return Side(spec, f"the runs of suite run `{names.get(parent.name, spec)}` ({parent['run_id']})",
                     child_runs(runs))
-    commit = spec.lower() if HEX.fullmatch(spec.lower()) else None
-    commits = child_runs(frame).get(COMMIT_TAG, pd.Series(dtype=object)).dropna()
-    if commit is None or not commits.str.startswith(commit).any():
-        commit = git_commit_of(spec) or commit
+    dirty = spec.lower().endswith(DIRTY)
+    name = spec[:-len(DIRTY)] if dirty else spec
+    runs = child_runs(frame)
+    tags = runs.get(COMMIT_TAG, pd.Series(index=runs.index, dtype=object)).fillna("")
+    commit = name.lower() if HEX.fullmatch(name.lower()) else None
+    if commit is None or not tags.str.startswith(commit).any():
+        commit = git_commit_of(name) or commit
+    hint = ""
     if commit is not None:
-        runs = child_runs(frame)
-        runs = runs[runs.get(COMMIT_TAG, pd.Series(index=runs.index, dtype=object)).fillna("").str.startswith(commit)]
-        if len(runs):
-            found = sorted(set(runs[COMMIT_TAG]))
-            return Side(spec, f"the runs of commit {', '.join(found)} in `{locations.shown_uri(uri)}`", runs)
-    raise ConfigError([f"compare: {shown(spec)}: names no runs in {locations.shown_uri(uri)}; allowed: a commit with "
-                       "runs in the store (a hash, its prefix or a name git resolves), a suite parent run's id or "
+        of_commit = tags.str.startswith(commit)
+        at = runs[of_commit & (tags.str.endswith(DIRTY) == dirty)]
+        if len(at):
+            found = sorted(set(at[COMMIT_TAG]))
+            return Side(spec, f"the runs of commit {', '.join(found)} in `{locations.shown_uri(uri)}`", at)
+        if (of_commit & tags.str.endswith(DIRTY)).any():
+            hint = f" (its runs from a work tree with changes: {commit[:7]}{DIRTY})"
+    raise ConfigError([f"compare: {shown(spec)}: names no runs in {locations.shown_uri(uri)}{hint}; allowed: a "
+                       "commit with runs in the store (a hash, its prefix or a name git resolves), a suite parent run's id or "
                        "name (suite/<name> or <name>), or a store (a SQLite file, a folder holding mlflow.db, a "
                        "tracking URI)"])
 

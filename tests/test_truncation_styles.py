@@ -1,4 +1,4 @@
-"""bench.styles on hand-made summary rows: styles per T, the smallest T that learns each lag, cost ratios, figure."""
+"""bench.reporting.truncation_styles on hand-made summary rows: styles per T, the smallest T that learns each lag, cost ratios, figure."""
 
 from __future__ import annotations
 

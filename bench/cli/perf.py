@@ -21,12 +21,14 @@ from bench.running import locations, provenance
 from bench.cli.args import ArgumentParser, output_file, report
 from bench.config.settings import ConfigError, resolve
 from bench.core.stats import LEVEL, median_interval
+from bench.reporting.regress import target_verdict
 from bench.running.store import Store
 from bench.tasks.sine import SOURCE_RMSE as SEED_SINE_RMSE
 from bench.running.train import RunLogger, build, fit_and_test, make_trainer
 from datamodules.dependency import generate_dependency_series
 from lightning_modules.recurrent_task import OPTIMIZERS
 
+VERDICTS = {"reached": "pass", "not reached": "miss", "undecided": "within noise"}  # regress's words -> perf's
 SEED_SINE_STEPS = 10_000  # the TensorFlow sine example trains 10,000 steps to RMSE 0.0019
 
 
@@ -63,11 +65,10 @@ class Figure:
         (``≤ 0.10 s``), a share of a run (``≤ 0.10``) or optimizer steps. ``pass`` when the whole interval of the
         median meets the target, ``miss`` when none of it does, ``within noise`` when it straddles the bound: on
         a machine whose timings swing by tens of percent from one repeat to the next, a median alone a hair
-        either side of a bound decides nothing."""
+        either side of a bound decides nothing (:func:`bench.reporting.regress.target_verdict`)."""
         bound = float(self.target.split()[1].rstrip("×"))
-        _, low, high, _ = self.interval
-        meets = [value <= bound if self.target.startswith("≤") else value >= bound for value in (low, high)]
-        return "pass" if all(meets) else "miss" if not any(meets) else "within noise"
+        median, low, high, _ = self.interval
+        return VERDICTS[target_verdict(low, high, median, bound, lower_is_better=self.target.startswith("≤"))]
 
     def interval_text(self, form: str, unit: str = "") -> str:
         """The judged median (``unit`` after it) and its interval, formatted with ``form``; how sure the interval

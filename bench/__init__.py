@@ -1,1 +1,2 @@
-"""rnn-bench: suites, runner, MLflow tracking, tables and benchmarks. Entry point: ``python -m bench``."""
+"""rnn-bench's harness, in six layers, each importing only those below it (docs/layout.md): core < tasks < config <
+running < reporting < cli. Entry point: ``python -m bench``."""

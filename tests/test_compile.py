@@ -9,7 +9,7 @@ import pytest
 
 from bench.reporting.task_reports import report_for
 from bench.reporting import results, tables
-from bench.tasks import dependency_floors as targets
+from bench.tasks import dependency_floors
 from bench.tasks import sine
 from bench.config.settings import config_hash
 from bench.running.store import Store
@@ -92,7 +92,7 @@ def test_marks_agree_with_the_floors(compiled):
     finished = summary[(summary["task"] == "dependency") & (summary["n"] > 0)]
     assert len(finished) == 2
     for row in finished.to_dict("records"):
-        none, first, both, m = row["floor/none"], row["floor/first1"], row["floor/all"], targets.BAND_CAP
+        none, first, both, m = row["floor/none"], row["floor/first1"], row["floor/all"], dependency_floors.BAND_CAP
 
         def reading(ce):
             return {"–": ce >= none - m, "0+": first + m < ce < none - m, "1": abs(ce - first) <= m,

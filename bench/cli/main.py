@@ -8,12 +8,16 @@ import os
 import sys
 import re
 
+import yaml
+
 from bench import tasks
 from bench.core import names
 from bench.cli.args import ArgumentParser, integer, output_dir, report
 from bench.cli.results_commands import add_commands as add_results_commands, checked_store, compile_and_report
-from bench.config.settings import COMMON_DEFAULTS, ConfigError, fields_for, resolve, setting_text, shown
+from bench.config.settings import COMMON_DEFAULTS, ConfigError, fields_for, resolve, run_name, setting_text, shown
+from bench.config.suite import load_suite, parse_overrides
 from bench.running.executors.slots import parse_devices
+from bench.running.runner import run_suite
 from bench.running.store import StoreError
 
 MAX_THREADS = 1024
@@ -57,8 +61,6 @@ def config_overrides(args: argparse.Namespace) -> dict:
 
 def load_config_file(path: str) -> dict:
     """The ``config:`` mapping of a run's ``config.yaml`` (or a plain mapping of settings); one-line errors."""
-    import yaml
-
     try:
         doc = yaml.safe_load(open(path, encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
@@ -87,8 +89,8 @@ def resolve_device(requested: str) -> str:
     if not re.fullmatch(r"auto|cpu|cuda(:[0-9]{1,4})?", requested):
         raise ConfigError([f"device: {shown(requested)}; allowed: cpu, cuda, cuda:N, auto"])
     if requested == "cpu":
-        return requested  # without importing torch: a CPU suite's runner never needs it
-    import torch
+        return requested
+    import torch  # only to look for GPUs: a CPU suite's runner never imports it
 
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -113,10 +115,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = resolve(config_overrides(args))
     device = resolve_device(args.device)
     uri = checked_store(args)
-    import torch
+    import torch  # torch and Lightning only once the settings are checked
 
     torch.set_num_threads(args.threads)
-    from bench.running.train import train_run
+    from bench.running.train import train_run  # torch and Lightning, as above
 
     outcome = train_run(cfg, uri, args.experiment, device=device, progress_bar=not args.no_progress)
     if outcome.store_error is not None:  # one line naming the store (main prints it)
@@ -128,8 +130,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.config.suite import load_suite, parse_overrides
-
     if args.address and args.executor != "ray":
         raise ConfigError([f"--address: {args.address!r} with --executor {args.executor}; allowed: --address only "
                            "with --executor ray"])
@@ -138,8 +138,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         resolve_device(args.device)
     devices = parse_devices(args.devices) if args.devices is not None else None
     uri = checked_store(args)
-    from bench.running.runner import run_suite
-
     print(f"suite {suite.name}: {len(suite.configs)} runs -> {uri}")
     result = run_suite(suite, uri, args.experiment, device=args.device, workers=args.workers,
                        per_device=args.per_device, force=args.force, progress=not args.no_progress,
@@ -151,8 +149,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def print_summary(suite, result) -> None:
-    from bench.config.settings import run_name
-
     print(f"\nsuite {suite.name} in {result.wall_time_s:.1f} s: {result.count('finished')} finished, "
           f"{len(result.skipped)} skipped (already in the store), {result.count('elsewhere')} done by another runner, "
           f"{result.count('failed')} failed, {result.count('diverged')} diverged")

@@ -7,21 +7,28 @@ interval says so (:attr:`Figure.verdict`). Writes ``results/perf.md`` and logs i
 
 from __future__ import annotations
 
+import multiprocessing
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
+import yaml
 
 from bench.running import locations, provenance
 from bench.cli.args import ArgumentParser, output_file, report
 from bench.config.settings import ConfigError, resolve
+from bench.config.suite import load_suite
 from bench.core.stats import LEVEL, median_interval
 from bench.reporting.regress import target_verdict
+from bench.running.executors.book import estimated_cost
 from bench.running.store import Store
 from bench.tasks.sine import SOURCE_RMSE as SEED_SINE_RMSE
 from bench.running.train import RunLogger, build, fit_and_test, make_trainer
@@ -222,8 +229,6 @@ def default_sample() -> list[dict]:
     """Twelve configurations of the default suite (seed 0, its budgets): every cell on both tasks, both directions,
     each task's shortest and longest truncation, depths 1 and 2, in balanced turns, so that the sample mixes cheap
     and expensive runs (T=1 against T=20, bidirectional evaluation window by window) as the suite does."""
-    from bench.config.suite import load_suite
-
     suite = load_suite("default")
     cells = list(dict.fromkeys(c["cell"] for c in suite.configs))
     truncations = {task: sorted({c["truncation"] for c in suite.configs if c["task"] == task})
@@ -258,10 +263,6 @@ class SuiteCommand:
 
 def run_command(configs: list[dict], workers: int, tmp: Path) -> SuiteCommand:
     """Run ``configs`` as a suite with ``rnn-bench run --workers N`` in a fresh process, as a user would."""
-    import subprocess
-
-    import yaml
-
     tmp = Path(tempfile.mkdtemp(prefix=f"sample_{workers}_", dir=tmp))  # a fresh store: nothing done already
     suite_file = tmp / "sample.yaml"
     suite_file.write_text(yaml.safe_dump({"points": [{k: list(v) if isinstance(v, tuple) else v
@@ -286,8 +287,6 @@ def _one_thread() -> None:
 def plain_loops_two_at_a_time(configs: list[dict], pool) -> list[float]:
     """Each configuration's plain-loop training time, measured in ``pool``'s two processes (one torch thread
     each) running side by side, longest first: the loop under the same load as the suite's two workers."""
-    from bench.running.executors.book import estimated_cost
-
     order = sorted(range(len(configs)), key=lambda i: -estimated_cost(configs[i]))
     futures = {i: pool.submit(plain_loop_seconds, configs[i], "cpu") for i in order}
     return [futures[i].result() for i in range(len(configs))]
@@ -322,9 +321,6 @@ def suite_figures(configs: list[dict], tmp: Path, rounds: int, reference_epoch: 
       ``reference_epoch``s (the header's plain-loop epoch), for comparing machines;
     - evaluation: the share of a T=1 unidirectional dependency run's wall time spent validating and testing.
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     plain, twos, ones = [], [], []
     with ProcessPoolExecutor(2, multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
         for n in range(rounds):
@@ -385,8 +381,6 @@ def suite_figures(configs: list[dict], tmp: Path, rounds: int, reference_epoch: 
 
 def sine_steps_to_target(cfg: dict) -> Figure:
     """Steps until validation RMSE first reaches the TensorFlow sine example's figure, and the test RMSE at the end."""
-    import pytorch_lightning as pl
-
     reached: list[int] = []
 
     class FirstHit(pl.Callback):

@@ -8,15 +8,20 @@ import json
 import math
 from pathlib import Path
 
+from bench import tasks
 from bench.cli.args import number, output_dir, output_file
 from bench.config.settings import ConfigError, shown
+from bench.config.suite import load_suite
+# regress gives the parser its defaults and text, so pandas and scipy load with the command line already
+from bench.reporting import compare, history, regress, results, tables
+from bench.reporting.pages import to_html, to_markdown
+from bench.running import locations
+from bench.running.leases import reap
+from bench.running.store import Store, StoreError
 
 
 def add_commands(commands, add_tracking_flags) -> None:
     """Add the results subcommands to ``commands`` (the CLI's subparsers)."""
-    from bench.reporting import compare, regress
-    from bench import tasks
-
     compile_ = commands.add_parser(
         "compile", help="compile a suite's results into tables and plots (results/<suite>/)",
         description="Read a suite's runs from the store and write README.md, results.html, CSVs and PNGs to "
@@ -53,7 +58,6 @@ def add_commands(commands, add_tracking_flags) -> None:
                              "for a suite named compare)")
     add_tracking_flags(versus)
     versus.set_defaults(handler=cmd_compare)
-    from bench.reporting import history
     past = commands.add_parser(
         "history", help="a suite's metric by commit across the store, and where it stepped",
         description=history.METHOD, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,8 +79,6 @@ def add_commands(commands, add_tracking_flags) -> None:
 
 def _min_delta(text: str) -> tuple[str, float]:
     """An argparse ``type``: ``TASK=VALUE`` with a task's name and a finite number >= 0."""
-    from bench import tasks
-
     task, _, value = text.partition("=")
     try:
         delta = float(value)
@@ -91,8 +93,6 @@ def _min_delta(text: str) -> tuple[str, float]:
 def checked_store(args: argparse.Namespace, write: bool = True) -> str:
     """The tracking URI of the command, checked (``write``: for writing too; compiling only reads the database).
     Call it after every other check: for the default store it creates results/."""
-    from bench.running import locations
-
     uri = args.tracking_uri or locations.default_tracking_uri()
     locations.check_tracking_uri(uri, write)
     return uri
@@ -101,7 +101,7 @@ def checked_store(args: argparse.Namespace, write: bool = True) -> str:
 def restore_run(cfg: dict, weights):
     """A run's trained (data, model) for the figures that show its predictions: :func:`bench.running.train.restore`,
     imported only when one is drawn (it brings torch and Lightning)."""
-    from bench.running.train import restore
+    from bench.running.train import restore  # torch and Lightning: only for a figure that needs a model
 
     return restore(cfg, weights)
 
@@ -109,10 +109,7 @@ def restore_run(cfg: dict, weights):
 def compile_and_report(suite, uri: str, experiment: str, out: str | None = None) -> None:
     """Compile ``suite`` and say where the results went (also called at the end of ``bench run``). Runs left
     RUNNING by processes that are gone are marked first (:func:`bench.running.leases.reap`)."""
-    from bench.running import locations
-    from bench.reporting.compile import compile_suite
-    from bench.running.leases import reap
-    from bench.running.store import Store, StoreError
+    from bench.reporting.compile import compile_suite  # matplotlib: only once results are compiled
 
     store = Store(uri)
     experiment_id = store.find_experiment(experiment)
@@ -132,8 +129,6 @@ def compile_and_report(suite, uri: str, experiment: str, out: str | None = None)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from bench.config.suite import load_suite
-
     suite = load_suite(args.suite)
     uri = checked_store(args, write=False)
     compile_and_report(suite, uri, args.experiment, args.out)
@@ -141,9 +136,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from bench.reporting import regress, results, tables
-    from bench.config.suite import load_suite
-
     suite = load_suite(args.suite)
     uri = checked_store(args)
     found = results.load(suite, uri, args.experiment)
@@ -163,10 +155,6 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    from bench.reporting import regress, results, tables
-    from bench.running import locations
-    from bench.config.suite import load_suite
-
     suite = load_suite(args.suite)
     path = Path(args.baseline) if args.baseline else regress.baseline_path(suite.name)
     baseline = regress.load_baseline(path)
@@ -185,10 +173,6 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.reporting import compare
-    from bench.reporting.pages import to_html, to_markdown
-    from bench.running import locations
-
     uri = checked_store(args, write=False)
     sides, problems = [], []
     for spec in (args.a, args.b):  # report both sides' problems at once
@@ -212,11 +196,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from bench.config.suite import load_suite
-    from bench.reporting import history
-    from bench.running import locations
-    from bench.running.store import Store
-
     suite = load_suite(args.suite)
     uri = checked_store(args, write=False)
     found = history.history(suite, Store(uri).runs_frame(args.experiment), args.alpha)

@@ -25,7 +25,7 @@ from bench.running import locations
 from bench.reporting.pages import Block, Bullets, Heading, Image, Table, Text, to_html, to_markdown
 from bench.config.settings import config_hash, setting_text
 from bench.running.store import Store
-from bench.config.suite import Suite
+from bench.config.suite import SUITES_DIR, Suite
 
 RUN_COLUMNS = ["configuration", "seed", "outcome", "reason", "metric", "target", "reached", "steps_to_target",
                "time_to_target_s", "run_id", "config_hash", "commit"]
@@ -192,6 +192,4 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
 
 def suite_argument(suite: Suite) -> str:
     """How ``--suite`` names this suite: its name when bundled, else its file."""
-    from bench.config.suite import SUITES_DIR
-
     return suite.name if suite.path.parent.resolve() == SUITES_DIR.resolve() else str(suite.path)

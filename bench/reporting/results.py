@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.tasks import dependency_floors as targets
+from bench.tasks import dependency_floors
 from bench import tasks
 from bench.config.settings import config_hash, run_name, setting_text
 from bench.running.store import Store
@@ -104,7 +104,7 @@ def add_time_to_target(table: pd.DataFrame, histories: dict[str, dict[str, list]
         if history is None or pd.isna(goal):
             step, elapsed = float("nan"), float("nan")
         else:
-            step, elapsed = targets.first_reaching(history[task.val_metric],
+            step, elapsed = dependency_floors.first_reaching(history[task.val_metric],
                                                    history["val/elapsed_s"], goal)
         goals.append(goal)
         reached.append(float("nan") if history is None else float(pd.notna(step)))

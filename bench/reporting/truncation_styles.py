@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from bench.reporting import tables
-from bench.tasks import dependency_floors as targets
+from bench.reporting.plots import draw_floors, plt
+from bench.tasks import dependency_floors
 from bench.tasks.dependency import STYLES, stride_of
 from bench.reporting.pages import Block, Image, Table, Text
 from bench.core.stats import LEVEL as CONFIDENCE
@@ -51,8 +52,8 @@ def learns(row: dict, level: int) -> bool:
     >>> learns(row, 1), learns(row, 2), learns({**row, "high": 0.61}, 1)
     (True, False, False)
     """
-    floors = targets.floors_of(row)
-    by_level = {targets.floor_level(k, len(floors)): v for k, v in floors.items()}
+    floors = dependency_floors.floors_of(row)
+    by_level = {dependency_floors.floor_level(k, len(floors)): v for k, v in floors.items()}
     if row["n"] == 0 or level not in by_level or level - 1 not in by_level:
         return False
     upper = row["mean"] if math.isnan(row["high"]) else row["high"]
@@ -158,8 +159,6 @@ def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
 def figure(summary: pd.DataFrame, path: Path) -> None:
     """Test cross-entropy against T, one line per style (mean over seeds, bars: the t-interval), one panel per
     cell (rows) and hidden size (columns), the analytic floors as grey lines."""
-    from bench.reporting.plots import draw_floors, plt
-
     rows = style_rows(summary)
     rows = rows[rows["n"] > 0]
     cells, hiddens = list(dict.fromkeys(rows["cell"])), sorted(rows["hidden"].unique())
@@ -173,7 +172,7 @@ def figure(summary: pd.DataFrame, path: Path) -> None:
             width = [(line["mean"] - line["low"]).fillna(0), (line["high"] - line["mean"]).fillna(0)]
             ax.errorbar(line["truncation"] + offsets[style], line["mean"], yerr=width, marker="o", markersize=3,
                         capsize=2, linewidth=1.2, label=f"h′ = {style}: {STYLES[style]}")
-        draw_floors(ax, targets.shared_floors(panel), labelled=(i, j) == (0, 0))  # it orders them
+        draw_floors(ax, dependency_floors.shared_floors(panel), labelled=(i, j) == (0, 0))  # it orders them
         ax.set(title=f"{cell}, hidden {hidden}", xticks=sorted(rows["truncation"].unique()))
         if i == len(cells) - 1:
             ax.set_xlabel("truncation T")

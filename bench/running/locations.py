@@ -101,7 +101,7 @@ def check_tracking_uri(uri: str, write: bool = True) -> None:
 def _health_request(uri: str) -> tuple[urllib.request.Request, ssl.SSLContext | None]:
     """The probe of a server's /health with what MLflow's own client would send: its credentials (environment
     or ~/.mlflow/credentials) and its TLS settings, so that a server behind a login or a private CA passes."""
-    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.credentials import get_default_host_creds  # mlflow: only when a server is checked
 
     creds = get_default_host_creds(uri)
     request = urllib.request.Request(uri.rstrip("/") + "/health")

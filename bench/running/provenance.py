@@ -9,8 +9,11 @@ import hashlib
 import json
 import platform
 import subprocess
+from importlib.metadata import version
 from pathlib import Path
 
+from bench import tasks
+from bench.config.settings import resolve, setting_text
 from bench.running.locations import REPO_ROOT
 
 
@@ -44,15 +47,11 @@ def device_name(device: str) -> str:
 
 @functools.cache
 def package_versions() -> dict[str, str]:
-    from importlib.metadata import version
-
     return {name: version(name) for name in ("torch", "pytorch-lightning", "torchmetrics", "mlflow")}
 
 
 def run_description_tags(cfg: dict) -> dict[str, str]:
     """A training run's task as a tag, and its description (shown on the run's page): the resolved settings."""
-    from bench.config.settings import setting_text
-
     settings = ", ".join(f"{k}={setting_text(v)}" for k, v in cfg.items())
     return {"bench.task": str(cfg["task"]), "mlflow.note.content": f"rnn-bench run. Settings: {settings}."}
 
@@ -60,8 +59,6 @@ def run_description_tags(cfg: dict) -> dict[str, str]:
 @functools.cache
 def task_defaults(task: str) -> dict:
     """Task ``task``'s resolved defaults, once per process (read only: every run's dataset name compares to them)."""
-    from bench.config.settings import resolve
-
     return resolve({"task": task})
 
 
@@ -78,9 +75,6 @@ def dataset_input(cfg: dict) -> dict:
     >>> found["name"], found["digest"], found["context"]
     ('dependency·lags=3,8,12·weights=0.4,-0.25,0.1·seed=2', 'b8bd353c', 'training')
     """
-    from bench import tasks
-    from bench.config.settings import setting_text
-
     task = tasks.get(cfg["task"])
     spec = task.dataset_spec(cfg)
     defaults = task_defaults(cfg["task"])

@@ -10,6 +10,7 @@ tables, the experiment and the suite's parent run are made before any worker sta
 from __future__ import annotations
 
 from bench.running import locations
+from bench.running.executors import local
 from bench.running.executors.book import SuiteBook, SuiteResult
 from bench.running.executors.slots import machine_slots
 from bench.config.suite import Suite
@@ -26,12 +27,10 @@ def run_suite(suite: Suite, tracking_uri: str, experiment: str = locations.EXPER
     """
     cluster = slots = None
     if executor == "ray":  # connect first: a refused cluster must leave the store untouched
-        from bench.running.executors import ray_cluster
+        from bench.running.executors import ray_cluster  # ray, an optional extra: only when asked for
 
         cluster = ray_cluster.connect(address, tracking_uri, workers)
     else:
-        from bench.running.executors import local
-
         local.prepare(device)  # first: the fork server imports torch while this process prepares the rest
         slots = machine_slots(device, workers, per_device, devices)
     book = SuiteBook(suite, tracking_uri, experiment, force, progress,

@@ -27,15 +27,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import logging
 import resource
 import shutil
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from bench.config.settings import config_hash, run_name
 from bench.core.names import check_name
 SQLITE_PREFIX = "sqlite:///"
 FINISHED, FAILED, KILLED, RUNNING = "FINISHED", "FAILED", "KILLED", "RUNNING"
@@ -143,9 +146,7 @@ def _full_disk_hint(uri: str) -> str:
 
 def describe(uri: str, exc: BaseException) -> str | None:
     """The cause, in a few words, when ``exc`` is the store failing (not a bug of ours); else None."""
-    import sqlite3
-
-    import sqlalchemy.exc
+    import sqlalchemy.exc  # MLflow's database layer: loaded with MLflow, not with this module
 
     text = " | ".join(_messages(exc))
     known = [("database or disk is full", "disk full (database or disk is full)"),
@@ -208,8 +209,6 @@ class Store:
         if path is None:
             yield
             return
-        import fcntl
-
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(f"{path}.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -233,7 +232,7 @@ class Store:
     def client(self):
         """The MLflow client; on first use in this process the store (its tables) is opened under the lock."""
         if self._client is None:
-            from mlflow import MlflowClient
+            from mlflow import MlflowClient  # mlflow: not at start-up nor to validate (~1 s)
 
             with self.errors():
                 self._client = self._retry_locked(lambda: MlflowClient(self.uri))
@@ -313,7 +312,7 @@ class Store:
             tags: dict[str, str] | None = None) -> None:
         """Log ``metrics`` (``(key, value, timestamp_ms, step)`` rows, stored under :func:`stored_key`),
         ``params`` and ``tags`` in as few batches as MLflow allows."""
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param, RunTag  # mlflow: as in client
 
         left = {"metrics": [Metric(stored_key(k), float(v), int(ts), int(step)) for k, v, ts, step in metrics],
                 "params": [Param(k, str(v)) for k, v in (params or {}).items()],
@@ -359,7 +358,7 @@ class Store:
     def log_input(self, run_id: str, name: str, digest: str, source: dict, profile: dict, context: str) -> None:
         """Record the data set a run used as an MLflow dataset input (the UI's "Datasets used"): ``source`` says
         where the data come from, ``profile`` what defines them; ``context`` says what the run used it for."""
-        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.entities import Dataset, DatasetInput, InputTag  # mlflow: as in client
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
         dataset = Dataset(name=name, digest=digest, source_type="code", source=json.dumps(source),
@@ -379,12 +378,12 @@ class Store:
         MLflow's monitor attaches itself only to runs started with ``mlflow.start_run``; ours are made by the
         client, so it is started here for the run id. It publishes a sample per interval; what it took since
         the last one is published on leaving, so a run shorter than the interval still gets its point."""
-        from mlflow.environment_variables import MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING
+        from mlflow.environment_variables import MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING  # mlflow: as in client
 
         if not MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING.get():
             yield
             return
-        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor  # mlflow: as in client
 
         monitor = SystemMetricsMonitor(run_id, sampling_interval=SYSTEM_METRICS_INTERVAL_S, tracking_uri=self.uri)
         monitor.start()
@@ -433,7 +432,7 @@ class Store:
         return holder
 
     def _set_once(self, run_id: str, key: str, value: str) -> str | None:
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # mlflow: as in client
 
         with self.errors():
             try:
@@ -449,8 +448,6 @@ class Store:
         """Mark FAILED, with ``reason``, the run ``run_id`` or, when its id is unknown (a worker may die after
         creating its run but before reporting it; Ray retries leave several), every attempt of ``cfg`` under
         ``parent_run_id`` still RUNNING. With ``create``, a run that says so is recorded if there is none."""
-        from bench.config.settings import config_hash, run_name
-
         cfg_hash = config_hash(cfg)
         run_ids = [run_id] if run_id else [run.info.run_id for run in self.search(
             experiment_id, f"tags.`bench.config_hash` = '{cfg_hash}' and "
@@ -503,7 +500,7 @@ class Store:
     def runs_frame(self, experiment: str):
         """Every run of the experiment as :func:`mlflow.search_runs` gives them, metric columns under the harness's
         names (``metrics.test/ce``); empty if there is none."""
-        import mlflow
+        import mlflow  # mlflow and pandas: only when results are read
         import pandas as pd
 
         experiment_id = self.find_experiment(experiment)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import gc
 import logging
 import shlex
 import os
+import resource
+import sys
 import tempfile
 import time
 import traceback
@@ -27,6 +31,7 @@ from bench.running.claims import Claim, Lost, open_run  # noqa: E402
 from bench.config.settings import config_hash, display_name, setting_text  # noqa: E402
 from bench.running.leases import Watchdog  # noqa: E402
 from bench.running.outcome import RunOutcome  # noqa: E402
+from bench.tasks.run_plots import learning_curve  # noqa: E402
 from bench.running.store import FAILED, FINISHED, Store, StoreError  # noqa: E402
 from lightning_modules.recurrent_task import DivergedError  # noqa: E402
 
@@ -106,9 +111,6 @@ class RunLogger(Logger):
 def c_library_malloc_trim():
     """glibc's ``malloc_trim``, found once per process (finding the C library runs ldconfig: ~2 ms); None where
     the C library has none."""
-    import ctypes
-    import ctypes.util
-
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):
@@ -179,9 +181,6 @@ class PeakMemory:
     @staticmethod
     def _lifetime_peak() -> float:
         """The process's resident-set peak since it started, in MB (ru_maxrss: kB on Linux, bytes on macOS)."""
-        import resource
-        import sys
-
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
@@ -364,8 +363,6 @@ def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, history, mod
     """The resolved config, a file ``rnn-bench train --config config.yaml`` reruns as is (its ``rerun`` line the
     same as flags, never wrapped), and the run's plot, ``plot.svg``; a diverged run (no model) gets its learning
     curve, titled ``title``. ``history(keys)`` gives the run's logged series (:meth:`RunLogger.series`)."""
-    from bench.tasks.run_plots import learning_curve  # matplotlib: only when a run ends
-
     with tempfile.TemporaryDirectory() as tmp:
         config_path = Path(tmp) / "config.yaml"
         record = {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},

@@ -2,7 +2,8 @@
 entry-point group ``rnn_bench.tasks``, or by a dotted path ``package.module:TaskClass``; an unknown task is an
 error, never a fallback.
 
-A task is a :class:`bench.tasks.base.Task` subclass; see that module for what it owns.
+The task-specification layer: imports bench.core only (and, when a run is built, the Lightning code). A task is
+a :class:`bench.tasks.base.Task` subclass; see that module for what it owns.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bench.tasks import dependency_floors as targets
+from bench.tasks import dependency_floors
 from bench.core.fields import Field, int_range, positive
 from bench.tasks.base import Task, model_args
 from datamodules.dependency_spec import check_dependency_spec, cross_entropy_floors
@@ -104,7 +104,7 @@ class DependencyTask(Task):
         return problems
 
     def build(self, cfg: dict) -> tuple:
-        from datamodules.dependency import DependencyDataModule
+        from datamodules.dependency import DependencyDataModule  # torch: only to build a run, never to validate
         from lightning_modules.dependency_module import DependencyModule
 
         data = DependencyDataModule(truncation=cfg["truncation"], batch_size=cfg["batch_size"],
@@ -125,12 +125,12 @@ class DependencyTask(Task):
         return {f"floor/{k}": v for k, v in config_floors(cfg).items()}
 
     def target(self, row: dict) -> float:
-        floors = targets.floors_of(row)
-        return targets.target(floors) if floors else math.nan
+        floors = dependency_floors.floors_of(row)
+        return dependency_floors.target(floors) if floors else math.nan
 
     def mark(self, row: dict) -> str:
-        floors = targets.floors_of(row)
-        return targets.floor_mark(row["mean"], row["low"], row["high"], floors) if floors else ""
+        floors = dependency_floors.floors_of(row)
+        return dependency_floors.floor_mark(row["mean"], row["low"], row["high"], floors) if floors else ""
 
     def run_plot(self, cfg: dict, data, model, history, path: Path, title: str) -> None:
         from bench.tasks.run_plots import learning_curve  # matplotlib: only when a run ends

@@ -89,7 +89,7 @@ class SineTask(Task):
         return dict(frequency=cfg["frequency"])
 
     def build(self, cfg: dict) -> tuple:
-        from datamodules.sine import SineDataModule
+        from datamodules.sine import SineDataModule  # torch: only to build a run, never to validate
         from lightning_modules.sine_module import SineModule
 
         data = SineDataModule(truncation=cfg["truncation"], batch_size=cfg["batch_size"],

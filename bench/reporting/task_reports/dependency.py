@@ -9,60 +9,58 @@ from pathlib import Path
 from bench.reporting import figures, truncation_styles
 from bench.reporting.pages import Bullets, Heading, Text
 from bench.reporting.task_reports.base import TaskReport
-from bench.tasks import dependency_floors as targets
+from bench.tasks import dependency_floors
 
 SHORT_FLOOR = {"none": "no lag", "all": "every lag"}
 
 
 class DependencyReport(TaskReport):
     def target_text(self) -> str:
-        return f"dependency `val/ce` ≤ Bayes floor + {targets.FLOOR_MARGIN:g} nats"
+        return f"dependency `val/ce` ≤ Bayes floor + {dependency_floors.FLOOR_MARGIN:g} nats"
 
     def reference_rows(self, part, columns) -> dict[str, dict[str, float]]:
-        floors = targets.shared_floors(part)  # when configurations differ in lags or weights, no row fits them all
-        return {f"floor: {targets.floor_label(key)}": {c: value for c in columns}
-                for key, value in sorted(floors.items(), key=lambda kv: targets.floor_level(kv[0], len(floors)))}
+        # when configurations differ in lags or weights, no row fits them all
+        floors = dependency_floors.shared_floors(part)
+        return {f"floor: {dependency_floors.floor_label(key)}": {c: value for c in columns}
+                for key, value in sorted(floors.items(),
+                                         key=lambda kv: dependency_floors.floor_level(kv[0], len(floors)))}
 
     def notes(self, part) -> list:
         if not part.filter(like="floor/").notna().any().any():
             return [Text("No dependency run finished: no floors to mark against.")]
-        floors = targets.shared_floors(part)
+        floors = dependency_floors.shared_floors(part)
         if floors:
             return [Text("Marks: which dependencies each configuration shows learned, read from its 95% interval "
                          "over seeds against the analytic floors (the floor rows at the bottom):"),
-                    Bullets(targets.mark_legend(floors))]
+                    Bullets(dependency_floors.mark_legend(floors))]
         own = {}
         for row in part.to_dict("records"):
-            if targets.floors_of(row):
-                own.setdefault(row["variant"], targets.floors_of(row))
+            if dependency_floors.floors_of(row):
+                own.setdefault(row["variant"], dependency_floors.floors_of(row))
         return [Text("Marks: which dependencies each configuration shows learned, read from its 95% interval over "
                      "seeds against its own analytic floors — the configurations differ in lags or weights, so no "
                      "floor row fits them all:"),
-                Bullets([f"{variant or 'default'}: " + ", ".join(f"{targets.floor_label(k)} {v:.4f}"
+                Bullets([f"{variant or 'default'}: " + ", ".join(f"{dependency_floors.floor_label(k)} {v:.4f}"
                                                                  for k, v in floors.items()) for variant, floors in own.items()]),
                 Text("`–`: no dependency learned; `K`: the K shortest lags; `K+`: between `K` and `K+1`; `?`: the "
                      "interval reaches past the mark but is too wide to say more (or one seed only). Bands: "
-                     f"{targets.BAND_FRACTION:g} of the gap to the neighbouring floor, at most {targets.BAND_CAP:g} "
-                     "nats.")]
+                     f"{dependency_floors.BAND_FRACTION:g} of the gap to the neighbouring floor, at most "
+                     f"{dependency_floors.BAND_CAP:g} nats.")]
 
     def heatmap_anchors(self, part) -> dict[str, float]:
-        return {SHORT_FLOOR.get(k, f"first {k.removeprefix('first')}"): v for k, v in targets.shared_floors(part).items()}
+        return {SHORT_FLOOR.get(k, f"first {k.removeprefix('first')}"): v
+                for k, v in dependency_floors.shared_floors(part).items()}
 
     def sections(self, summary, runs, out_dir: Path) -> list:
         """The truncation-styles comparison, when the suite varies the TBPTT stride."""
-        from bench.reporting.pages import Heading
-        from bench.reporting import truncation_styles
-
         if "tbptt_stride" not in runs or not (runs["tbptt_stride"] != runs["truncation"]).any():
             return []  # every run TF-style: nothing to compare
         return [Heading("Truncation styles", 3), *truncation_styles.report(truncation_styles.summarize(runs), out_dir)]
 
     def figures(self, summary, runs, histories, configs, out_dir: Path, weights, restore) -> dict[str, str]:
-        from bench.reporting import figures
-
         if not (summary["n"] > 0).any():
             return {}
         figures.learning_curves(runs, histories, out_dir / "learning_curves_dependency.png", "train/loss",
-                                targets.shared_floors(runs[runs["outcome"] == "finished"]),
+                                dependency_floors.shared_floors(runs[runs["outcome"] == "finished"]),
                                 "dependency task: train/loss (mean over seeds), by truncation T; grey: analytic floors")
         return {"learning_curves_dependency.png": "dependency: learning curves against the analytic floors"}

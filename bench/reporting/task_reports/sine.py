@@ -103,8 +103,6 @@ def sine_best_and_worst(summary, runs, configs: dict[str, dict], path: Path, wei
                         restore: Restore) -> list[str]:
     """Prediction against truth for :func:`best_and_worst_runs`, from each run's saved weights (or replayed from
     its config); returns the configurations shown (none if no run finished)."""
-    from bench.reporting import plots
-
     panels, shown = {}, []
     for label, row, run in best_and_worst_runs(summary, runs):
         shown.append(row["configuration"])

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from tqdm import tqdm
 
 from bench.running import leases, provenance
 from bench.running.claims import Claim
@@ -103,8 +104,6 @@ class SuiteBook:
 
     def __init__(self, suite: Suite, tracking_uri: str, experiment: str, force: bool, progress: bool,
                  workers: int = 1):
-        from tqdm import tqdm
-
         self.suite, self.tracking_uri, self.experiment = suite, tracking_uri, experiment
         self.start = time.monotonic()
         self.store = Store(tracking_uri)

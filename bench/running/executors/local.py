@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+from multiprocessing import forkserver
 
 from bench.running.executors.book import SuiteBook, WorkList
 from bench.running.executors.slots import Slot
@@ -37,8 +38,6 @@ def prepare(device: str) -> None:
     first worker forks as soon as they are done. With ``auto`` on a machine that turns out to have GPUs, the
     server is started for nothing, idle."""
     if not device.startswith("cuda") and "forkserver" in mp.get_all_start_methods():
-        from multiprocessing import forkserver
-
         mp.get_context("forkserver").set_forkserver_preload(PRELOAD)
         forkserver.ensure_running()
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import ray
+from ray.exceptions import RayTaskError
+
 from bench.running.claims import Claim
 from bench.config.settings import ConfigError
 from bench.running.executors.book import SuiteBook, WorkList
@@ -37,8 +40,6 @@ def connect(address: str | None, tracking_uri: str, workers: int = 0) -> Cluster
     Refuses, before anything is written, a SQLite store with a multi-node cluster: the other nodes cannot
     reach the file.
     """
-    import ray
-
     if address:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     else:
@@ -62,12 +63,11 @@ def connect(address: str | None, tracking_uri: str, workers: int = 0) -> Cluster
 
 def _train_task(cfg: dict, tracking_uri: str, experiment: str, parent_run_id: str, claim: Claim, name: str):
     """Body of one Ray task: train one run on whatever this worker was given; raise if it failed."""
-    import ray
-    import torch
+    import torch  # in the Ray worker only: the runner that submits tasks never needs it
 
     context = ray.get_runtime_context()
     torch.set_num_threads(max(1, int(context.get_assigned_resources().get("CPU", 1))))
-    from bench.running.train import collect_garbage, train_run
+    from bench.running.train import collect_garbage, train_run  # torch and Lightning: as above
 
     device = "cuda" if ray.get_gpu_ids() else "cpu"
     outcome = train_run(cfg, tracking_uri, experiment, parent_run_id, device,
@@ -81,9 +81,6 @@ def _train_task(cfg: dict, tracking_uri: str, experiment: str, parent_run_id: st
 def execute(book: SuiteBook, cluster: Cluster, per_device: int = 1) -> None:
     """Submit every pending run as a Ray task and record outcomes as they arrive; a run another runner holds is
     submitted again later (:class:`WorkList`), as the local executor does."""
-    import ray
-    from ray.exceptions import RayTaskError
-
     options = {"num_gpus": 1.0 / per_device, "num_cpus": 0} if cluster.device == "cuda" else {"num_cpus": 1}
     # max_calls=0: workers stay alive between tasks, so torch is imported once per worker, not per run.
     task = ray.remote(max_retries=1, retry_exceptions=[RunFailed], max_calls=0)(_train_task).options(**options)

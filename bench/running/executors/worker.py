@@ -24,10 +24,10 @@ def worker_main(slot: Slot, environment: dict[str, str], tasks: mp.Queue, result
     os.environ.update(environment)
     watchdog = Watchdog(parent_pid, lifeline)
     watchdog.start()
-    import torch
+    import torch  # in the worker only (this module is imported by the runner, which never needs torch)
 
     torch.set_num_threads(slot.threads)
-    from bench.running.train import collect_garbage, train_run
+    from bench.running.train import collect_garbage, train_run  # torch and Lightning: as above
 
     gc.freeze()  # what the imports made lives as long as the worker: never scanned by a collection (~0.3 s)
 

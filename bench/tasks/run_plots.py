@@ -3,8 +3,8 @@ floors, or a prediction against the truth. Each task's :meth:`~bench.tasks.base.
 
 Drawn once per run, inside the suite's time, so made for speed: an SVG whose text is left to the viewer's fonts
 (rasterizing the glyphs of tick labels and legend was about half of a PNG's time), on a bare
-:class:`~matplotlib.figure.Figure` that pyplot never registers, reused per layout and process. Imported only when a
-run ends, so that validating a config never loads matplotlib. The suite's plots (:mod:`bench.reporting.plots`)
+:class:`~matplotlib.figure.Figure` that pyplot never registers, reused per layout and process. Imported by the
+training code and when a run ends, never to validate a config, which so never loads matplotlib. The suite's plots (:mod:`bench.reporting.plots`)
 reuse its drawing functions.
 """
 

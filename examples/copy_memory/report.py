@@ -1,11 +1,9 @@
 """The copy-memory task's report part: the memoryless baseline and the perfect-memory floor under its table (one
-baseline row per delay when a suite varies it), the legend, and learning curves against the baseline."""
+baseline row per delay when a suite varies it), the legend, and the heatmap's anchors. Each run's own plot shows
+its learning curve against the baseline (:meth:`~.task.CopyMemoryTask.run_plot`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from bench.reporting import figures
 from bench.reporting.pages import Text
 from bench.reporting.task_reports.base import TaskReport
 
@@ -35,13 +33,3 @@ class CopyMemoryReport(TaskReport):
         if BASELINE not in part or part[BASELINE].nunique() != 1:
             return {}
         return {"memoryless": float(part[BASELINE].iloc[0]), "target": float(part[BASELINE].iloc[0]) / 2}
-
-    def figures(self, summary, runs, histories, configs, out_dir: Path, weights, restore) -> dict[str, str]:
-        finished = runs[runs["outcome"] == "finished"]
-        if finished.empty or BASELINE not in finished or finished[BASELINE].nunique() != 1:
-            return {}  # no result, or delays differ: no one baseline line fits every panel
-        file = "learning_curves_copy_memory.png"
-        figures.learning_curves(runs, histories, out_dir / file, "train/loss",
-                                {"memoryless": float(finished[BASELINE].iloc[0])},
-                                "copy memory: train/loss (mean over seeds), by truncation T; grey: memoryless baseline")
-        return {file: "copy memory: learning curves against the memoryless baseline"}

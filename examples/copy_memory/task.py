@@ -60,10 +60,14 @@ class CopyMemoryTask(Task):
         return row.get(BASELINE, float("nan")) / 2
 
     def run_plot(self, cfg: dict, data, model, history, path: Path, title: str) -> None:
-        from bench.tasks.run_plots import learning_curve  # matplotlib: only when a run ends
+        from bench.tasks.run_plots import draw_history, run_plot  # matplotlib: only when a run ends
 
-        learning_curve(history(["train/loss", "val/ce"]), path, {"memoryless": memoryless_cross_entropy(cfg["delay"])},
-                       title=title)
+        with run_plot("curve", path) as (ax,):
+            draw_history(ax, history(["train/loss", "val/ce"]))
+            ax.axhline(memoryless_cross_entropy(cfg["delay"]), color="grey", linestyle="--", linewidth=1,
+                       label="memoryless baseline")
+            ax.set(xlabel="optimizer step", ylabel="cross-entropy per step (nats)", title=title)
+            ax.legend(fontsize=8)
 
     def variant(self, cfg: dict) -> str:
         return "" if cfg["delay"] == self.defaults["delay"] else f"delay={cfg['delay']}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from bench.reporting.pages import Text
 from bench.reporting.task_reports.base import TaskReport
 
-from .task import BASELINE, FLOOR
+from .task import BASELINE
 
 
 class CopyMemoryReport(TaskReport):

@@ -301,11 +301,12 @@ def test_the_nan_baseline_is_refused_for_its_nan_alone(folder):
 # ------------------------------------------------------------------------------- the bounds themselves are fine
 
 def test_the_largest_allowed_values_are_accepted():
-    from bench.config import settings as config
+    from bench.config import settings
 
-    cfg = config.resolve({"task": "sine", "hidden": config.MAX_HIDDEN, "layers": config.MAX_LAYERS,
-                          "seed": config.MAX_SEED, "max_steps": config.MAX_STEPS, "val_every": config.MAX_STEPS,
-                          "log_every": config.MAX_STEPS, "steps_per_batch": config.MAX_STEPS_PER_BATCH, "lr": 1e6})
+    cfg = settings.resolve({"task": "sine", "hidden": settings.MAX_HIDDEN, "layers": settings.MAX_LAYERS,
+                            "seed": settings.MAX_SEED, "max_steps": settings.MAX_STEPS,
+                            "val_every": settings.MAX_STEPS, "log_every": settings.MAX_STEPS,
+                            "steps_per_batch": settings.MAX_STEPS_PER_BATCH, "lr": 1e6})
     assert (cfg["hidden"], cfg["layers"], cfg["seed"]) == (4096, 64, 2**32 - 1)
 
 

@@ -26,6 +26,7 @@ from bench.reporting.pages import Block, Bullets, Heading, Image, Table, Text, t
 from bench.config.settings import config_hash, setting_text
 from bench.running.store import Store
 from bench.config.suite import SUITES_DIR, Suite
+from bench.tasks.dependency import style_label
 
 RUN_COLUMNS = ["configuration", "seed", "outcome", "reason", "metric", "target", "reached", "steps_to_target",
                "time_to_target_s", "run_id", "config_hash", "commit"]
@@ -89,8 +90,6 @@ def explore_frames(suite: Suite, found: results.SuiteResults, summary: pd.DataFr
     """What the interactive page (:func:`bench.reporting.explore.page`) draws: the runs with their truncation
     style, MLflow UI address, settings as text and metric's name; the configurations' summaries; the learning
     curves; the task's references (the static heatmap's anchors: floors, baselines, the source's figure)."""
-    from bench.tasks.dependency import style_label
-
     runs = found.runs[found.runs["run_id"].notna()].copy()
     configs = {config_hash(cfg): cfg for cfg in suite.configs}
     shown = {task: [*SHOWN_SETTINGS, *(f for f in extras if f not in SHOWN_SETTINGS)]

@@ -66,7 +66,7 @@ def page(runs: pd.DataFrame, summary: pd.DataFrame, curves: pd.DataFrame, refere
 def write(out_dir: Path, runs: pd.DataFrame, summary: pd.DataFrame, curves: pd.DataFrame, references: pd.DataFrame,
           title: str) -> list[Path]:
     """Write ``explore.html`` and, unless the folder holds it already, ``plotly.min.js``; return both paths."""
-    from plotly.offline import get_plotlyjs
+    from plotly.offline import get_plotlyjs  # plotly (~0.5 s): only when the page is written
 
     script = out_dir / PLOTLY_JS
     bundle = get_plotlyjs()

@@ -165,7 +165,7 @@ def markdown(found: History, image: str) -> str:
 def plot(found: History, path: Path) -> None:
     """One panel per task: every configuration's mean and interval by commit (grey; coloured where it stepped,
     the step marked), the summary score in black."""
-    from bench.reporting.plots import plt
+    from bench.reporting.plots import plt  # matplotlib: not at the command line's start-up, which imports this
 
     task_names = list(dict.fromkeys(found.table["task"]))
     fig, axes = plt.subplots(len(task_names), 1, figsize=(max(6, 1.4 * len(found.commits) + 4), 4 * len(task_names)),

@@ -86,7 +86,8 @@ class DependencyDataModule(pl.LightningDataModule):
     """Train/val/test series of the dependency task, each cut into parallel streams for stateful TBPTT.
 
     Training windows advance by ``stride`` steps (default: ``truncation``); validation and test windows always
-    tile their streams, so every style of truncation is evaluated alike.
+    tile their streams, so every style of truncation is evaluated alike. With ``fresh_series`` each epoch trains
+    on a new series (:meth:`train_series`).
 
     Hooks: ``setup`` (generates the three series from their own seeds), ``train_dataloader``,
     ``val_dataloader``, ``test_dataloader`` (ordered segments, never shuffled: state flows between them).
@@ -104,6 +105,7 @@ class DependencyDataModule(pl.LightningDataModule):
         seed: int = 0,
         segment_steps: int = 200,
         stride: int | None = None,
+        fresh_series: bool = False,
     ):
         super().__init__()
         check_dependency_spec(lags, weights, base)
@@ -127,7 +129,7 @@ class DependencyDataModule(pl.LightningDataModule):
             return
         h = self.hparams
         # Three independent series: the split seeds are derived from the run seed, never shared.
-        self.train_set = self._streams(h.series_length, seed=[h.seed, 0], stride=h.stride)
+        self.train_set, self.train_epoch = self.train_series(0), 0
         self.val_set = self._streams(h.eval_length, seed=[h.seed, 1])
         self.test_set = self._streams(h.eval_length, seed=[h.seed, 2])
 
@@ -135,7 +137,18 @@ class DependencyDataModule(pl.LightningDataModule):
         # Each item is already a whole batch: no per-sample indexing or collation.
         return DataLoader(dataset, batch_size=None, shuffle=False)
 
+    def train_series(self, epoch: int) -> StreamSegments:
+        """The training streams of ``epoch``: one series for every epoch, or with ``fresh_series`` a new one each
+        epoch (R2RT drew a fresh series per epoch), seeded from the run's seed and the epoch."""
+        h = self.hparams
+        seed = [h.seed, 0, epoch] if h.fresh_series and epoch > 0 else [h.seed, 0]
+        return self._streams(h.series_length, seed=seed, stride=h.stride)
+
     def train_dataloader(self) -> DataLoader:
+        # Lightning asks again every epoch when the trainer reloads dataloaders (see bench.running.train).
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        if self.hparams.fresh_series and epoch != self.train_epoch:
+            self.train_set, self.train_epoch = self.train_series(epoch), epoch
         return self._loader(self.train_set)
 
     def val_dataloader(self) -> DataLoader:

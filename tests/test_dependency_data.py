@@ -229,3 +229,21 @@ def test_splits_are_distinct_series_and_floors_follow_spec():
     assert not torch.equal(dm.val_set.x, dm.test_set.x)
     assert dm.floors == cross_entropy_floors((0.3, -0.2, 0.1), 0.4)
     assert list(dm.floors) == ["none", "first1", "first2", "all"]
+
+
+def test_a_fresh_series_every_epoch_when_asked_and_seeded(tiny_cfg):
+    """R2RT drew a new series each epoch; ``fresh_series`` does, seeded from the run's seed and the epoch."""
+    def series(fresh: bool, epoch: int, seed: int = 3) -> torch.Tensor:
+        dm = DependencyDataModule(truncation=5, batch_size=20, series_length=2_000, eval_length=2_000, seed=seed,
+                                  fresh_series=fresh)
+        dm.setup()
+        return dm.train_series(epoch).x
+
+    assert torch.equal(series(False, 1), series(False, 0))
+    assert not torch.equal(series(True, 1), series(True, 0)) and torch.equal(series(True, 0), series(False, 0))
+    assert torch.equal(series(True, 2), series(True, 2)) and not torch.equal(series(True, 2, seed=4),
+                                                                            series(True, 2))
+    from bench.running.train import fit_and_test
+
+    _, data, _ = fit_and_test(tiny_cfg(epochs=2, max_steps=-1, fresh_series=True))
+    assert data.train_epoch == 1  # the trainer asked for the second epoch's loader, and got a new series

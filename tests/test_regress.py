@@ -14,6 +14,7 @@ from bench.config.suite import load_suite
 from bench.running.train import train_run
 
 LSTM_T10 = "dependency/lstm-L1-uni-T10-lr=0.02"
+LSTM_T2 = "dependency/lstm-L1-uni-T2-lr=0.02"  # learns no lag: its seeds sit at the no-lag floor
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,38 @@ def test_planted_regression_fails_and_names_the_configuration(store, tmp_path, c
     line = next(line for line in out.splitlines() if line.startswith(f"| {LSTM_T10} |"))
     assert "| worse | fail |" in line and "mean +0.05" in line
     assert "FAIL: 6 configurations of the baseline compared; 1 failing" in out
+
+
+def test_every_seed_losing_what_every_baseline_seed_had_fails_whatever_the_spread(store, tmp_path, capsys):
+    """A baseline whose three seeds spread (0.469, 0.499, 0.539: every one learned at least part of lag 3) against
+    the store's seeds at T=2, which learned nothing: today's check, its thresholds widened by that spread to
+    more than the span from the Bayes floor to the no-lag floor, passed."""
+    suite_file, uri, baseline_file, _, summary = store
+    now = summary.set_index("configuration").loc[LSTM_T2]
+    assert min(now["values"]) > now["floor/none"] - 0.02, now["values"]  # the store's seeds learned no lag
+
+    def learned(doc):
+        doc["configurations"][LSTM_T2].update(values=[0.469, 0.499, 0.539], mean=0.5023, std=0.035, n=3, runs=3)
+
+    assert run_regress(suite_file, uri, edited(baseline_file, tmp_path, learned)) == 1
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith(f"| {LSTM_T2} |"))
+    assert "| worse | fail |" in line and "seeds lost what every baseline seed had learned" in line, line
+
+
+def test_a_baseline_holding_a_collapsed_seed_says_how_many_seeds_would_decide(store, tmp_path, capsys):
+    """When the baseline already holds a seed that learned nothing, the new seeds learning nothing may be chance
+    at these n: the report says so, and how many seeds would tell, instead of passing in silence."""
+    suite_file, uri, baseline_file, _, _ = store
+
+    def one_collapsed(doc):
+        doc["configurations"][LSTM_T2].update(values=[0.469, 0.499, 0.6616], mean=0.5432, std=0.10, n=3, runs=3)
+
+    assert run_regress(suite_file, uri, edited(baseline_file, tmp_path, one_collapsed)) == 0
+    out = capsys.readouterr().out
+    line = next((line for line in out.splitlines() if line.startswith(f"| {LSTM_T2} |")), out)
+    assert "| undecided | warn |" in line and "1 of 3 in the baseline" in line, line
+    assert "cannot tell from chance at a false-alarm rate of 0.01" in line and "seeds on each side would decide" in line
 
 
 def test_worse_training_fails(store, tmp_path, capsys):

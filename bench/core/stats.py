@@ -46,6 +46,25 @@ def t_interval(values: Sequence[float], log: bool = False, level: float = LEVEL)
     return mean, mean - half, mean + half
 
 
+def prediction_interval(values: Sequence[float], log: bool = False, level: float = LEVEL) -> tuple[float, float]:
+    """(low, high): where one more run's value is expected to fall, at ``level``, from ``values`` over seeds:
+    mean ± t(n−1) · sd · √(1 + 1/n) (on the logs with ``log``, taken back). Unlike the interval of the mean it does
+    not shrink to a point as seeds are added, so a single published run is judged fairly, and a model whose runs
+    all lie far from it fails. NaNs below two values.
+
+    >>> [round(v, 4) for v in prediction_interval([0.46, 0.47, 0.45])]
+    [0.4103, 0.5097]
+    """
+    x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if len(x) < 2 or (log and (x <= 0).any()):
+        return math.nan, math.nan
+    if log:
+        x = np.log(x)
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) * math.sqrt(1 + 1 / len(x)))
+    low, high = float(x.mean()) - half, float(x.mean()) + half
+    return (math.exp(low), math.exp(high)) if log else (low, high)
+
+
 def median_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float, float, float]:
     """(median, low, high, coverage): a distribution-free confidence interval of the median from order statistics
     (the k-th smallest and k-th largest value, with k the largest for which at least ``level`` of the binomial
@@ -78,13 +97,15 @@ def prior_variance(variances: Sequence[float]) -> float:
 
 
 def moderated_sd(sd: float, n: int, prior_var: float, prior_df: float) -> tuple[float, float]:
-    """(standard deviation, degrees of freedom): ``sd`` over ``n`` seeds shrunk toward ``prior_var``.
+    """(standard deviation, degrees of freedom): ``sd`` over ``n`` seeds moderated toward ``prior_var``.
 
     The posterior variance ((n−1)·sd² + d₀·s₀²) / (n−1+d₀) with d₀ = ``prior_df``; a configuration with one seed
-    takes the prior alone. Never below the configuration's own sd: moderation may only widen what is seen.
+    takes the prior alone. It moves both ways: a configuration whose few seeds happen to spread wide is pulled
+    toward its task's typical spread too, or a baseline whose seeds split (some learned a lag, some not) would
+    widen its own thresholds until nothing could fail.
 
     >>> [round(v, 4) for v in moderated_sd(0.001, 3, 0.0004 ** 2, 2.0)]
-    [0.001, 4.0]
+    [0.0008, 4.0]
     >>> [round(v, 4) for v in moderated_sd(0.0001, 3, 0.0004 ** 2, 2.0)]
     [0.0003, 4.0]
     """
@@ -92,20 +113,112 @@ def moderated_sd(sd: float, n: int, prior_var: float, prior_df: float) -> tuple[
     df = max(0, n - 1) + prior_df
     if math.isnan(prior_var) or df == 0:
         return (sd if n > 1 else math.nan), float(max(0, n - 1))
-    pooled = math.sqrt((own + prior_df * prior_var) / df)
-    return (max(pooled, sd) if n > 1 and not math.isnan(sd) else pooled), float(df)
+    return math.sqrt((own + prior_df * prior_var) / df), float(df)
+
+
+def proportion_interval(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``k`` of ``n`` (scipy's ``binomtest``): how many seeds out of
+    all a configuration could have learned a lag, given that ``k`` of ``n`` did. (NaN, NaN) for n = 0.
+
+    >>> [round(v, 2) for v in proportion_interval(2, 5)], [round(v, 2) for v in proportion_interval(3, 3)]
+    ([0.12, 0.77], [0.44, 1.0])
+    """
+    if n == 0:
+        return math.nan, math.nan
+    ci = scipy_stats.binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def more_often(k_base: int, n: int, k_new: int, m: int) -> float:
+    """One-sided p-value of Fisher's exact test that an outcome (a seed that learned nothing) is more frequent
+    among ``m`` new seeds (``k_new`` of them) than among ``n`` baseline seeds (``k_base``).
+
+    >>> round(more_often(1, 3, 3, 3), 3), round(more_often(1, 6, 6, 6), 4)
+    (0.2, 0.0076)
+    """
+    return float(scipy_stats.fisher_exact([[k_new, m - k_new], [k_base, n - k_base]], alternative="greater").pvalue)
+
+
+def seeds_to_decide(k_base: int, n: int, k_new: int, m: int, alpha: float, most: int = 100) -> int | None:
+    """The fewest seeds per side at which the same proportions (``k_base``/``n`` against ``k_new``/``m``) would
+    pass Fisher's test at ``alpha`` (:func:`more_often`); None when no number up to ``most`` would (the same or a
+    lower proportion).
+
+    >>> seeds_to_decide(1, 3, 3, 3, 0.01), seeds_to_decide(1, 3, 2, 3, 0.01), seeds_to_decide(1, 3, 1, 3, 0.01)
+    (9, 28, None)
+    """
+    if k_new / m <= k_base / n:
+        return None
+    for size in range(max(n, m), most + 1):
+        if more_often(round(k_base / n * size), size, round(k_new / m * size), size) < alpha:
+            return size
+    return None
+
+
+def lost_seeds(base_ranks: Sequence[int], base: Sequence[float], new_ranks: Sequence[int], new: Sequence[float],
+               margin: float, drop: int = 1) -> int:
+    """How many new seeds lost what every baseline seed had: an outcome class (ranked, higher is better: e.g.
+    which lags a run learned) at least ``drop`` ranks below every baseline seed's, and a value (worse is higher)
+    beyond the worst baseline seed by more than ``margin``, so a seed that crosses a class boundary by its
+    scatter does not count. Needs no estimate of the baseline's spread, so a spread baseline cannot blind it.
+
+    >>> lost_seeds([1, 2, 3], [0.539, 0.499, 0.469], [0, 0, 0], [0.6616] * 3, 0.03)
+    3
+    >>> lost_seeds([0, 2, 2], [0.653, 0.484, 0.485], [0, 0, 0], [0.6616] * 3, 0.03)  # it held a collapse
+    0
+    """
+    if not base_ranks:
+        return 0
+    floor_rank, worst = min(base_ranks), max(base)
+    return sum(1 for r, v in zip(new_ranks, new) if r <= floor_rank - drop and v > worst + margin)
+
+
+def interquartile_mean(values: Sequence[float]) -> float:
+    """The mean of the middle half (scipy's ``trim_mean`` cutting a quarter from each end): robust to a few
+    configurations that failed or excelled, yet using more of the data than a median (Agarwal et al. 2021)."""
+    return float(scipy_stats.trim_mean(np.asarray(values, dtype=float), 0.25))
+
+
+def iqm_interval(groups: Sequence[Sequence[float]], level: float = LEVEL, resamples: int = 2000,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """(IQM, low, high): the interquartile mean of every value of ``groups`` (one group per configuration, its
+    seeds' scores) with a stratified bootstrap percentile interval: seeds are resampled within each
+    configuration, as Agarwal et al. (2021), "Deep Reinforcement Learning at the Edge of the Statistical
+    Precipice", recommend for few runs per task. Built on ``scipy.stats.bootstrap``, seeded.
+
+    >>> [round(v, 3) for v in iqm_interval([[0.9, 0.8, 0.85], [0.1, 0.2, 0.15], [0.5, 0.55, 0.6]])]
+    [0.53, 0.5, 0.56]
+    """
+    groups = [np.asarray(g, dtype=float) for g in groups if len(g)]
+    if not groups:
+        return math.nan, math.nan, math.nan
+    point = interquartile_mean(np.concatenate(groups))
+    if all(len(g) < 2 for g in groups):
+        return point, math.nan, math.nan
+    result = scipy_stats.bootstrap(groups, lambda *gs, axis=-1: scipy_stats.trim_mean(
+        np.concatenate(gs, axis=axis), 0.25, axis=axis), n_resamples=resamples, confidence_level=level,
+        method="percentile", paired=False, vectorized=True, random_state=np.random.default_rng(seed))
+    return point, float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def seed_quantile(alpha: float, m: int, df: float) -> float:
+    """Student's t quantile a worst-of-``m`` new seed is read against: one-sided at ``alpha / 2``, Bonferroni over
+    the ``m`` seeds."""
+    return float(scipy_stats.t.ppf(1 - alpha / 2 / m, df))
 
 
 def worse_tests(base: Sequence[float], new: Sequence[float], sd: float, df: float, alpha: float,
-                min_delta: float) -> dict[str, float]:
+                min_delta: float, most: float = math.inf) -> dict[str, float]:
     """Two one-sided tests that ``new`` seeds are worse (higher) than ``base`` seeds, each at ``alpha / 2``:
 
     - ``seed``: the worst new seed against the baseline mean — a prediction interval for one new draw, with
       a Bonferroni correction over the new seeds — so one seed collapsing fails even when the others are fine;
     - ``mean``: the new mean against the baseline mean (a two-sample t test with the moderated sd).
 
-    Each also needs the change to exceed ``min_delta``: a shift too small to matter never fails. Returns the
-    margin by which each statistic exceeds its threshold (> 0: worse), and the thresholds.
+    Each also needs the change to exceed ``min_delta``: a shift too small to matter never fails; and no threshold
+    exceeds ``most`` (a bound from the task's known answers: a drop that large is a regression whatever the
+    seeds' spread). Returns the margin by which each statistic exceeds its threshold (> 0: worse), and the
+    thresholds.
 
     >>> r = worse_tests([0.460, 0.461, 0.459], [0.460, 0.461, 0.6616], sd=0.001, df=4.0, alpha=0.01, min_delta=0.005)
     >>> r["seed"] > 0, r["mean"] > 0
@@ -117,10 +230,10 @@ def worse_tests(base: Sequence[float], new: Sequence[float], sd: float, df: floa
     b = np.asarray(base, dtype=float)
     c = np.asarray(new, dtype=float)
     n, m, mean_b = len(b), len(c), float(b.mean())
-    seed_q = float(scipy_stats.t.ppf(1 - alpha / 2 / m, df))
+    seed_q = seed_quantile(alpha, m, df)
     mean_q = float(scipy_stats.t.ppf(1 - alpha / 2, df))
-    seed_threshold = max(seed_q * sd * math.sqrt(1 + 1 / n), min_delta)
-    mean_threshold = max(mean_q * sd * math.sqrt(1 / n + 1 / m), min_delta)
+    seed_threshold = max(min(seed_q * sd * math.sqrt(1 + 1 / n), most), min_delta)
+    mean_threshold = max(min(mean_q * sd * math.sqrt(1 / n + 1 / m), most), min_delta)
     return {"seed": float(c.max() - mean_b - seed_threshold), "mean": float(c.mean() - mean_b - mean_threshold),
             "seed_threshold": seed_threshold, "mean_threshold": mean_threshold}
 

@@ -149,8 +149,11 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
              + ", ".join(f"{counts.get(o, 0)} {o}" for o in ("finished", "diverged", "failed", "missing")) + "."),
         Text(f"Interactive: `{explore.PAGE}` in this folder draws every seed with the filters of your choice, and "
              "links each run to the MLflow UI (`make ui`)."),
-        Bullets(["Entries: the mean of the test metric over seeds and its 95% Student-t interval [low, high] "
-                 "(for RMSE, which spreads by factors, the geometric mean and the interval of the logs); n = runs "
+        Bullets(["Entries: first what the seeds did where the task classes them (dependency: how many seeds "
+                 "learned each lag, with the 95% Wilson interval of that share where they split; \"partly\": "
+                 "part of it), then the mean of the test metric over seeds and its 95% Student-t interval "
+                 "[low, high], clipped to the values the metric can take (never below the Bayes floor; for RMSE, "
+                 "which spreads by factors, the geometric mean and the interval of the logs); n = runs "
                  "that finished. Diverged (loss became NaN/inf), failed and missing runs are counted beside it, "
                  "never dropped; so are runs still improving over the last fifth of training (not converged: "
                  "they ran out of budget, which is not the same as being unable to learn).",
@@ -169,6 +172,12 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
         scores = tables.comparison_scores(summary, name, table, report_for(task).reference_rows)
         blocks += [Heading(f"{task.title or name}: {task.metric_label}"), *report_for(task).notes(summary[summary["task"] == name]),
                    Table(table, scores.frame, scores.legend)]
+        aggregate = tables.score_table(summary, name)
+        if len(aggregate):
+            best, worst = report_for(task).score_ends
+            blocks += [Text(f"Score per cell, from 0 ({worst}) to 1 ({best}), every seed of every configuration of "
+                            "the cell: interquartile mean with a stratified bootstrap 95% interval (seeds resampled "
+                            "within each configuration; Agarwal et al. 2021)."), Table(aggregate)]
         blocks += [Image(file, alt) for file, alt in images[name].items()]
         blocks += report_for(task).sections(summary[summary["task"] == name], runs[runs["task"] == name], out_dir)
     goals = "; ".join(text for name in comparisons if (text := report_for(name).target_text()))

@@ -19,16 +19,21 @@ def facet_label(row: dict) -> str:
 
 
 def heatmap_cell_text(row: dict, spec: str) -> str:
-    """What a heatmap cell says: the mean and the floor mark, or why there is none.
+    """What a heatmap cell says: the mean and the floor mark, and each seed's class where the seeds split (the
+    split is the finding a mean hides); or why there is none.
 
     >>> heatmap_cell_text({"n": 2, "mean": 0.52, "mark": "1", "diverged": 0, "failed": 0, "missing": 0}, ".3f")
     '0.520 [1]'
+    >>> heatmap_cell_text({"n": 3, "mean": 0.52, "mark": "1?", "classes": ("2", "1+", "0+")}, ".3f").splitlines()
+    ['0.520 [1?]', 'seeds 2 1+ 0+']
     >>> heatmap_cell_text({"n": 0, "mean": float("nan"), "mark": "", "diverged": 2, "failed": 0, "missing": 0}, ".3f")
     'diverged'
     """
     if row["n"] == 0:
         return next(o for o in ("diverged", "failed", "missing") if row[o])
-    return tables.number(row["mean"], spec) + (f" [{row['mark']}]" if row["mark"] else "")
+    classes = tuple(row.get("classes", ()))
+    split = f"\nseeds {' '.join(classes)}" if len(set(classes)) > 1 else ""
+    return tables.number(row["mean"], spec) + (f" [{row['mark']}]" if row["mark"] else "") + split
 
 
 def metric_heatmap(summary: pd.DataFrame, task_name: str, path: Path, anchors: dict[str, float]) -> None:

@@ -52,8 +52,9 @@ def learning_curves(panels: dict[tuple[str, str], History], floors: dict[str, fl
     for ax in axes.flat:
         if not ax.lines:  # no panel for this row and column
             ax.axis("off")
-    low, high = min(floors.values()), max(floors.values())
-    axes[0, 0].set_ylim(low - 0.03, high + 0.06)
+    if floors:  # none when the panels' configurations differ in lags or weights: the data set the limits
+        low, high = min(floors.values()), max(floors.values())
+        axes[0, 0].set_ylim(low - 0.03, high + 0.06)
     for ax in axes[-1]:
         ax.set_xlabel("optimizer step")
     for ax in axes[:, 0]:

@@ -4,16 +4,21 @@ Configurations are matched by key (``task/cell-L<layers>-<direction>-T<truncatio
 :func:`bench.reporting.results.configuration_key`); the baseline keeps every seed's value. A configuration **fails** when
 
 - it is *missing*: in the baseline but not in the suite, or some of its runs are not in the store;
-- it is *worse*, by either of two one-sided t tests against the baseline's own spread (never pooled with the
-  candidate's, which a collapsed seed would inflate): its *worst seed* lies beyond a prediction interval of the
-  baseline (so one seed of three collapsing fails), or its *mean* shifted (so a uniform shift fails). The
-  baseline's sd is moderated toward the typical spread of its task's configurations (:mod:`bench.core.stats`); the
-  two tests share a false-alarm rate of ``alpha`` per configuration, and a change smaller than the task's
-  ``min_delta`` never counts. Metrics spanning decades (the sine task's RMSE) are compared on a log scale;
+- it is *worse* (:func:`judge`): its seeds lost what every baseline seed had learned (their outcome classes
+  against the task's known answers, :meth:`bench.tasks.base.Task.outcome`), whatever the baseline's spread; or
+  more of its seeds sit a whole level lower than chance allows (Fisher's exact test); or, by either of two
+  one-sided t tests against the baseline's spread (never pooled with the candidate's, which a collapsed seed
+  would inflate), its *worst seed* lies beyond a prediction interval of the baseline (so one seed of three
+  collapsing fails) or its *mean* shifted. The baseline's sd is moderated toward the typical spread of its task's
+  configurations (:mod:`bench.core.stats`) and every threshold is bounded by half the span of the task's known
+  answers; the two tests share a false-alarm rate of ``alpha`` per configuration, and a change smaller than the
+  task's ``min_delta`` never counts. Metrics spanning decades (the sine task's RMSE) are compared on a log scale;
 - it *no longer reaches its target*: the baseline's 95% interval lay at or below the target and the current
   one lies entirely above it;
 - more of its runs *fail* or *diverge* than in the baseline.
 
+A configuration whose baseline already holds a seed as bad as its new worst one is *undecided* when more of its
+seeds are that bad but n cannot tell it from chance at ``alpha``: a warning naming how many seeds would decide.
 A configuration whose training samples/s fell below ``slow_ratio`` of the baseline's is flagged *slower*:
 a warning, since CI machines are noisy, and a failure only with ``fail_on_slow``. Better means, targets
 newly reached, faster and new configurations are reported as information.
@@ -217,12 +222,22 @@ def prior_variances(entries) -> dict[str, float]:
     return {task: stats.prior_variance(v) for task, v in spreads.items()}
 
 
+def bound(task_name: str, row: dict) -> float:
+    """Half the span between the task's known answers on the check's scale (for the dependency task, the Bayes
+    and no-lag floors; for the sine task, the target and the last-value baseline); no bound without them."""
+    if tasks.problem(task_name):
+        return math.inf
+    span = scale(task_name, tasks.get(task_name).known_span(row))
+    return abs(span[0] - span[1]) / 2 if len(span) == 2 else math.inf
+
+
 @dataclass
 class SeedChange:
     """How a configuration's seeds moved from a reference (``old``) to ``new``, on the check's scale (worse is
     higher; logs for a metric spanning decades)."""
-    change: str  # "worse", "better" or "" (no detectable change)
-    reason: str  # what made it worse: a seed beyond the reference's range, or the mean shifted
+    change: str  # "worse", "better", "undecided" (the classes fell, too few seeds to tell) or "" (no change)
+    reason: str  # what made it worse (or undecided): seeds that lost what every reference seed had, a seed beyond
+    # the reference's range, the mean shifted
     shift: float  # new mean - old mean
     low: float  # the shift's 95% interval, from the mean test's moderated sd and degrees of freedom
     high: float
@@ -231,16 +246,32 @@ class SeedChange:
 
 
 def seed_change(task: str, old_values, new_values, prior_var: float, alpha: float = ALPHA,
-                min_delta: float = 0.0) -> SeedChange | None:
-    """The regression check's verdict on one configuration: worse when :func:`stats.worse_tests` says so (its worst
-    seed beyond a prediction interval of the reference's seeds, or its mean shifted), better when its mean moved
-    the other way past the mean test's threshold, else no detectable change. The reference's sd is moderated
-    toward ``prior_var`` (:func:`prior_variances`). None when a side has no value.
+                min_delta: float = 0.0, row: dict | None = None) -> SeedChange | None:
+    """The regression check's verdict on one configuration. The reference's sd is moderated toward ``prior_var``
+    (:func:`prior_variances`). None when a side has no value. Worse when
+
+    - with ``row`` (the configuration's summary row: its known answers and test noise), its seeds *lost what
+      every reference seed had* (:func:`outcome_change`): every new seed's outcome class
+      (:meth:`bench.tasks.base.Task.outcome`) lies below every reference seed's, or one seed's a whole level (a
+      lag) below, beyond the worst reference seed by more than the task's typical seed scatter (one seed: the
+      configuration's own scatter, bounded by :func:`bound`): no spread of the reference can hide it; or more
+      seeds sit a whole level below the reference's typical class than chance allows (Fisher's exact test);
+    - :func:`stats.worse_tests` says so (its worst seed beyond a prediction interval of the reference's seeds, or
+      its mean shifted), with ``row`` every threshold bounded by :func:`bound` (half the span of the known
+      answers) unless the reference holds seeds as bad as the new worst one, or no better than the worst known
+      answer.
+
+    *Undecided* where seeds fell a level but too few were run to tell it from chance (a reference that already
+    holds such a seed), naming how many seeds would; better when its mean moved the other way past the mean
+    test's threshold, else no detectable change.
 
     >>> seed_change("dependency", [0.460, 0.461, 0.459], [0.460, 0.461, 0.6616], math.nan, min_delta=0.005).change
     'worse'
     >>> seed_change("dependency", [0.460, 0.461, 0.459], [0.460, 0.461, 0.459], math.nan, min_delta=0.005).change
     ''
+    >>> floors = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545, "noise": 0.0031}
+    >>> seed_change("dependency", [0.469, 0.499, 0.539], [0.6616] * 3, 0.0035 ** 2, min_delta=0.005, row=floors).reason
+    "3 of 3 seeds lost what every baseline seed had learned (seeds –, –, – against the baseline's 1+, 1+, 0+)"
     """
     old, new = scale(task, old_values), scale(task, new_values)
     if not old or not new:
@@ -249,17 +280,83 @@ def seed_change(task: str, old_values, new_values, prior_var: float, alpha: floa
     sd, df = stats.moderated_sd(base_sd, len(old), prior_var, PRIOR_DF)
     if math.isnan(sd) or df == 0:
         sd, df = 0.0, 1.0  # one seed and no other configuration: only min_delta can judge
-    tests = stats.worse_tests(old, new, sd, df, alpha, min_delta)
+    most, classes = math.inf, None
+    if row is not None:
+        span_half = bound(task, row)
+        typical = math.sqrt(prior_var) if not math.isnan(prior_var) else sd
+        quantile = stats.seed_quantile(alpha, len(new), df) * math.sqrt(1 + 1 / len(old))
+        scatter = max(min_delta, min(quantile * typical, span_half / 2))
+        spec = tasks.get(task) if not tasks.problem(task) else None
+        # a reference seed no better than the worst known answer learned nothing to lose: no bound from the answers
+        if spec is not None and all(spec.score(row, v) > 0 for v in old_values):
+            most = span_half
+        spread = max(scatter, min(quantile * sd, most))
+        classes = outcome_change(task, row, old_values, new_values, old, new, (scatter, spread), alpha)
+        if classes and classes[0] != "fail":  # the reference holds seeds as bad: chance may explain them
+            most = math.inf
+    tests = stats.worse_tests(old, new, sd, df, alpha, min_delta, most=most)
     shift = sum(new) / len(new) - sum(old) / len(old)
     half = stats.shift_half_width(len(old), len(new), sd, df)
     units = " (log scale)" if scale(task, [math.e]) == [1.0] else ""
     detail = (f"worst seed {max(new) - sum(old) / len(old):+.3g} vs threshold {tests['seed_threshold']:.3g}; "
               f"mean {shift:+.3g} vs {tests['mean_threshold']:.3g}{units}; baseline sd {sd:.3g} ({df:g} df)")
+    if classes and classes[0] == "fail":
+        return SeedChange("worse", classes[1], shift, shift - half, shift + half, tests, detail)
     if tests["seed"] > 0 or tests["mean"] > 0:
         reason = "a seed beyond the baseline's range" if tests["seed"] > 0 else "the mean shifted"
         return SeedChange("worse", reason, shift, shift - half, shift + half, tests, detail)
+    if classes and classes[0] == "undecided":
+        return SeedChange("undecided", classes[1], shift, shift - half, shift + half, tests, detail)
     change = "better" if shift < -tests["mean_threshold"] else ""
     return SeedChange(change, "", shift, shift - half, shift + half, tests, detail)
+
+
+def outcome_change(task_name: str, row: dict, base_values, new_values, old, new, margins: tuple[float, float],
+                   alpha: float) -> tuple[str, str] | None:
+    """What the seeds' outcome classes say (:meth:`bench.tasks.base.Task.outcome`, judged against the current
+    row's known answers; ranks 2 apart are a whole level, a lag, apart):
+
+    - ``("fail", why)`` when every new seed lost what every baseline seed had, by more than the first of
+      ``margins`` (the task's typical seed scatter), or one seed a whole level of it, by more than the second (the
+      configuration's own, bounded by the known answers) (:func:`bench.core.stats.lost_seeds`), or when more seeds sit a whole level below
+      the baseline's typical class than chance allows at ``alpha`` (Fisher's exact test);
+    - ``("undecided", why)`` when more seeds sit there but too few were run to tell, with how many would;
+    - ``("held", why)`` when the baseline holds seeds as bad as the new worst one and the counts show no change;
+    - None otherwise, or for a task without outcome classes."""
+    task = tasks.get(task_name) if not tasks.problem(task_name) else None
+    if task is None:
+        return None
+    judged = [[task.outcome(row, v) for v in values] for values in (base_values, new_values)]
+    if not all(judged) or any(c is None for side in judged for c in side):
+        return None
+    (base_ranks, base_marks), (new_ranks, new_marks) = ([[c[i] for c in side] for i in (0, 1)] for side in judged)
+    seen = f"seeds {', '.join(new_marks)} against the baseline's {', '.join(base_marks)}"
+    n, m = len(base_ranks), len(new_ranks)
+    every = stats.lost_seeds(base_ranks, old, new_ranks, new, margins[0])
+    whole = stats.lost_seeds(base_ranks, old, new_ranks, new, margins[1], drop=2)
+    if every == m or whole:
+        lost = m if every == m else whole
+        return "fail", f"{lost} of {m} seeds lost what every baseline seed had learned ({seen})"
+    worst = min(new_ranks)
+    # as bad as the new worst seed: its class or below, or within the task's typical scatter of its value (a
+    # nearly collapsed seed counts)
+    bad = max(v for r, v in zip(new_ranks, new) if r == worst) - margins[0]
+    k_new = sum(r <= worst or v >= bad for r, v in zip(new_ranks, new))
+    k_base = sum(r <= worst or v >= bad for r, v in zip(base_ranks, old))
+    typical = sorted(base_ranks)[n // 2]
+    if k_base == 0:
+        return None
+    if not (worst <= typical - 2 or worst < typical and worst == 0) or k_new / m <= k_base / n:
+        return "held", seen
+    p = stats.more_often(k_base, n, k_new, m)
+    counted = (f"{k_new} of {m} seeds at `{new_marks[new_ranks.index(worst)]}` or near it, {k_base} of {n} in the "
+               f"baseline ({seen}): Fisher p = {p:.2g}")
+    if p < alpha:
+        return "fail", counted
+    needed = stats.seeds_to_decide(k_base, n, k_new, m, alpha)
+    more = f"{needed} seeds on each side would decide it" if needed else "no number of seeds up to 100 would decide it"
+    return "undecided", (f"{counted}, which {n} and {m} seeds cannot tell from chance at a false-alarm rate of "
+                         f"{alpha:g}; {more}")
 
 
 def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataFrame, alpha: float = ALPHA,
@@ -293,9 +390,11 @@ def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataF
                 note(key, f"more {outcome}", "fail", f"{base[outcome]} {outcome}", f"{now[outcome]} {outcome}",
                      f"{now[outcome]} of {now['runs']} runs {outcome}")
         moved = seed_change(task, base["values"], now["values"], prior.get(task, math.nan), alpha,
-                            min_delta.get(task, 0.0))
+                            min_delta.get(task, 0.0), row=now)
         if moved is not None and moved.change == "worse":
             note(key, "worse", "fail", base_text, now_text, f"{moved.reason}: {moved.detail}")
+        elif moved is not None and moved.change == "undecided":
+            note(key, "undecided", "warn", base_text, now_text, moved.reason)
         elif moved is not None and moved.change == "better":
             note(key, "better", "info", base_text, now_text, moved.detail)
         elif moved is None and not scale(task, base["values"]) and scale(task, now["values"]):
@@ -344,10 +443,13 @@ def regress_markdown(comparison: Comparison) -> str:
         lines += ["The suite's settings changed since the baseline (suite hash "
                   f"{base['suite_hash']} → {suite_hash(comparison.suite)}): configurations are matched by key.", ""]
     deltas = ", ".join(f"{task} {value:g}" for task, value in s["min_delta"].items())
-    lines += [f"Worse = the worst seed beyond a prediction interval of the baseline's seeds, or the mean shifted, by "
-              f"one-sided t tests with a false-alarm rate of {s['alpha']:g} per configuration, and by more than the "
-              f"task's smallest change that counts ({deltas}; log units for RMSE); the baseline's sd is moderated "
-              f"toward its task's typical spread. Slower = samples/s below × {s['slow_ratio']:g} of the baseline "
+    lines += [f"Worse = seeds that lost what every baseline seed had learned (their outcome classes against the "
+              f"task's known answers), or the worst seed beyond a prediction interval of the baseline's seeds, or the "
+              f"mean shifted, by one-sided t tests with a false-alarm rate of {s['alpha']:g} per configuration, and "
+              f"by more than the task's smallest change that counts ({deltas}; log units for RMSE); the baseline's "
+              f"sd is moderated toward its task's typical spread and bounded by half the span of the known answers. "
+              f"Undecided = more seeds that learned nothing than in the baseline, which already had one: too few "
+              f"seeds to tell from chance. Slower = samples/s below × {s['slow_ratio']:g} of the baseline "
               f"({'fails' if s['fail_on_slow'] else 'a warning'}).", "", f"**{verdict(comparison)}**", ""]
     if len(comparison.findings):
         lines.append(markdown_table(comparison.findings))

@@ -15,6 +15,7 @@ import pandas as pd
 
 from bench.core import stats
 from bench import tasks
+from bench.tasks import outcomes
 
 # a task's reference rows under its table: (its summary rows, column label -> their rows) -> label -> column -> value
 ReferenceRows = Callable[[pd.DataFrame, dict[str, pd.DataFrame]], dict[str, dict[str, float]]]
@@ -47,7 +48,9 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration (seeds pooled): where it sits (``PLACE``), counts ``runs``, ``n`` (finished
     with a metric), ``diverged``, ``failed``, ``missing``; the metric's ``values`` by seed, ``mean`` with its 95%
     Student-t interval ``low``–``high`` over seeds (geometric, on the log scale, for a task whose metric spans
-    decades) and ``std``; ``not_converged`` (finished runs still improving at the end); ``target`` and
+    decades; clipped to the values the metric can take, e.g. never below the Bayes floor) and ``std``; each seed's
+    outcome class against the task's known answers (``ranks``, ``classes``, ``outcome_names``, judged with the
+    run's test ``noise``: :mod:`bench.tasks.outcomes`) and the mean's ``score`` from 0 to 1 between them; ``not_converged`` (finished runs still improving at the end); ``target`` and
     ``reached`` (finished runs whose validation reached it) with the mean ``steps_to_target`` and
     ``time_to_target_s`` of those; mean costs; mean references; the task's ``mark``.
 
@@ -82,14 +85,24 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         row["time_to_target_s"] = hit["time_to_target_s"].mean()
         row.update({metric: finished[metric].mean() if metric in finished else math.nan for metric in COSTS})
         row.update(references(finished))
+        first = group.iloc[0].to_dict()
+        row["noise"] = task.noise(first)
+        row["outcome_names"] = tuple(task.outcome_names(first))
+        classes = [task.outcome(row, v) for v in values]
+        row["ranks"] = tuple(c[0] for c in classes if c is not None)
+        row["classes"] = tuple(c[1] for c in classes if c is not None)
+        row["score"] = task.score(row, mean)
+        lowest, highest = task.metric_range(row)
+        row["low"], row["high"] = max(row["low"], lowest), min(row["high"], highest)
         row["mark"] = task.mark(row)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def entry_text(row: dict, spec: str) -> str:
-    """A table entry: ``[mark] mean [low, high] (n=…)`` — the 95% interval over seeds — and whatever did not
-    finish or converge, never dropped.
+    """A table entry: first what the seeds did (``lag 3: 3/3 · lag 8: 1/3 [6%, 79%]``, where the task classes
+    seeds), then ``[mark] mean [low, high] (n=…)`` — the 95% interval over seeds — and whatever did not finish or
+    converge, never dropped.
 
     >>> entry_text({"mean": 0.4561, "low": 0.4540, "high": 0.4582, "n": 3, "mark": "2", "diverged": 0, "failed": 0,
     ...             "missing": 0, "not_converged": 1}, ".4f")
@@ -103,7 +116,8 @@ def entry_text(row: dict, spec: str) -> str:
     else:
         interval = f" [{number(row['low'], spec)}, {number(row['high'], spec)}]" if row["n"] > 1 else ""
         mark = f"[{row['mark']}] " if row.get("mark") else ""
-        text = f"{mark}{number(row['mean'], spec)}{interval} (n={row['n']})"
+        seeds = outcomes.counts_text(row)
+        text = (f"{seeds} · " if seeds else "") + f"{mark}{number(row['mean'], spec)}{interval} (n={row['n']})"
     counts = [(row[o], o) for o in ("diverged", "failed", "missing")] + [(row.get("not_converged", 0), "not converged")]
     return text + "".join(f", {count} {what}" for count, what in counts if count)
 
@@ -205,6 +219,34 @@ def comparison_scores(summary: pd.DataFrame, task: str, table: pd.DataFrame,
     legend = (f"Colour: green at {good:.4g} ({named}) or better, red at {worst:.4g} (the worst reference) or worse, "
               f"{scale} in between.")
     return CellScores(frame, legend)
+
+
+def score_table(summary: pd.DataFrame, task: str, by: str = "cell") -> pd.DataFrame:
+    """Per ``by`` (a cell): the task's score of every seed (:meth:`bench.tasks.base.Task.score`, 0 at the worst
+    known answer, 1 at the best), aggregated over all its configurations as an interquartile mean with a
+    stratified bootstrap 95% interval (seeds resampled within each configuration: :func:`bench.core.stats.
+    iqm_interval`); empty when the task has no known answers.
+
+    >>> summary = pd.DataFrame({"task": "dependency", "cell": ["gru", "gru", "lstm"], "n": 3,
+    ...     "values": [(0.52, 0.50, 0.51), (0.47, 0.46, 0.48), (0.66, 0.65, 0.60)],
+    ...     "floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545})
+    >>> score_table(summary, "dependency").to_dict("records")[0]
+    {'cell': 'gru', 'configurations': 2, 'seeds': 6, 'score (IQM) [95% interval]': '0.83 [0.79, 0.86]'}
+    """
+    spec = tasks.get(task)
+    part = summary[(summary["task"] == task) & (summary["n"] > 0)]
+    rows = []
+    for key, group in part.groupby(by, sort=False):
+        scores = [[s for s in (spec.score(row, v) for v in row["values"]) if not math.isnan(s)]
+                  for row in group.to_dict("records")]
+        scores = [g for g in scores if g]
+        if not scores:
+            continue
+        point, low, high = stats.iqm_interval(scores)
+        rows.append({by: key, "configurations": len(scores), "seeds": sum(map(len, scores)),
+                     "score (IQM) [95% interval]": f"{point:.2f}" + (f" [{low:.2f}, {high:.2f}]"
+                                                                    if not math.isnan(low) else "")})
+    return pd.DataFrame(rows)
 
 
 def cost_table(summary: pd.DataFrame) -> pd.DataFrame:

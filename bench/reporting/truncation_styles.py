@@ -23,7 +23,7 @@ from bench.reporting import tables
 from bench.reporting.plots import draw_floors, plt
 from bench.tasks import dependency_floors
 from bench.tasks.dependency import STYLES, stride_of
-from bench.reporting.pages import Block, Image, Table, Text
+from bench.reporting.pages import Block, Bullets, Image, Table, Text
 from bench.core.stats import LEVEL as CONFIDENCE
 
 
@@ -74,12 +74,12 @@ def style_rows(summary: pd.DataFrame) -> pd.DataFrame:
 def lag_names(summary: pd.DataFrame) -> list[str]:
     """``lag 3``, ``lag 8``: one name per lag, in the order the floors count them.
 
-    >>> lag_names(pd.DataFrame({"lags": [(3, 8)]})), lag_names(pd.DataFrame({"x": [1]}))
+    >>> lag_names(pd.DataFrame({"lags": [(8, 3)]})), lag_names(pd.DataFrame({"x": [1]}))
     (['lag 3', 'lag 8'], ['lag 1st', 'lag 2nd'])
     """
     lags = summary["lags"].dropna() if "lags" in summary else []
     if len(lags):
-        return [f"lag {lag}" for lag in lags.iloc[0]]
+        return [f"lag {lag}" for lag in sorted(lags.iloc[0])]  # the floors count the shortest lag first
     return ["lag 1st", "lag 2nd"]
 
 
@@ -103,6 +103,42 @@ def learned_table(summary: pd.DataFrame) -> pd.DataFrame:
             row[f"{name}: smallest T"] = str(min(hits)) if hits else "–"
         out.append(row)
     return pd.DataFrame(out)
+
+
+def against_source(table: pd.DataFrame) -> list[str]:
+    """One sentence per cell, hidden size and lag of :func:`learned_table`: whether true truncation (``1``) learned
+    the lag at a smaller T than TF-style (``T``), as R2RT's "Styles of Truncated Backpropagation" reports, and
+    whether TF-style learned a lag at a T shorter than the lag (no gradient reaches it: the carried state does).
+    Each is read off the table beside it, under its own condition (cell, state size).
+
+    >>> table = pd.DataFrame([{"cell": "lstm", "hidden": 16, "style": "T", "lag 8: smallest T": "5"},
+    ...                       {"cell": "lstm", "hidden": 16, "style": "1", "lag 8: smallest T": "5"}])
+    >>> against_source(table)
+    ['lstm, state 16, lag 8: true truncation first learns it at T=5, TF-style at T=5: not earlier, unlike R2RT; TF-style learns it at a T shorter than the lag, through the carried state alone']
+    """
+    out = []
+    columns = [c for c in table.columns if c.endswith(": smallest T")]
+    for (cell, hidden), group in table.groupby(["cell", "hidden"], sort=False):
+        styles = group.set_index("style")
+        if not {"T", "1"} <= set(styles.index):
+            continue
+        for column in columns:
+            lag = column.removesuffix(": smallest T")
+            tf, true = styles.loc["T", column], styles.loc["1", column]
+            value = {"–": math.inf}
+            a, b = value.get(true, None) or int(true), value.get(tf, None) or int(tf)
+            if math.isinf(a) and math.isinf(b):
+                sentence = f"{cell}, state {hidden}, {lag}: no style learns it at any T of the suite"
+            else:
+                said = "earlier, as R2RT reports" if a < b else "not earlier, unlike R2RT"
+                sentence = (f"{cell}, state {hidden}, {lag}: true truncation first learns it at "
+                            f"{'no T' if math.isinf(a) else f'T={true}'}, TF-style at "
+                            f"{'no T' if math.isinf(b) else f'T={tf}'}: {said}")
+            number = int(lag.removeprefix("lag ")) if lag.removeprefix("lag ").isdigit() else None
+            if number is not None and b < number:
+                sentence += "; TF-style learns it at a T shorter than the lag, through the carried state alone"
+            out.append(sentence)
+    return out
 
 
 def ce_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -198,7 +234,11 @@ def report(summary: pd.DataFrame, out_dir: Path, image: str = "styles_dependency
         Text(f"Smallest T at which a style learns a lag: the upper end of the {CONFIDENCE:.0%} t-interval of its "
              "mean test cross-entropy over seeds lies below the midpoint between the floors of knowing one lag "
              f"fewer and knowing it ({names[0]}: between 'knows no lag' and 'knows the 1 shortest lag(s)')."),
-        Table(learned_table(summary)),
+        Table(table := learned_table(summary)),
+        Text("Against R2RT's \"Styles of Truncated Backpropagation\" (true truncation learns a dependency at a "
+             "shorter T than TF-style), read off the table above for each cell and state size — a finding holds "
+             "only under its own condition:"),
+        Bullets(against_source(table)),
         Text(f"Test cross-entropy: mean over seeds [its {CONFIDENCE:.0%} Student-t interval] (n)."),
         Table(ce_table(summary)),
         Text("Cost against TF-style at the same cell, hidden size and T (geometric mean over hidden sizes): "

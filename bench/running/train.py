@@ -203,6 +203,7 @@ def make_trainer(cfg: dict, logger, device: str, progress_bar: bool) -> pl.Train
         enable_progress_bar=progress_bar,
         num_sanity_val_steps=0,
         deterministic=True,
+        reload_dataloaders_every_n_epochs=1 if cfg.get("fresh_series") else 0,  # a new training series per epoch
         **val_every,
     )
 

@@ -9,7 +9,9 @@ live in ``datamodules/`` and ``lightning_modules/``; the task imports them only 
 validating a config stays free of torch.
 
 Hooks a task implements (see :class:`Task`): ``build``, ``samples_per_step``, ``references``, ``target``; and,
-where it has something to say, ``cross_checks``, ``dataset_spec``, ``mark``, ``variant``, ``run_plot``.
+where it has something to say, ``cross_checks``, ``dataset_spec``, ``mark``, ``variant``, ``run_plot``, and the
+judgements of one seed against the known answers: ``noise``, ``outcome``, ``outcome_names``, ``known_span``,
+``metric_range`` (see :mod:`bench.tasks.outcomes`).
 """
 
 from __future__ import annotations
@@ -97,6 +99,42 @@ class Task:
         """A short mark for a summary row, judged against the task's known answers (e.g. which dependencies its
         interval over seeds shows learned); '' for none."""
         return ""
+
+    def noise(self, cfg: dict) -> float:
+        """The standard error of one run's test metric from its test length (NaN where unknown): it decides
+        borderline outcome classes (:meth:`outcome`)."""
+        return math.nan
+
+    def outcome(self, row: dict, value: float) -> tuple[int, str] | None:
+        """(rank, mark) of one seed's metric ``value`` against the task's known answers in ``row`` (a summary row:
+        its references and ``noise``); higher ranks are better. None for a task without outcome classes."""
+        return None
+
+    def outcome_names(self, cfg: dict) -> list[tuple[int, str]]:
+        """(rank, name) of each thing a seed can learn: a seed whose :meth:`outcome` rank is at least ``rank``
+        learned ``name`` (e.g. "lag 3"); a rank one below learned part of it."""
+        return []
+
+    def known_span(self, row: dict) -> tuple[float, float]:
+        """(best, worst): the known answers a score runs between (score 1 at ``best``, 0 at ``worst``), on the
+        metric's scale; NaNs when the row holds none."""
+        return math.nan, math.nan
+
+    def metric_range(self, row: dict) -> tuple[float, float]:
+        """The values the metric can take for this row (an interval of a mean is clipped to it)."""
+        return (0.0, math.inf) if self.log_scale else (-math.inf, math.inf)
+
+    def score(self, row: dict, value: float) -> float:
+        """0 at the worst known answer, 1 at the best (:meth:`known_span`), clipped; on the log scale for a
+        ``log_scale`` metric. NaN without known answers."""
+        best, worst = self.known_span(row)
+        if any(v is None or math.isnan(v) for v in (best, worst, value)) or best == worst:
+            return math.nan
+        if self.log_scale:
+            if min(best, worst, value) <= 0:
+                return math.nan
+            best, worst, value = math.log(best), math.log(worst), math.log(value)
+        return min(1.0, max(0.0, (worst - value) / (worst - best)))
 
     def run_plot(self, cfg: dict, data, model, history: Callable[[list[str]], History], path: Path,
                  title: str) -> None:

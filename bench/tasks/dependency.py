@@ -66,6 +66,8 @@ class DependencyTask(Task):
         Field("weights", tuple, "weight of each lagged input on P(Y=1)", lambda v: 1 <= len(v) <= 16,
               "a comma-separated list of finite numbers, one per lag"),
         Field("base", float, "P(Y=1) when every lagged input is 0", lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]"),
+        Field("fresh_series", bool, "draw a new training series every epoch, seeded from the run's seed and the "
+              "epoch (R2RT's set-up); false: every epoch rereads one series", allowed="true or false", neutral=False),
         Field("tbptt_stride", int, "TBPTT step h': windows of truncation h steps advance by h' steps and count only "
               "their last h' outputs (Williams & Peng's BPTT(h; h'); h' = h: TF-style, 1: true truncation)",
               positive, "an integer in [1, truncation]; unset: = truncation; in a suite also T or T/k",
@@ -73,7 +75,8 @@ class DependencyTask(Task):
     )
     # R2RT's set-up: one series of 1,000,000 steps in 200 streams, one epoch.
     defaults = dict(hidden=16, layers=1, truncation=10, batch_size=200, epochs=1, max_steps=-1,
-                    series_length=1_000_000, eval_length=100_000, lags=(3, 8), weights=(0.5, -0.25), base=0.5)
+                    series_length=1_000_000, eval_length=100_000, lags=(3, 8), weights=(0.5, -0.25), base=0.5,
+                    fresh_series=False)
     metric, val_metric = "test/ce", "val/ce"
     metric_label = "test cross-entropy (nats)"
     number_format = ".4f"
@@ -81,7 +84,7 @@ class DependencyTask(Task):
     history_keys = ("val/ce", "val/elapsed_s", "train/loss")
     mark_meaning = "dependencies learned"
     labelled_fields = ("tbptt_stride",)
-    data_fields = ("series_length", "eval_length", "lags", "weights", "base", "seed")  # tbptt_stride is training's
+    data_fields = ("series_length", "eval_length", "lags", "weights", "base", "fresh_series", "seed")  # tbptt_stride is training's
     converge_tolerance = 0.002  # nats
 
     def cross_checks(self, cfg: dict) -> list[str]:
@@ -111,10 +114,16 @@ class DependencyTask(Task):
                                     series_length=cfg["series_length"], eval_length=cfg["eval_length"],
                                     lags=cfg["lags"], weights=cfg["weights"], base=cfg["base"], seed=cfg["seed"],
                                     segment_steps=cfg["steps_per_batch"] * cfg["truncation"],
-                                    stride=cfg["tbptt_stride"])
+                                    stride=cfg["tbptt_stride"], fresh_series=cfg["fresh_series"])
         model = DependencyModule(truncation=cfg["truncation"], stride=cfg["tbptt_stride"], floor=data.floors["all"],
                                  eval_skip=max(cfg["lags"]), **model_args(cfg))
         return data, model
+
+    def dataset_spec(self, cfg: dict) -> dict:
+        spec = super().dataset_spec(cfg)
+        if not spec.get("fresh_series"):
+            spec.pop("fresh_series", None)  # one series, as before the option existed: the same digest
+        return spec
 
     def samples_per_step(self, cfg: dict) -> int:
         # The outputs an optimizer step counts (batch x stride): every truncation style is charged once per
@@ -130,7 +139,31 @@ class DependencyTask(Task):
 
     def mark(self, row: dict) -> str:
         floors = dependency_floors.floors_of(row)
-        return dependency_floors.floor_mark(row["mean"], row["low"], row["high"], floors) if floors else ""
+        return (dependency_floors.floor_mark(row["mean"], row["low"], row["high"], floors, row.get("noise", math.nan))
+                if floors else "")
+
+    def noise(self, cfg: dict) -> float:
+        if not all(k in cfg for k in ("weights", "base", "lags", "eval_length", "batch_size")):
+            return math.nan
+        steps = cfg["eval_length"] - cfg["batch_size"] * max(cfg["lags"])  # evaluation skips each stream's start
+        return dependency_floors.run_noise(cfg["weights"], cfg["base"], cfg["lags"], steps)
+
+    def outcome(self, row: dict, value: float) -> tuple[int, str] | None:
+        floors = dependency_floors.floors_of(row)
+        if not floors or value is None or math.isnan(value):
+            return None
+        return dependency_floors.seed_class(value, floors, row.get("noise", math.nan))
+
+    def outcome_names(self, cfg: dict) -> list[tuple[int, str]]:
+        lags = sorted(cfg["lags"]) if isinstance(cfg.get("lags"), (tuple, list)) else []
+        return [(2 * k, f"lag {lag}") for k, lag in enumerate(lags, start=1)]
+
+    def known_span(self, row: dict) -> tuple[float, float]:
+        floors = dependency_floors.floors_of(row)
+        return (floors["all"], floors["none"]) if "all" in floors and "none" in floors else (math.nan, math.nan)
+
+    def metric_range(self, row: dict) -> tuple[float, float]:
+        return dependency_floors.floors_of(row).get("all", 0.0), math.inf  # no model beats the Bayes floor
 
     def run_plot(self, cfg: dict, data, model, history, path: Path, title: str) -> None:
         from bench.tasks.run_plots import learning_curve  # matplotlib: only when a run ends

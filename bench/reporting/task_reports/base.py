@@ -25,6 +25,8 @@ Restore = Callable[[dict, "Path | None"], tuple]
 class TaskReport:
     """The report part of one task; ``self.task`` is its specification."""
 
+    score_ends: tuple[str, str] = ("the best known answer", "the worst")  # what scores 1 and 0 (Task.score)
+
     def __init__(self, task: Task):
         self.task = task
 

@@ -15,8 +15,11 @@ SHORT_FLOOR = {"none": "no lag", "all": "every lag"}
 
 
 class DependencyReport(TaskReport):
+    score_ends = ("the Bayes floor", "the no-lag floor")
+
     def target_text(self) -> str:
-        return f"dependency `val/ce` ≤ Bayes floor + {dependency_floors.FLOOR_MARGIN:g} nats"
+        return (f"dependency `val/ce` ≤ Bayes floor + {dependency_floors.BAND_FRACTION:g} of its gap to the next floor, at "
+                f"most {dependency_floors.FLOOR_MARGIN:g} nats")
 
     def reference_rows(self, part, columns) -> dict[str, dict[str, float]]:
         # when configurations differ in lags or weights, no row fits them all
@@ -32,7 +35,7 @@ class DependencyReport(TaskReport):
         if floors:
             return [Text("Marks: which dependencies each configuration shows learned, read from its 95% interval "
                          "over seeds against the analytic floors (the floor rows at the bottom):"),
-                    Bullets(dependency_floors.mark_legend(floors))]
+                    Bullets(dependency_floors.mark_legend(floors, part["noise"].median() if "noise" in part else 0.0))]
         own = {}
         for row in part.to_dict("records"):
             if dependency_floors.floors_of(row):
@@ -43,9 +46,10 @@ class DependencyReport(TaskReport):
                 Bullets([f"{variant or 'default'}: " + ", ".join(f"{dependency_floors.floor_label(k)} {v:.4f}"
                                                                  for k, v in floors.items()) for variant, floors in own.items()]),
                 Text("`–`: no dependency learned; `K`: the K shortest lags; `K+`: between `K` and `K+1`; `?`: the "
-                     "interval reaches past the mark but is too wide to say more (or one seed only). Bands: "
-                     f"{dependency_floors.BAND_FRACTION:g} of the gap to the neighbouring floor, at most "
-                     f"{dependency_floors.BAND_CAP:g} nats.")]
+                     "interval of the mean reaches past the mean's mark (or one seed only). Bands: above a floor, "
+                     f"{dependency_floors.BAND_FRACTION:g} of the gap to the next-worse floor, at most "
+                     f"{dependency_floors.BAND_CAP:g} nats; below it, {dependency_floors.NOISE_Z:g} test standard "
+                     "errors of the run.")]
 
     def heatmap_anchors(self, part) -> dict[str, float]:
         return {SHORT_FLOOR.get(k, f"first {k.removeprefix('first')}"): v

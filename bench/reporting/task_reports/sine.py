@@ -12,9 +12,14 @@ from bench.tasks.sine import BASELINES, FLOOR, FLOOR_LABEL, SOURCE_RMSE, SOURCE_
 
 
 class SineReport(TaskReport):
+    score_ends = ("the target", "repeating the last value, on the log scale")
     shows_source = True  # the source's figure is a reference row: it was measured on this very split
     split_note = ("Time split, as in the TensorFlow example: one frequency, the test segment right after the "
                   "training range. The sine is periodic, so the lookup row shows how far interpolation alone gets.")
+
+    def split_text(self, part) -> str:
+        """What the split is, and what the reference rows beside it show of it."""
+        return self.split_note
 
     def target_text(self) -> str:
         return (f"{self.task.name} `val/rmse` ≤ floor + {SOURCE_RMSE:g} (the TensorFlow example's figure; the floor is 0 "
@@ -30,7 +35,7 @@ class SineReport(TaskReport):
 
     def notes(self, part) -> list:
         source = f"; and the {SOURCE_SETUP} ({SOURCE_RMSE:g})" if self.shows_source else ""
-        return [Text(f"{self.split_note} Reference rows: the last value of the window; a least-squares linear "
+        return [Text(f"{self.split_text(part)} Reference rows: the last value of the window; a least-squares linear "
                      f"autoregressive model fitted on the training windows (a pure sine is an exact AR(2)); the "
                      f"value after the nearest training window, a lookup that models nothing; an AR(2) fitted to "
                      f"each test window alone, which needs no training data and no frequency{source}. On a noisy "
@@ -56,7 +61,35 @@ class SineReport(TaskReport):
 class SineExtrapolationReport(SineReport):
     shows_source = False  # the source measured interpolation; its figure says nothing about this split
     split_note = ("Frequency split: trained on some frequencies, validated and tested on others, so no test "
-                  "window has a near-copy in training and the lookup row fails.")
+                  "window has a near-copy in training.")
+
+    def split_text(self, part) -> str:
+        """The split, and at which T the lookup of training windows fails (scores worse than repeating the last
+        value) and at which it does not: a short window of one frequency looks like a window of another."""
+        return self.split_note + " " + lookup_claim(part)
+
+
+def lookup_claim(part) -> str:
+    """Where the lookup row fails, read off the baselines of ``part`` (a task's summary rows) per T.
+
+    >>> import pandas as pd
+    >>> part = pd.DataFrame({"truncation": [2, 10], "baseline/nearest_neighbour_rmse": [0.00854, 0.05],
+    ...                      "baseline/last_value_rmse": [0.0196, 0.02]})
+    >>> lookup_claim(part)
+    'The lookup row fails (worse than the last value) at T=10; at T=2 it beats the last value (0.00854 against 0.0196): short windows of different frequencies look alike.'
+    """
+    look, last = "baseline/nearest_neighbour_rmse", "baseline/last_value_rmse"
+    if look not in part or last not in part:
+        return ""
+    means = part.groupby("truncation")[[look, last]].mean().dropna()
+    fails = [t for t, row in means.iterrows() if row[look] > row[last]]
+    holds = [(t, row[look], row[last]) for t, row in means.iterrows() if row[look] <= row[last]]
+    text = f"The lookup row fails (worse than the last value) at {', '.join(f'T={t}' for t in fails)}" if fails else \
+        "The lookup row fails at no T of this suite"
+    if holds:
+        text += "; at " + ", ".join(f"T={t} it beats the last value ({a:.3g} against {b:.3g})" for t, a, b in holds)
+        text += ": short windows of different frequencies look alike"
+    return text + "."
 
 
 def replay_sine_run(cfg: dict, weights: Path | None, restore: Restore) -> tuple:

@@ -103,20 +103,6 @@ def test_sine_false_alarms_stay_below_one_percent():
     assert failed / total <= regress.ALPHA, failed / total
 
 
-# What the check catches, as a share of configurations over the simulated suites (seeded: the same figures on every
-# run, 98 %, 44 %, 9 %, 4 % and 1 % at the last change), each with the bounds it must stay within. A collapsed seed
-# must be caught; a uniform shift of twice the smallest change that counts is caught more often than not only with
-# more seeds; a 1.5x change of the sine RMSE hides in its seeds' spread (log sd 0.1 to 0.6): the check is nearly
-# blind to it with 2 or 3 seeds, and a figure above these bounds would mean it started firing on noise.
-POWER_BOUNDS = {
-    "one seed of three collapses to the no-lag floor": (0.9, 1.0),
-    "uniform +0.01 nats, 3 seeds": (0.3, 0.6),
-    "uniform +0.01 nats, 2 seeds": (0.03, 0.2),
-    "sine RMSE x1.5, 3 seeds": (0.02, 0.1),
-    "sine RMSE x1.5, 2 seeds": (0.0, 0.05),
-}
-
-
 @pytest.mark.slow
 def test_detection_of_collapsed_seeds_whatever_the_baseline():
     """Printed for the record (pytest -s): fail and undecided rates for 0-3 collapsed seeds of three, per kind of

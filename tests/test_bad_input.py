@@ -208,6 +208,10 @@ CASES = [
     C("min-delta task", "regress --suite {good.yaml} --min-delta speech=0.1", ("--min-delta", "speech=0.1")),
     C("regress experiment", "regress --suite {good.yaml} --experiment ../x", ("experiment", "'../x'")),
     C("regress suite named ..", "regress --suite {...yaml}", ("suite", "'..'")),
+    # --- ui --------------------------------------------------------------------------------------------------
+    C("ui empty store", "ui", ("ui", "holds no run", "make first")),
+    C("ui port word", "ui --port web", ("--port", "'web'")),
+    C("ui server store", "ui --tracking-uri http://127.0.0.1:5000", ("tracking_uri", "sqlite:///")),
     # --- python -m bench.cli.perf --------------------------------------------------------------------------
     C("perf scale", "perf --scale huge", ("--scale", "'huge'")),
     C("perf out is a folder", "perf --out {tmp}", ("--out", "is a folder")),

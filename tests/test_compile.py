@@ -123,7 +123,8 @@ def test_cost_table_has_every_configuration_and_time_to_target(compiled):
     costs = read(folder, "cost.csv").set_index("configuration")
     assert len(costs) == 6
     lstm = costs.loc["dependency/lstm-L1-uni-T10-lr=0.02"]
-    params = stored[stored["tags.mlflow.runName"] == "lstm·L1·uni·T10·lr=0.02·s0·dependency"]["metrics.num_params"].iloc[0]
+    named = stored["tags.mlflow.runName"].str.fullmatch(r"dep·lstm·L1·T10·lr=0.02·s0·[0-9a-f]{4}", na=False)
+    params = stored[named]["metrics.num_params"].iloc[0]
     assert lstm["parameters"] == f"{params:,.0f}" and float(lstm["samples/s"].replace(",", "")) > 0
     # Nothing this small gets within 0.01 nats of the Bayes floor or to RMSE 0.0019: every run says so.
     assert set(costs["time to target (s)"]) == {"not reached", "no result"}
@@ -132,6 +133,17 @@ def test_cost_table_has_every_configuration_and_time_to_target(compiled):
     runs = read(folder, "runs.csv")
     finished = runs[runs["outcome"] == "finished"]
     assert len(finished) == 8 and (finished["reached"] == 0).all()
+
+
+def test_the_cost_table_is_grouped_by_task():
+    """A suite whose matrix interleaves its tasks (task not the outermost axis) still lists each task's rows
+    together, in the order the tasks first come."""
+    keys = ["dependency/lstm-T2", "sine/lstm-T2", "dependency/gru-T2", "sine/gru-T2", "sine_extrapolation/gru-T2"]
+    summary = pd.DataFrame({"configuration": keys, "task": [k.split("/")[0] for k in keys], "n": 1, "reached": 0,
+                            "steps_to_target": math.nan, "time_to_target_s": math.nan, "num_params": 10.0,
+                            "wall_time_s": 1.0, "train/samples_per_s": 100.0, "peak_memory_mb": 1.0})
+    assert tables.cost_table(summary)["configuration"].tolist() == [
+        "dependency/lstm-T2", "dependency/gru-T2", "sine/lstm-T2", "sine/gru-T2", "sine_extrapolation/gru-T2"]
 
 
 def test_failed_and_missing_runs_are_counted(tiny_suite_store):

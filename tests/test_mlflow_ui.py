@@ -4,6 +4,7 @@ logged only when asked for, in the worker processes too."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -75,7 +76,15 @@ def test_system_metrics_are_logged_when_asked_for(tiny_cfg, tmp_path, capsys, mo
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(settings(tiny_cfg("dependency", max_steps=20))))
     argv = ["train", "--config", str(tmp_path / "config.yaml"), "--no-progress", "--tracking-uri", uri_of(tmp_path)]
     assert cli.main(argv + ["--system-metrics"]) == 0
-    run_id = capsys.readouterr().out.split()[1].rstrip(":")
+    out = capsys.readouterr().out
+    run_id = re.search(r"run id ([0-9a-f]{32})", out).group(1)
+    # The run's end says its name, store, where to see it and how it did, under the UI's metric names.
+    assert re.search(r"^run dep·lstm·L1·T5·s0·[0-9a-f]{4}: finished$", out, re.M)
+    assert re.search(r"^  browse   mlflow ui --backend-store-uri sqlite:///.*, then "
+                     rf"http://127\.0\.0\.1:5000/#/experiments/\d+/runs/{run_id}\?workflowType=machine_learning$",
+                     out, re.M)
+    assert re.search(r"^  verdict  test\.ce [\d.]+: (reaches|misses) the target [\d.]+; [\d.e-]+ above the lowest "
+                     r"floor \(floor\.all [\d.]+\)$", out, re.M)
     metrics = Store(uri_of(tmp_path)).metrics(run_id)
     assert 0 <= metrics[SYSTEM_METRIC] <= 100 and metrics["system/system_memory_usage_megabytes"] > 0
 

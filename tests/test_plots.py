@@ -24,6 +24,7 @@ def suite_runs(truncations=(10, 2), outcome=lambda cell, layers, direction, t: "
                 for seed in (0, 1):
                     run_id = f"{cell}-{layers}-{direction}-{t}-{seed}"
                     rows.append({"configuration": f"dependency/{cell}-L{layers}-{direction}-T{t}", "cell": cell,
+                                 "task": "dependency", "batch_size": 20, "tbptt_stride": t,
                                  "layers": layers, "direction": direction, "variant": "", "truncation": t,
                                  "seed": seed, "run_id": run_id, "outcome": outcome(cell, layers, direction, t)})
                     histories[run_id] = {"train/loss": [(50, 0.6 + seed / 10), (100, 0.5 + t / 100)]}
@@ -38,7 +39,9 @@ def test_learning_curve_panels_follow_the_table_order():
     assert list(panels) == [(r, c) for r in rows for c in columns]
     lstm = panels["L1 bi", "lstm"]
     assert list(lstm) == ["T=2", "T=10"]  # increasing truncation, whatever order the runs came in
-    assert lstm["T=10"] == [(50, 0.65), (100, 0.6)]  # the mean over both seeds
+    # The mean over both seeds, against training samples: optimizer steps × batch 20 × stride T.
+    assert lstm["T=10"] == [(50 * 200, 0.65), (100 * 200, 0.6)]
+    assert lstm["T=2"] == [(50 * 40, 0.65), (100 * 40, 0.52)]
 
 
 def test_rows_and_columns_without_a_finished_run_are_left_out():

@@ -25,7 +25,8 @@ import pytest
 
 from mlflow_server import server_process, wait_healthy
 
-ray = pytest.importorskip("ray")
+ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install -e .[ray]; make test-all installs "
+                                        "it)")
 pytestmark = pytest.mark.slow  # real Ray clusters and a real MLflow server: make test-all
 
 from mlflow import MlflowClient  # noqa: E402

@@ -3,6 +3,7 @@ their own box, sort by a click and keep the page within 1280 px, checked in head
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -15,7 +16,8 @@ import pytest
 
 from bench.reporting.task_reports import report_for
 from bench.reporting import tables
-from bench.reporting.pages import Bullets, Heading, Image, Table, Text, to_html, to_markdown
+from bench.reporting.pages import (Bullets, Heading, Image, Table, Text, score_colour, to_html, to_markdown,
+                                    unbroken)
 from bench.tasks import sine
 
 FLOORS = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
@@ -54,7 +56,7 @@ def test_dependency_scores_run_from_the_target_to_learned_nothing():
     # Reference rows are coloured like entries: the Bayes floor is past the target, the none floor the worst.
     assert frame.loc["floor: knows every lag (Bayes floor)"].tolist() == [0.0, 0.0]
     assert frame.loc["floor: knows no lag"].tolist() == [1.0, 1.0]
-    assert scores.legend == ("Colour: green at 0.4645 (the target) or better, red at 0.6616 (the worst reference) "
+    assert scores.legend == ("Colour: blue at 0.4645 (the target) or better, orange at 0.6616 (the worst reference) "
                              "or worse, linear in between.")
 
 
@@ -83,7 +85,7 @@ def page_blocks(columns: int = 12, rows: int = 6, image: str | None = None) -> l
     scores = pd.DataFrame(np.linspace(0, 1, rows * (columns + 1)).reshape(rows, columns + 1), columns=frame.columns)
     scores.iloc[:, 0], scores.iloc[0, 1] = math.nan, math.nan
     blocks = [Heading("Results", 1), Text("A `code` span and a long store path: `sqlite:///" + "x" * 300 + "`"),
-              Bullets(["one", "two"]), Table(frame, scores, "Colour: green at the target, red at the worst.")]
+              Bullets(["one", "two"]), Table(frame, scores, "Colour: blue at the target, orange at the worst.")]
     return blocks + ([Image(image, "a plot")] if image else [])
 
 
@@ -104,11 +106,13 @@ def test_html_is_one_self_contained_file_with_coloured_sortable_scrolling_tables
     assert page.count("<script>") == 1 and "src='data:image/png;base64," in page
     assert "<div class='scroll'><table class='sortable'>" in page
     assert page.count("<th scope='col'>") == 13 and page.count("<th scope='row'>") == 6
-    # Every scored cell is coloured, from green (hue 120) to red (hue 0); unscored ones are not.
-    hues = [int(h) for h in re.findall(r"<td style='background:hsl\((\d+),", page)]
-    assert len(hues) == 6 * 12 - 1 and max(hues) < 120 and min(hues) == 0
-    assert f"<td>{ENTRY}</td>" in page
-    assert "Colour: green at the target, red at the worst." in page
+    # Every scored cell is coloured, from blue (the best) to orange (the worst), never green or red; unscored
+    # ones are not.
+    colours = re.findall(r"<td style='background:rgb\((\d+),(\d+),(\d+)\)", page)
+    assert len(colours) == 6 * 12 - 1 and ("244", "165", "130") in colours
+    assert not any(int(g) > max(int(r), int(b)) for r, g, b in colours)  # nothing green: blue, white, orange
+    assert f"<td>{unbroken(html.escape(ENTRY))}</td>" in page
+    assert "Colour: blue at the target, orange at the worst." in page
 
 
 # --- in a real browser -------------------------------------------------------------------------------------------
@@ -179,6 +183,19 @@ def test_compiled_page_renders_without_horizontal_overflow(tiny_suite_store, tmp
 
 
 @needs_chromium
+def test_seven_truncation_columns_fit_at_1280_px(tmp_path):
+    """The default suite's dependency table, 7 T columns of entries as long as they come, needs no scrolling."""
+    long = "[1+?] 0.4657 [0.4602, 0.4713] (n=3), 2 not converged"
+    frame = pd.DataFrame({"configuration": [f"rnn_tanh L{n} uni" for n in range(1, 17)],
+                          **{f"T={t}": [long] * 16 for t in (1, 2, 3, 5, 8, 10, 20)}})
+    page = tmp_path / "results.html"
+    page.write_text(to_html([Heading("Seven"), Table(frame)], "seven", tmp_path))
+    found = probe(page, tmp_path)
+    assert_readable_at_1280(found)
+    assert not found["boxScrolls"], "a T column is hidden behind a horizontal scroll"
+
+
+@needs_chromium
 def test_a_wide_table_scrolls_in_its_box_and_sorts_by_number(tmp_path):
     frame = pd.DataFrame({"configuration": ["a", "b", "c", "d", "e", "f"],
                           "T=2": ["[–] 0.6616 [0.6600, 0.6632] (n=3)", "no result (n=0), 2 diverged",
@@ -195,3 +212,18 @@ def test_a_wide_table_scrolls_in_its_box_and_sorts_by_number(tmp_path):
     assert ascending == ["f", "c", "e", "a", "b", "d"]
     assert descending == ["a", "e", "c", "f", "b", "d"]
     assert by_speed == ["f", "e", "c", "b", "a", "d"]  # thousands separators read as such
+
+
+def test_the_reproduction_verdict_comes_first_and_coloured(tmp_path):
+    from bench.reporting import reproduce
+
+    found = pd.DataFrame([dict(source="R2RT", configuration="dependency/rnn_tanh-L1-uni-T5", published="[1]",
+                               ours="[1] 0.5192", verdict="reproduced", why="same mark [1]"),
+                          dict(source="R2RT", configuration="dependency/rnn_tanh-L1-uni-T8", published="[1]",
+                               ours="[2] 0.4566", verdict="not reproduced", why="ours [2], published [1]")],
+                         columns=reproduce.COLUMNS)
+    page = to_html([Table(found, reproduce.verdict_scores(found), "Verdict colours.")], "reproduce", tmp_path)
+    assert re.search(r"<thead><tr><th scope='col'>verdict</th>", page)
+    assert f"<th scope='row' style='background:{score_colour(0.0)}'>reproduced</th>" in page
+    assert f"<th scope='row' style='background:{score_colour(1.0)}'>not reproduced</th>" in page
+    assert page.count("<td style=") == 0  # only the verdict is coloured

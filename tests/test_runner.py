@@ -131,12 +131,12 @@ def test_suite_runs_every_configuration_under_one_parent(tiny_suite, reference):
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert run.data.tags["bench.worker_pid"].isdigit()
         assert int(run.data.tags["bench.worker_pid"]) != 0
-        assert run.info.run_name == suite.name_of(index)  # the distinguishing parts first, the task last
-        assert re.fullmatch(r"(lstm|gru)·L1·uni·T(5|10)·s[01]·dependency", run.info.run_name)
+        assert run.info.run_name == suite.name_of(index)  # the task first, the config hash's start last
+        assert re.fullmatch(r"dep·(lstm|gru)·L1·T(5|10)·s[01]·[0-9a-f]{4}", run.info.run_name)
         assert run.data.params["truncation"] == str(cfg["truncation"]) and run.data.params["hidden"] == "4"
         assert math.isfinite(run.data.metrics[stored_key("test/ce")])  # MLflow holds one-point figures as test.ce
         names.add(run.info.run_name)
-    assert "lstm·L1·uni·T5·s0·dependency" in names and len(names) == 8
+    assert any(n.startswith("dep·lstm·L1·T5·s0·") for n in names) and len(names) == 8
     # One worker trained them all: it is long-lived, not one process per run.
     assert len({r.data.tags["bench.worker_pid"] for r in runs}) == 1
     assert summary_count(proc.stdout, "finished") == 8
@@ -185,7 +185,7 @@ FAILURE_SUITE = {
 @pytest.mark.slow
 def test_failures_are_isolated(tmp_path):
     """Kill the worker of a run mid-run and plant a diverging run: a new worker takes over and the other runs
-    finish, the killed one is FAILED (reason: the worker died), the diverged one is FINISHED as diverged with
+    finish, the killed one is FAILED (reason: the worker died), the diverged one is FAILED as diverged with
     its step, the runner exits 1 and its summary lists both."""
     suite_file = write_suite(tmp_path / "failures.yaml", FAILURE_SUITE)
     suite = load_suite(str(suite_file))
@@ -229,9 +229,9 @@ def test_failures_are_isolated(tmp_path):
     assert "worker died" in killed.data.tags["bench.reason"]
 
     (diverged,) = by_hash[diverging_hash]
-    assert diverged.info.status == "FINISHED"
+    assert diverged.info.status == "FAILED"  # red in the UI; its outcome tag says diverged: a result
     assert diverged.data.tags["bench.outcome"] == "diverged"
-    assert diverged.info.run_name.endswith("·diverged")  # visible as such in the runs table
+    assert diverged.info.run_name.startswith("diverged·dep·")  # visible as such in the runs table
     assert re.search(r"\b(nan|inf)\b", diverged.data.tags["bench.reason"])
     step = diverged.data.metrics["diverged_step"]
     assert step == int(step) and 1 <= step <= 10, step

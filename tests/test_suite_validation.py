@@ -114,7 +114,7 @@ def test_misspelt_exclude_rules_are_errors_not_silent_no_ops(tmp_path):
     problems = problems_of(path)
     assert len(problems) == 2, problems
     assert "exclude[0].cel: cel: unknown setting; allowed: " in problems[0] and "cell" in problems[0]
-    assert "exclude[1].cell: cell: 'lstn'; allowed: a built-in cell (" in problems[1] and "lstm" in problems[1]
+    assert "exclude[1].cell: cell: 'lstn' (did you mean 'lstm'?); allowed: a built-in cell (" in problems[1]
 
 
 def test_exclude_must_be_a_list_of_mappings(tmp_path):

@@ -143,7 +143,7 @@ def test_run_is_read_back_complete_from_the_store(tiny_cfg, tracking_uri, tmp_pa
         from bench.reporting.task_reports.sine import replay_sine_run
         from bench.running.train import restore
 
-        _, _, rmse = replay_sine_run(cfg, local / "model.pt", restore)
+        _, _, rmse, _ = replay_sine_run(cfg, local / "model.pt", restore)
         assert rmse == pytest.approx(outcome.metrics["test/rmse"], rel=1e-5)
     assert (local / "model.pt").stat().st_size > 1_000
     svg = (local / "plot.svg").read_text()
@@ -155,7 +155,7 @@ def test_run_is_read_back_complete_from_the_store(tiny_cfg, tracking_uri, tmp_pa
     assert (tmp_path / "mlartifacts").is_dir()
 
 
-def test_diverging_run_is_a_finished_result(tiny_cfg, tracking_uri, mlflow_client, tmp_path):
+def test_diverging_run_is_a_result_shown_as_not_successful(tiny_cfg, tracking_uri, mlflow_client, tmp_path):
     cfg = tiny_cfg("dependency", cell="rnn_relu", lr=1e6, grad_clip=0.0)
     outcome = train_run(cfg, tracking_uri)
     assert outcome.status == "diverged"
@@ -165,8 +165,9 @@ def test_diverging_run_is_a_finished_result(tiny_cfg, tracking_uri, mlflow_clien
 
     client = mlflow_client(tracking_uri)
     run = client.get_run(outcome.run_id)
-    assert run.info.status == "FINISHED"
-    assert run.data.tags["bench.outcome"] == "diverged"
+    assert run.info.status == "FAILED"  # red in the UI's runs table
+    assert run.data.tags["bench.outcome"] == "diverged"  # a result all the same: never rerun
+    assert Store(tracking_uri).finished_hashes(run.info.experiment_id) == {config_hash(cfg): outcome.run_id}
     assert "loss became" in run.data.tags["bench.reason"]
     metrics = Store(tracking_uri).metrics(outcome.run_id)
     assert metrics["diverged_step"] == step
@@ -175,7 +176,7 @@ def test_diverging_run_is_a_finished_result(tiny_cfg, tracking_uri, mlflow_clien
     local = tmp_path / "download"
     for name in ("config.yaml", "plot.svg"):
         assert Store(tracking_uri).download_artifact(outcome.run_id, name, local) == local / name
-    assert "diverged, loss became" in (local / "plot.svg").read_text()
+    assert "diverged: loss became" in (local / "plot.svg").read_text()
 
 
 def test_same_store_holds_several_runs_with_distinct_hashes(tiny_cfg, tracking_uri, mlflow_client):

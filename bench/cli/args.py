@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench.config.settings import ConfigError, shown
+from bench.core.fields import did_you_mean
 
 
 NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -33,10 +34,51 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         message = re.sub(r"^argument ([^:]+): ", r"\1: ", message)
-        message = re.sub(r"invalid choice: (.*) \(choose from (.*)\)$", r"\1; allowed: one of \2", message)
-        if "allowed: " not in message:  # unrecognized arguments, a flag without its value, a missing command
+        choice = re.search(r"invalid choice: '(.*)' \(choose from (.*)\)$", message)
+        if choice:
+            options = re.findall(r"'([^']*)'|([^\s,']+)", choice.group(2))
+            hint = did_you_mean(choice.group(1), [a or b for a, b in options])
+            message = message[:choice.start()] + f"{choice.group(1)!r}{hint}; allowed: one of {choice.group(2)}"
+        if "allowed: " not in message:  # a flag without its value, a missing command
             message += f"; allowed: what {self.prog} --help lists"
         raise ConfigError([message])
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but a flag the chosen command does not know is answered with the closest one it does
+        and that command's ``--help`` (argparse would point to the top-level help, which lists no flag of it)."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            command = self._command(parsed)
+            flags = [f for action in command._actions for f in action.option_strings]
+            unknown = next((a for a in extra if a.startswith("-")), extra[0])
+            hint = did_you_mean(unknown.split("=", 1)[0], flags)
+            raise ConfigError([f"unrecognized arguments: {' '.join(extra)}{hint}; allowed: what "
+                               f"{command.prog} --help lists"])
+        return parsed
+
+    def _command(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        """The subcommand's parser ``parsed`` went through (this parser when there is none)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices.get(getattr(parsed, action.dest, None), self)
+        return self
+
+
+def module_text(module: str, name: str = "__doc__") -> str:
+    """A module's docstring, or a string constant it defines, read from its source without importing it: a help
+    text must not bring the module's imports (pandas, scipy) to a command that only prints help or an error.
+
+    >>> module_text("bench.cli.args").splitlines()[0]
+    'Argument parsing shared by ``python -m bench`` and ``python -m bench.cli.perf``: one line per bad argument.'
+    """
+    import ast
+    import importlib.util
+
+    tree = ast.parse(Path(importlib.util.find_spec(module).origin).read_text(encoding="utf-8"))
+    if name == "__doc__":
+        return ast.get_docstring(tree, clean=False) or ""
+    return next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == name for t in node.targets))
 
 
 def report(error: ConfigError) -> int:

@@ -14,8 +14,9 @@ from bench import tasks
 from bench.core import names
 from bench.cli.args import ArgumentParser, integer, output_dir, report
 from bench.cli.results_commands import add_commands as add_results_commands, checked_store, compile_and_report
+from bench.cli.ui import add_command as add_ui_command
 from bench.config.settings import COMMON_DEFAULTS, ConfigError, fields_for, resolve, run_name, setting_text, shown
-from bench.config.suite import load_suite, parse_overrides
+from bench.config.suite import available_suites, load_suite, parse_overrides
 from bench.running.executors.slots import parse_devices
 from bench.running.runner import run_suite
 from bench.running.store import StoreError
@@ -45,7 +46,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             default = (values.pop() if len(values) == 1 else
                        ", ".join(f"{setting_text(v)} ({n})" for n, v in per_task.items())) if per_task else (
                 f"= {f.follows}" if f.follows else "none")
-        help_text = f"{f.help}; {f.allowed} (default: {default})".replace("%", "%%")
+        allowed = tasks.allowed() if f.name == "task" else f.allowed
+        help_text = f"{f.help}; {allowed} (default: {default})".replace("%", "%%")
         group = groups[owner.get(f.name)]
         if f.kind is bool:
             group.add_argument(flag, nargs="?", const="true", default=None, metavar="BOOL", help=help_text)
@@ -120,12 +122,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     from bench.running.train import train_run  # torch and Lightning, as above
 
+    from bench.cli.train_summary import summary
+    from bench.config.settings import display_name
+    from bench.running.store import Store
+
     outcome = train_run(cfg, uri, args.experiment, device=device, progress_bar=not args.no_progress)
     if outcome.store_error is not None:  # one line naming the store (main prints it)
         raise outcome.store_error.after_work() if outcome.run_id else outcome.store_error
-    print(f"run {outcome.run_id}: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
-    for key in sorted(outcome.metrics):
-        print(f"  {key:24s} {outcome.metrics[key]:.6g}")
+    print("\n".join(summary(display_name(cfg), outcome.run_id, outcome.status, outcome.reason, cfg["task"],
+                            outcome.metrics, uri, args.experiment, Store(uri).find_experiment(args.experiment))))
     return 1 if outcome.status == "failed" else 0
 
 
@@ -144,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        executor=args.executor, address=args.address, devices=devices)
     print_summary(suite, result)
     if not args.no_compile:
-        compile_and_report(suite, uri, args.experiment, args.out)
+        compile_and_report(suite, uri, args.experiment, args.out, partial=True)
     return 1 if result.count("failed") else 0
 
 
@@ -183,7 +188,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
                               description="Run a suite: skips runs already FINISHED in the store, so rerunning "
                                           "after a crash does only what is missing.")
     run.add_argument("--suite", default="default",
-                     help="a name in bench/suites/ (smoke, default, full) or a path to a YAML file")
+                     help=f"a name in bench/suites/ ({', '.join(available_suites())}) or a path to a YAML file "
+                          "(default: default)")
     run.add_argument("--axis", action="append", default=[], metavar="KEY=V1,V2",
                      help="replace (or add) an axis of the matrix, e.g. --axis seed=0,1,2")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -211,10 +217,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
     add_tracking_flags(run)
     run.set_defaults(handler=cmd_run)
     add_results_commands(commands, add_tracking_flags)
+    add_ui_command(commands)
 
     try:
         args = parser.parse_args(argv)
-        names.check_name("experiment", args.experiment)  # it becomes a folder of the store's artifacts
+        if hasattr(args, "experiment"):
+            names.check_name("experiment", args.experiment)  # it becomes a folder of the store's artifacts
         if getattr(args, "system_metrics", False):
             # MLflow's own switch (bench.running.store.Store.system_metrics reads it): worker processes, spawned or on a
             # local Ray, inherit it with the environment.

@@ -9,23 +9,27 @@ import math
 from pathlib import Path
 
 from bench import tasks
-from bench.cli.args import number, output_dir, output_file
+from bench.cli.args import module_text, number, output_dir, output_file
 from bench.config.settings import ConfigError, shown
-from bench.config.suite import load_suite
-# regress gives the parser its defaults and text, so pandas and scipy load with the command line already
-from bench.reporting import compare, history, regress, results, tables
-from bench.reporting.pages import to_html, to_markdown
+from bench.config.suite import available_suites, load_suite
 from bench.running import locations
 from bench.running.leases import reap
-from bench.running.store import Store, StoreError
+from bench.running.store import Store, StoreError, sqlite_path
 
 
 def add_commands(commands, add_tracking_flags) -> None:
     """Add the results subcommands to ``commands`` (the CLI's subparsers)."""
+    # Read from the modules' source: importing bench.reporting.regress would bring pandas and scipy to every command.
+    alpha, slow_ratio = module_text("bench.reporting.regress", "ALPHA"), module_text("bench.reporting.regress",
+                                                                                      "SLOW_RATIO")
+
     compile_ = commands.add_parser(
         "compile", help="compile a suite's results into tables and plots (results/<suite>/)",
         description="Read a suite's runs from the store and write README.md, results.html, CSVs and PNGs to "
-                    "results/<suite>/; log them on the suite's latest parent run.")
+                    "results/<suite>/; log them on the suite's latest parent run. Refuses, writing nothing, when "
+                    "the store holds none of the suite's runs, or (without --partial) only some of them.")
+    compile_.add_argument("--partial", action="store_true",
+                          help="compile a suite with runs missing or still running; the page says how many")
     baseline = commands.add_parser(
         "baseline", help="write a suite's results as the regression baseline (results/baseline/<suite>.json)",
         description="Write per configuration (seeds pooled) the metric's mean, std and n, whether it reaches its "
@@ -34,25 +38,25 @@ def add_commands(commands, add_tracking_flags) -> None:
                           help="where to write (default: results/baseline/<suite>.json)")
     check = commands.add_parser(
         "regress", help="compare a suite's results with its baseline; exit 1 on a regression",
-        description=regress.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=module_text("bench.reporting.regress"), formatter_class=argparse.RawDescriptionHelpFormatter)
     check.add_argument("--baseline", default=None, help="baseline file (default: results/baseline/<suite>.json)")
-    check.add_argument("--alpha", type=number(lambda v: 0 < v < 1, "a number in (0, 1)"), default=regress.ALPHA,
-                       help=f"false-alarm rate per configuration under pure seed noise (default {regress.ALPHA:g})")
+    check.add_argument("--alpha", type=number(lambda v: 0 < v < 1, "a number in (0, 1)"), default=alpha,
+                       help=f"false-alarm rate per configuration under pure seed noise (default {alpha:g})")
     check.add_argument("--min-delta", action="append", default=[], type=_min_delta, metavar="TASK=VALUE",
                        help="the smallest change that counts as worse (default: the task's own, "
                             + ", ".join(f"{n}={t.min_delta:g}" for n, t in tasks.BUILTIN.items())
                             + "; RMSE on the log scale)")
     check.add_argument("--slow-ratio", type=number(lambda v: 0 < v <= 1, "a number in (0, 1]"),
-                       default=regress.SLOW_RATIO,
-                       help=f"flag samples/s below this fraction of the baseline's (default {regress.SLOW_RATIO:g})")
+                       default=slow_ratio,
+                       help=f"flag samples/s below this fraction of the baseline's (default {slow_ratio:g})")
     check.add_argument("--fail-on-slow", action="store_true", help="fail on slower configurations, not just warn")
     versus = commands.add_parser(
         "compare", help="compare two commits, suite runs or stores configuration by configuration; exit 1 if worse",
-        description=compare.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=module_text("bench.reporting.compare"), formatter_class=argparse.RawDescriptionHelpFormatter)
     versus.add_argument("a", metavar="A", help="the reference: a commit, a suite parent run (id or name) or a store")
     versus.add_argument("b", metavar="B", help="what is judged against A: the same kinds as A")
-    versus.add_argument("--alpha", type=number(lambda v: 0 < v < 1, "a number in (0, 1)"), default=regress.ALPHA,
-                        help=f"false-alarm rate per configuration under pure seed noise (default {regress.ALPHA:g})")
+    versus.add_argument("--alpha", type=number(lambda v: 0 < v < 1, "a number in (0, 1)"), default=alpha,
+                        help=f"false-alarm rate per configuration under pure seed noise (default {alpha:g})")
     versus.add_argument("--out", type=output_dir, default=None, metavar="DIR",
                         help="where compare.md and compare.html go (default: the results folder's compare/, as "
                              "for a suite named compare)")
@@ -60,14 +64,16 @@ def add_commands(commands, add_tracking_flags) -> None:
     versus.set_defaults(handler=cmd_compare)
     past = commands.add_parser(
         "history", help="a suite's metric by commit across the store, and where it stepped",
-        description=history.METHOD, formatter_class=argparse.RawDescriptionHelpFormatter)
-    past.add_argument("--alpha", type=number(lambda v: 0 < v < 1, "a number in (0, 1)"), default=regress.ALPHA,
-                      help=f"false-alarm rate per series, shared by its splits (default {regress.ALPHA:g})")
+        description=module_text("bench.reporting.history", "METHOD"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    past.add_argument("--alpha", type=number(lambda v: 0 < v < 1, "a number in (0, 1)"), default=alpha,
+                      help=f"false-alarm rate per series, shared by its splits (default {alpha:g})")
     for parser, handler in ((compile_, cmd_compile), (baseline, cmd_baseline), (check, cmd_regress),
                             (past, cmd_history)):
         default = "default" if parser is compile_ else "smoke"
         parser.add_argument("--suite", default=default,
-                            help=f"a name in bench/suites/ or a path to a YAML file (default: {default})")
+                            help=f"a name in bench/suites/ ({', '.join(available_suites())}) or a path to a YAML "
+                                 f"file (default: {default})")
         add_tracking_flags(parser)
         if parser is not baseline:
             parser.add_argument("--out", type=output_dir, default=None, metavar="DIR",
@@ -106,18 +112,21 @@ def restore_run(cfg: dict, weights):
     return restore(cfg, weights)
 
 
-def compile_and_report(suite, uri: str, experiment: str, out: str | None = None) -> None:
-    """Compile ``suite`` and say where the results went (also called at the end of ``bench run``). Runs left
-    RUNNING by processes that are gone are marked first (:func:`bench.running.leases.reap`)."""
-    from bench.reporting.compile import compile_suite  # matplotlib: only once results are compiled
+def compile_and_report(suite, uri: str, experiment: str, out: str | None = None, partial: bool = False) -> None:
+    """Compile ``suite`` and say where the results went (also called at the end of ``bench run``, with
+    ``partial``: runs another runner still trains are then said on the page). Runs left RUNNING by processes
+    that are gone are marked first (:func:`bench.running.leases.reap`)."""
+    from bench.reporting.compile import compile_suite, nothing_to_compile  # matplotlib: only once compiled
 
+    if sqlite_path(uri) is not None and not sqlite_path(uri).exists():  # MLflow would create it to find nothing
+        raise nothing_to_compile(suite, uri, experiment)
     store = Store(uri)
     experiment_id = store.find_experiment(experiment)
     if experiment_id is not None:
         for run_id, reason in reap(store, experiment_id):
             print(f"marked run {run_id} as ended: {reason}")
     try:
-        compiled = compile_suite(suite, uri, restore_run, experiment, out)
+        compiled = compile_suite(suite, uri, restore_run, experiment, out, partial)
     except OSError as e:  # the compiled files sit beside a SQLite store: a full disk there is the store's
         what = "disk full" if e.errno == errno.ENOSPC else "cannot write"
         raise StoreError(uri, f"{what} ({e.strerror}) while writing the compiled results "
@@ -131,11 +140,14 @@ def compile_and_report(suite, uri: str, experiment: str, out: str | None = None)
 def cmd_compile(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     uri = checked_store(args, write=False)
-    compile_and_report(suite, uri, args.experiment, args.out)
+    compile_and_report(suite, uri, args.experiment, args.out, args.partial)
     return 0
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
+    # pandas and scipy: only for the command that uses them (bad input and --help answer without them)
+    from bench.reporting import regress, results, tables
+
     suite = load_suite(args.suite)
     uri = checked_store(args)
     found = results.load(suite, uri, args.experiment)
@@ -155,6 +167,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
+    # pandas and scipy: only for the command that uses them (bad input and --help answer without them)
+    from bench.reporting import regress, results, tables
+
     suite = load_suite(args.suite)
     path = Path(args.baseline) if args.baseline else regress.baseline_path(suite.name)
     baseline = regress.load_baseline(path)
@@ -173,6 +188,10 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    # pandas and scipy: only for the command that uses them (bad input and --help answer without them)
+    from bench.reporting import compare
+    from bench.reporting.pages import to_html, to_markdown
+
     uri = checked_store(args, write=False)
     sides, problems = [], []
     for spec in (args.a, args.b):  # report both sides' problems at once
@@ -196,6 +215,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    # pandas and scipy: only for the command that uses them (bad input and --help answer without them)
+    from bench.reporting import history
+
     suite = load_suite(args.suite)
     uri = checked_store(args, write=False)
     found = history.history(suite, Store(uri).runs_frame(args.experiment), args.alpha)

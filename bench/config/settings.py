@@ -11,9 +11,20 @@ import json
 from typing import Any
 
 from bench import tasks
-from bench.core.fields import NO_NEUTRAL, ConfigError, Field, convert, int_range, problem, shown
+from bench.core.fields import NO_NEUTRAL, ConfigError, Field, convert, did_you_mean, int_range, problem, shown
 from lightning_modules import cell_registry
 from lightning_modules.choices import LR_SCHEDULES, OPTIMIZER_NAMES
+
+
+def cell_problem(name) -> str | None:
+    """Why ``name`` is no usable cell (:func:`lightning_modules.cell_registry.problem`), with the closest known
+    name for a near miss."""
+    found = cell_registry.problem(name)
+    if found and isinstance(name, str) and cell_registry.target_of(name) is None:
+        hint = did_you_mean(name, [*cell_registry.BUILTIN, *cell_registry.installed()])
+        found = found.replace(f"{name!r};", f"{name!r}{hint};", 1)
+    return found
+
 
 __all__ = ["ConfigError", "Field", "FIELDS", "fields_for", "check_value", "resolve", "config_hash", "run_name",
            "shown"]
@@ -33,7 +44,7 @@ MAX_SEED = 2**32 - 1  # numpy's legacy seeding and Lightning's seed_everything a
 
 FIELDS = [
     Field("task", str, "which task", lambda v: tasks.problem(v) or True, "a registered task"),
-    Field("cell", str, "recurrent cell", lambda v: cell_registry.problem(v) or True, cell_registry.ALLOWED),
+    Field("cell", str, "recurrent cell", lambda v: cell_problem(v) or True, cell_registry.ALLOWED),
     Field("hidden", int, "hidden units per layer and direction", *int_range(1, MAX_HIDDEN)),
     Field("layers", int, "stacked recurrent layers", *int_range(1, MAX_LAYERS)),
     Field("bidirectional", bool, "read each window both ways", allowed="true or false"),
@@ -232,18 +243,25 @@ SHORT = {"hidden": "h", "dropout": "drop", "batch_size": "b", "grad_clip": "clip
          "max_steps": "steps", "series_length": "len", "test_frequencies": "test_f"}
 
 
+TASK_SHORT = {"dependency": "dep", "sine_extrapolation": "sinex"}  # a run's name starts with its task
+
+
 def display_name(cfg: dict[str, Any], varying: list[str] = ()) -> str:
-    """A run's name in the MLflow UI: the parts that tell runs apart first and short (the runs table cuts names
-    after ~15 characters), every setting that varies in its suite, the seed, then the task.
+    """A run's name in the MLflow UI: the task first, then what tells runs apart, short (the runs table shows
+    ~15 characters; "bi" marks a bidirectional run, a unidirectional one says nothing), every setting that varies in
+    its suite, the seed, and the first 4 characters of its
+    :func:`config_hash`, so that two configurations never share a name in one store (a run of the smoke suite
+    and a standalone run differ in settings no name shows).
 
     >>> display_name({"task": "dependency", "cell": "lstm", "layers": 2, "bidirectional": True, "truncation": 10,
     ...               "tbptt_stride": 10, "hidden": 32, "seed": 0}, ["hidden"])
-    'lstm·L2·bi·T10·h32·s0·dependency'
+    'dep·lstm·L2·bi·T10·h32·s0·d5ce'
     """
     variant = tasks.get(cfg["task"]).variant(cfg) if not tasks.problem(cfg["task"]) else ""
-    parts = [cfg["cell"], f"L{cfg['layers']}", "bi" if cfg["bidirectional"] else "uni", f"T{cfg['truncation']}",
-             variant.replace("=", ""), *(f"{SHORT.get(n, n + '=')}{setting_text(cfg[n])}" for n in varying),
-             f"s{cfg['seed']}", cfg["task"]]
+    parts = [TASK_SHORT.get(cfg["task"], cfg["task"]), cfg["cell"], f"L{cfg['layers']}",
+             "bi" if cfg["bidirectional"] else "", f"T{cfg['truncation']}", variant.replace("=", ""),
+             *(f"{SHORT.get(n, n + '=')}{setting_text(cfg[n])}" for n in varying), f"s{cfg['seed']}",
+             config_hash(cfg)[:4]]
     return "·".join(p for p in parts if p)
 
 

@@ -41,7 +41,7 @@ import yaml
 from bench import tasks as task_registry
 from bench.config.settings import (COMMON_DEFAULTS, ConfigError, check_value, config_hash, display_name, fields_for, resolve,
                           varying_fields)
-from bench.core.fields import convert
+from bench.core.fields import convert, did_you_mean
 from bench.core.names import NAME_ALLOWED, is_safe_name
 SUITES_DIR = Path(__file__).parents[1] / "suites"  # bench/suites: data, beside the layers
 RELATIVE = re.compile(r"T(?:/([1-9][0-9]*))?")  # a value relative to the followed setting: T, T/2, …
@@ -222,7 +222,8 @@ def _read(path: Path, name_or_path: str) -> Any:
     except (OSError, ValueError) as e:  # a name too long, a NUL byte
         raise ConfigError([f"suite: {name_or_path!r}: {e}; allowed: a YAML file"]) from None
     if not exists:
-        raise ConfigError([f"suite: {name_or_path!r} not found; allowed: a YAML file or one of "
+        raise ConfigError([f"suite: {name_or_path!r} not found{did_you_mean(name_or_path, available_suites())}; "
+                           "allowed: a YAML file or one of "
                            f"{', '.join(available_suites())}"])
     if not is_file:
         raise ConfigError([f"suite: {where!r} is not a file; allowed: a YAML file"])

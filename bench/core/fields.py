@@ -6,7 +6,9 @@ task's fields are checked, converted and reported exactly like the built-in ones
 
 from __future__ import annotations
 
+import difflib
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -109,7 +111,27 @@ def problem(field: Field, value: Any) -> str | None:
         return None
     if isinstance(verdict, str):
         return verdict
-    return f"{field.name}: {shown(value)}; allowed: {field.allowed}"
+    return f"{field.name}: {shown(value)}{did_you_mean(value, choices(field.allowed))}; allowed: {field.allowed}"
+
+
+def choices(allowed: str) -> list[str]:
+    """The names an ``allowed`` text of the form ``one of a, b, c[, or …]`` lists; none for any other text.
+
+    >>> choices("one of adam, sgd, or a dotted path"), choices("an integer >= 1")
+    (['adam', 'sgd'], [])
+    """
+    found = re.match(r"one of (.*)", allowed)
+    return [] if not found else [n for n in found.group(1).split(", ") if re.fullmatch(r"[\w.-]+", n)]
+
+
+def did_you_mean(value: Any, options: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the option closest to ``value`` (difflib), or an empty string.
+
+    >>> did_you_mean("sien", ["dependency", "sine"]), did_you_mean("--hiden", ["--hidden", "--layers"])
+    (" (did you mean 'sine'?)", " (did you mean '--hidden'?)")
+    """
+    close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6) if isinstance(value, str) else []
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def shown(value: Any, limit: int = 80) -> str:

@@ -32,7 +32,7 @@ from bench.config.settings import ConfigError, shown
 from bench.reporting import regress
 from bench.reporting.pages import Block, Bullets, Heading, Table, Text
 from bench.running import locations
-from bench.running.store import Store
+from bench.running.store import Store, has_result
 
 COMMIT_TAG = "tags.mlflow.source.git.commit"
 RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -127,14 +127,15 @@ def seed_runs(runs: pd.DataFrame) -> pd.DataFrame:
         if not isinstance(task_name, str) or tasks.problem(task_name):
             continue  # a task this installation cannot load: nothing says which metric is its
         status, outcome = record["status"], record.get("tags.bench.outcome")
-        state = ("diverged" if outcome == "diverged" else "finished") if status == "FINISHED" else "failed"
+        done = has_result(status, outcome)  # FINISHED, or FAILED as diverged
+        state = ("diverged" if outcome == "diverged" else "finished") if done else "failed"
         metric = record.get(f"metrics.{tasks.get(task_name).metric}", math.nan)
         rows.append({"task": task_name, "seed": record.get("params.seed"), "outcome": state,
                      "metric": float(metric) if state == "finished" and pd.notna(metric) else math.nan,
                      "settings": {c.removeprefix("params."): record[c] for c in params
                                   if pd.notna(record[c]) and c.removeprefix("params.") not in NOT_IDENTITY},
                      "run_id": record["run_id"], "commit": record.get(COMMIT_TAG), "start_time": record["start_time"],
-                     "is_finished": status == "FINISHED"})
+                     "is_finished": done})
     columns = ["task", "seed", "outcome", "metric", "settings", "run_id", "commit", "start_time", "is_finished"]
     return pd.DataFrame(rows, columns=columns)
 

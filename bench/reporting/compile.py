@@ -24,6 +24,7 @@ from bench.reporting.task_reports.base import Restore
 from bench.running import locations
 from bench.reporting.pages import Block, Bullets, Heading, Image, Table, Text, to_html, to_markdown
 from bench.config.settings import config_hash, setting_text
+from bench.core.fields import ConfigError
 from bench.running.store import Store
 from bench.config.suite import SUITES_DIR, Suite
 from bench.tasks.dependency import style_label
@@ -43,13 +44,16 @@ class Compiled:
 
 
 def compile_suite(suite: Suite, tracking_uri: str, restore: Restore, experiment: str = locations.EXPERIMENT,
-                  out_dir: Path | None = None) -> Compiled:
+                  out_dir: Path | None = None, partial: bool = False) -> Compiled:
     """Compile ``suite``'s results from the store into ``out_dir`` (default: :func:`bench.running.locations.output_dir`).
     ``restore(cfg, weights)`` gives a run's trained (data, model), for figures that show predictions
-    (:func:`bench.running.train.restore`, handed down by the command line)."""
+    (:func:`bench.running.train.restore`, handed down by the command line). A suite with runs missing or still
+    running compiles only with ``partial`` (the page says so); one with none of its runs in the store never
+    (:func:`incomplete`): nothing is written then, so compiled pages are never replaced by empty ones."""
     out_dir = locations.output_dir(tracking_uri, suite.name, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     found = results.load(suite, tracking_uri, experiment)
+    note = incomplete(suite, found.runs, tracking_uri, experiment, partial)
+    out_dir.mkdir(parents=True, exist_ok=True)
     summary = tables.summarize(found.runs)
     task_names = list(dict.fromkeys(summary["task"]))
     comparisons = {task: tables.comparison_table(summary, task, report_for(task).reference_rows) for task in task_names}
@@ -69,6 +73,8 @@ def compile_suite(suite: Suite, tracking_uri: str, restore: Restore, experiment:
     images = draw_figures(suite, summary, found, task_names, out_dir, tracking_uri, restore)
     files += [out_dir / name for task_images in images.values() for name in task_images]
     blocks = report_blocks(suite, tracking_uri, found.runs, summary, comparisons, costs, images, out_dir)
+    if note:
+        blocks.insert(1, Text(f"**Partial results:** {note}"))
     (out_dir / "README.md").write_text(to_markdown(blocks))
     (out_dir / "results.html").write_text(to_html(blocks, f"rnn-bench results: {suite.name}", out_dir))
     files += [out_dir / "README.md", out_dir / "results.html"]
@@ -111,6 +117,34 @@ def explore_frames(suite: Suite, found: results.SuiteResults, summary: pd.DataFr
          for label, value in report_for(tasks.get(name)).heatmap_anchors(part).items()],
         columns=["task", "reference", "value"])
     return runs, summary, curves, references
+
+
+def incomplete(suite: Suite, runs: pd.DataFrame, tracking_uri: str, experiment: str, partial: bool) -> str | None:
+    """None when every run of ``suite`` has ended in the store; else what is missing or running, as the page of a
+    ``partial`` compile states it. Raises :class:`ConfigError` (one line: what was looked for, where, and the
+    command that fills the store) when none of its runs is there, or when some are and ``partial`` is not given."""
+    missing = int((runs["outcome"] == "missing").sum())
+    running = int((runs["status"] == "RUNNING").sum())
+    if missing == len(runs):
+        raise nothing_to_compile(suite, tracking_uri, experiment)
+    if not missing and not running:
+        return None
+    state = ", ".join(f"{count} {what}" for count, what in ((missing, "missing"), (running, "still running")) if count)
+    fill = f"rnn-bench run --suite {suite_argument(suite)}"
+    if not partial:
+        raise ConfigError([f"compile: {state} of the {len(runs)} runs of suite {suite.name!r} in "
+                           f"{locations.shown_uri(tracking_uri)} (experiment {experiment!r}); allowed: `{fill}` to "
+                           "complete it, or --partial to compile what is there"])
+    return (f"{state} of the {len(runs)} runs when compiled (`rnn-bench compile --partial`); "
+            f"`{fill}` completes the suite.")
+
+
+def nothing_to_compile(suite: Suite, tracking_uri: str, experiment: str) -> ConfigError:
+    """The refusal to compile a suite the store holds no run of: what was looked for, where, what fills it."""
+    return ConfigError([f"compile: none of the {len(suite.configs)} runs of suite {suite.name!r} is in "
+                        f"{locations.shown_uri(tracking_uri)} (experiment {experiment!r}); allowed: a store that "
+                        f"holds them: `rnn-bench run --suite {suite_argument(suite)}` fills it, or --tracking-uri "
+                        "names another"])
 
 
 def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResults, task_names: list[str],
@@ -166,7 +200,8 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
         counts = found["verdict"].value_counts()
         blocks += [Heading("Reproduction: published figures beside ours"),
                    Text("Verdicts: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + ". " + reproduce.RULES),
-                   Table(found)]
+                   Table(found, reproduce.verdict_scores(found),
+                         "Verdict: blue reproduced, white inconclusive, orange not reproduced.")]
     for name, table in comparisons.items():
         task = tasks.get(name)
         scores = tables.comparison_scores(summary, name, table, report_for(task).reference_rows)

@@ -14,6 +14,9 @@ from bench.reporting import plots, tables
 from bench import tasks
 
 
+DIRECTIONS = {"uni": "unidirectional", "bi": "bidirectional"}
+
+
 def facet_label(row: dict) -> str:
     return f"L{row['layers']} {row['direction']}"
 
@@ -50,7 +53,9 @@ def metric_heatmap(summary: pd.DataFrame, task_name: str, path: Path, anchors: d
     for (layers, direction), group in part.groupby(["layers", "direction"], sort=False):
         values = group.pivot(index="row", columns="column", values="mean").reindex(index=rows, columns=columns)
         texts = group.pivot(index="row", columns="column", values="text").reindex(index=rows, columns=columns)
-        facets[(f"{layers} layer(s)", direction)] = (values, texts.fillna(""))
+        # One facet a row: the figure stays as wide as one facet, so its text is readable at page width.
+        facets[(f"{layers} layer{'s' if layers != 1 else ''}, {DIRECTIONS.get(direction, direction)}", "")] = (
+            values, texts.fillna(""))
     marks = f"; [mark] = {task.mark_meaning}" if task.mark_meaning else ""
     scale = " (log colour scale)" if task.log_scale else ""
     plots.heatmaps(facets, path, anchors, task.metric_label, log=task.log_scale,
@@ -80,7 +85,9 @@ def panel_place(row: dict) -> tuple[str, str]:
 def curve_panels(runs: pd.DataFrame, histories: dict, key: str) -> tuple[dict, list[str], list[str]]:
     """The learning-curve grid of one task's ``runs``: (panels, rows, columns). Rows are layers × direction,
     columns cells, both in the comparison table's order (the order of ``runs``); a panel (row, column) maps
-    ``T=…`` to the seed mean of ``key``, by increasing truncation. Only finished runs have curves; a row or
+    ``T=…`` to the seed mean of ``key`` against training samples (optimizer steps × the task's samples per step,
+    so that truncations given equal data end at the same place), by increasing truncation. Only finished runs have
+    curves; a row or
     column without any is left out."""
     places = [panel_place(row) for row in runs.to_dict("records")]
     rows, columns = plots.grid_order(places)
@@ -88,8 +95,10 @@ def curve_panels(runs: pd.DataFrame, histories: dict, key: str) -> tuple[dict, l
     finished = runs[runs["outcome"] == "finished"]
     for _, group in finished.groupby("configuration", sort=False):
         first = group.iloc[0].to_dict()
+        per_step = int(tasks.get(first["task"]).samples_per_step(first))
         series = [histories[run_id][key] for run_id in group["run_id"]]
-        found.setdefault(panel_place(first), {})[int(first["truncation"])] = seed_mean(series)
+        found.setdefault(panel_place(first), {})[int(first["truncation"])] = [
+            (step * per_step, value) for step, value in seed_mean(series)]
     panels = {(r, c): {tables.column_label(t): found[r, c][t] for t in sorted(found[r, c])}
               for r in rows for c in columns if (r, c) in found}
     used_rows, used_columns = {r for r, _ in panels}, {c for _, c in panels}
@@ -98,7 +107,7 @@ def curve_panels(runs: pd.DataFrame, histories: dict, key: str) -> tuple[dict, l
 
 def learning_curves(runs: pd.DataFrame, histories: dict, path: Path, key: str, floors: dict[str, float],
                     title: str) -> None:
-    """``key`` (mean over seeds) against step: the grid of :func:`curve_panels`, a line per truncation, the
-    ``floors`` as grey lines. ``runs``: one task's runs."""
+    """``key`` (mean over seeds) against training samples: the grid of :func:`curve_panels`, a line per
+    truncation, the ``floors`` as grey lines. ``runs``: one task's runs."""
     panels, rows, columns = curve_panels(runs, histories, key)
-    plots.learning_curves(panels, floors, path, rows, columns, title=title)
+    plots.learning_curves(panels, floors, path, rows, columns, title=title, xlabel="training samples")

@@ -30,7 +30,7 @@ class Bullets:
 @dataclass
 class Table:
     frame: pd.DataFrame
-    # HTML only: per cell, the frame's shape, 0 (green: at the best reference) .. 1 (red: at the worst); NaN: no
+    # HTML only: per cell, the frame's shape, 0 (blue: at the best reference) .. 1 (orange: at the worst); NaN: no
     # colour. ``legend`` says what the colours mean.
     scores: pd.DataFrame | None = None
     legend: str = ""
@@ -93,15 +93,16 @@ line-height:1.4}p,li{overflow-wrap:break-word}code{background:#f3f3f3;padding:0 
 img{max-width:100%;display:block;margin:1em 0}
 .scroll{overflow:auto;max-width:100%;max-height:85vh;width:fit-content;border:1px solid #ccc;margin:.5em 0 1.5em}
 table{border-collapse:separate;border-spacing:0;font-size:13px}
-th,td{border:solid #ddd;border-width:0 1px 1px 0;padding:3px 8px;text-align:left;white-space:nowrap}
+th,td{border:solid #ddd;border-width:0 1px 1px 0;padding:3px 6px;text-align:left;vertical-align:top}
+th{white-space:nowrap}td{min-width:6em}
 td{font-variant-numeric:tabular-nums}thead th{position:sticky;top:0;z-index:2;background:#eaeaea;cursor:pointer;
 user-select:none}thead th:first-child{left:0;z-index:3}tbody th{position:sticky;left:0;z-index:1;background:#f6f6f6;
 font-weight:normal}tbody tr:nth-child(even) td{background:#fafafa}thead th::after{content:" \2195";color:#aaa}
 thead th[aria-sort=ascending]::after{content:" \25B2";color:#222}
 thead th[aria-sort=descending]::after{content:" \25BC";color:#222}
 .legend{font-size:13px;margin:.5em 0}.ramp{display:inline-block;width:120px;height:12px;vertical-align:middle;
-margin-right:.5em;border:1px solid #ccc;background:linear-gradient(to right,hsl(120,60%,80%),hsl(60,60%,80%),
-hsl(0,60%,80%))}"""
+margin-right:.5em;border:1px solid #ccc;background:linear-gradient(to right,rgb(146,197,222),rgb(247,247,247),
+rgb(244,165,130))}"""
 
 # Click a column's header to sort the rows by it (again: the other way). Entries sort by their number: the one
 # after a leading mark like "[2] " ("[2] 0.4561 [0.4540, 0.4582] (n=3)" sorts as 0.4561), thousands separators ignored,
@@ -122,13 +123,31 @@ header.tabIndex=0;header.addEventListener("click",function(){sortBy(table,column
 header.addEventListener("keydown",function(e){if(e.key==="Enter")sortBy(table,column,header)})})});"""
 
 
-def score_colour(score: float) -> str:
-    """A pale background from green (0) through yellow to red (1).
+# Pale blue (good) through near-white to pale orange (bad): ColorBrewer's RdBu ends, which readers with a red-green
+# colour deficiency tell apart (a green-to-red ramp they do not).
+GOOD, MIDDLE, BAD = (146, 197, 222), (247, 247, 247), (244, 165, 130)
 
-    >>> score_colour(0.0), score_colour(1.0)
-    ('hsl(120,60%,80%)', 'hsl(0,60%,80%)')
+
+def score_colour(score: float) -> str:
+    """A pale background from blue (0) through near-white to orange (1).
+
+    >>> score_colour(0.0), score_colour(0.5), score_colour(1.0)
+    ('rgb(146,197,222)', 'rgb(247,247,247)', 'rgb(244,165,130)')
     """
-    return f"hsl({round(120 * (1 - score))},60%,80%)"
+    low, high, t = (GOOD, MIDDLE, score * 2) if score <= 0.5 else (MIDDLE, BAD, score * 2 - 1)
+    return "rgb({},{},{})".format(*(round(a + (b - a) * t) for a, b in zip(low, high)))
+
+
+def unbroken(text: str) -> str:
+    """An escaped table entry whose interval ``[low, high]`` and phrases like ``not converged`` never break
+    across lines, so that a narrow column wraps between its parts only.
+
+    >>> unbroken("[2] 0.4561 [0.4540, 0.4582] (n=3), 1 not converged")
+    '[2]&nbsp;0.4561 [0.4540,&nbsp;0.4582] (n=3), 1&nbsp;not&nbsp;converged'
+    """
+    text = re.sub(r"\[([^\]\s]*), ", r"[\1,&nbsp;", text)
+    text = re.sub(r"^(\[[^\]]*\]) ", r"\1&nbsp;", text)
+    return re.sub(r"(\d+) not converged", r"\1&nbsp;not&nbsp;converged", text)
 
 
 def html_table(block: Table) -> str:
@@ -140,13 +159,10 @@ def html_table(block: Table) -> str:
     for i in range(len(frame)):
         cells = []
         for j, value in enumerate(frame.iloc[i]):
-            text = html.escape("" if pd.isna(value) else str(value))
-            if j == 0:
-                cells.append(f"<th scope='row'>{text}</th>")
-                continue
+            text = unbroken(html.escape("" if pd.isna(value) else str(value)))
             score = scores.iat[i, j] if scores is not None else float("nan")
             style = f" style='background:{score_colour(score)}'" if pd.notna(score) else ""
-            cells.append(f"<td{style}>{text}</td>")
+            cells.append(f"<th scope='row'{style}>{text}</th>" if j == 0 else f"<td{style}>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     legend = (f"<div class='legend'><span class='ramp'></span>{inline_html(block.legend)}</div>"
               if block.legend else "")

@@ -12,21 +12,38 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: workers and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import LogNorm, Normalize  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap, LogNorm, Normalize  # noqa: E402
 from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator, StrMethodFormatter  # noqa: E402
 
 from bench.tasks.run_plots import History, draw_floors, draw_history, draw_prediction  # noqa: E402
 
 def sine_predictions(panels: dict[str, tuple], path: Path) -> None:
-    """Several runs' predictions side by side: title -> (truth, prediction)."""
-    fig, axes = plt.subplots(2, len(panels), figsize=(6 * len(panels), 5), sharex=True, height_ratios=(3, 1),
-                             squeeze=False)
-    for n, (title, (truth, prediction)) in enumerate(panels.items()):
+    """Several runs' predictions side by side: title -> (truth, prediction, each example's frequency). Where the
+    test examples pass from one frequency to the next (held-out frequencies, one segment each) a dotted line
+    marks the join and each segment is labelled with its frequency, so a jump there is not read as a glitch."""
+    fig, axes = plt.subplots(2, len(panels), figsize=(6.5 * len(panels), 5.5), sharex=True, height_ratios=(3, 1),
+                             squeeze=False, layout="constrained")
+    for n, (title, (truth, prediction, frequencies)) in enumerate(panels.items()):
         draw_prediction(axes[0, n], axes[1, n], truth, prediction, title)
-        axes[0, n].title.set_fontsize(9)
-    fig.tight_layout()
+        axes[0, n].title.set_fontsize(8)
+        mark_joins(axes[0, n], axes[1, n], frequencies)
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def mark_joins(top, bottom, frequencies) -> None:
+    """A dotted line at every change of frequency along the test examples, and each segment's frequency on top."""
+    frequencies = np.asarray(frequencies)
+    starts = [0, *np.flatnonzero(frequencies[1:] != frequencies[:-1]) + 1]
+    if len(starts) < 2:
+        return
+    for start in starts[1:]:
+        for ax in (top, bottom):
+            ax.axvline(start - 0.5, color="black", linestyle=":", linewidth=1)
+    for start in starts:
+        top.annotate(f"f = {frequencies[start]:g}", (start, 1), xycoords=("data", "axes fraction"),
+                     xytext=(3, -3), textcoords="offset points", va="top", fontsize=8)
 
 
 def grid_order(keys: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
@@ -34,16 +51,19 @@ def grid_order(keys: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(r for r, _ in keys)), list(dict.fromkeys(c for _, c in keys))
 
 
+# Okabe and Ito's qualitative palette: distinct hues that stay distinct with any common colour deficiency.
+OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000", "#F0E442"]
+
+
 def learning_curves(panels: dict[tuple[str, str], History], floors: dict[str, float], path: Path,
                     rows: list[str], columns: list[str], title: str = "",
-                    ylabel: str = "cross-entropy (nats)") -> None:
+                    ylabel: str = "cross-entropy (nats)", xlabel: str = "optimizer step") -> None:
     """A grid of panels keyed (row, column), each with its series coloured in order and the floors drawn;
     ``rows`` and ``columns`` give the grid's order."""
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.2 * len(columns) + 3.5, 2.4 * len(rows) + 1),
                              sharex=True, sharey=True, squeeze=False, layout="constrained")
     labels = list(dict.fromkeys(label for history in panels.values() for label in history))
-    palette = plt.get_cmap("viridis")(
-        [i / max(1, len(labels) - 1) * 0.9 for i in range(len(labels))]).tolist()
+    palette = [OKABE_ITO[i % len(OKABE_ITO)] for i in range(len(labels))]
     for n, ((row, column), history) in enumerate(panels.items()):
         ax = axes[rows.index(row), columns.index(column)]
         draw_history(ax, history, [palette[labels.index(k)] for k in history])
@@ -56,7 +76,7 @@ def learning_curves(panels: dict[tuple[str, str], History], floors: dict[str, fl
         low, high = min(floors.values()), max(floors.values())
         axes[0, 0].set_ylim(low - 0.03, high + 0.06)
     for ax in axes[-1]:
-        ax.set_xlabel("optimizer step")
+        ax.set_xlabel(xlabel)
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel)
     handles, names = [], []
@@ -96,29 +116,30 @@ def heatmaps(facets: dict[tuple[str, str], tuple], path: Path, anchors: dict[str
              log: bool = False, title: str = "") -> None:
     """A grid of heatmaps keyed (row, column); each facet is (values, texts): DataFrames of the same shape.
 
-    All share one colour scale (green: low, red: high) spanning the ``anchors`` (floors, baselines) and every
-    value; the colour bar has a numeric scale and the anchors marked on it. NaN cells (no finished run) are
-    grey; ``texts`` is written in every cell.
+    All share one colour scale (blue: low, red: high; readable with a red-green colour deficiency) spanning the
+    ``anchors`` (floors, baselines) and every value; the colour bar has a numeric scale and the anchors marked on
+    it. NaN cells (no finished run) are grey; ``texts`` is written in every cell.
     """
     rows, columns = grid_order(list(facets))
     shape = next(iter(facets.values()))[0].shape
     fig, axes = plt.subplots(len(rows), len(columns), squeeze=False, layout="constrained",
-                             figsize=(1.3 * shape[1] * len(columns) + 3, 0.55 * shape[0] * len(rows) + 1.5))
+                             figsize=(1.3 * shape[1] * len(columns) + 3, 0.6 * shape[0] * len(rows) + 1.5))
     span = [*anchors.values(), *(v for frame, _ in facets.values() for v in frame.to_numpy(dtype=float).ravel()
                                  if not math.isnan(v))]
     low, high = min(span), max(span)
     norm = LogNorm(low, high) if log else Normalize(low, high)
-    cmap = plt.get_cmap("RdYlGn_r").with_extremes(bad="lightgrey")
+    # Blue low, red high (no red-green pair), without the darkest ends, so that the black cell text stays legible.
+    cmap = ListedColormap(plt.get_cmap("RdBu_r")(np.linspace(0.12, 0.88, 256))).with_extremes(bad="lightgrey")
     image = None
     for (row, column), (values, texts) in facets.items():
         ax = axes[rows.index(row), columns.index(column)]
         image = ax.imshow(values.to_numpy(dtype=float), cmap=cmap, norm=norm, aspect="auto")
         for i in range(values.shape[0]):
             for j in range(values.shape[1]):
-                ax.text(j, i, texts.iat[i, j], ha="center", va="center", fontsize=7)
-        ax.set_xticks(range(values.shape[1]), values.columns, fontsize=8)
-        ax.set_yticks(range(values.shape[0]), values.index, fontsize=8)
-        ax.set_title(f"{row} · {column}", fontsize=9)
+                ax.text(j, i, texts.iat[i, j], ha="center", va="center", fontsize=9)
+        ax.set_xticks(range(values.shape[1]), values.columns, fontsize=9)
+        ax.set_yticks(range(values.shape[0]), values.index, fontsize=9)
+        ax.set_title(" · ".join(p for p in (row, column) if p), fontsize=10)
     for ax in axes.flat:
         if not ax.images:
             ax.axis("off")

@@ -24,7 +24,9 @@ from bench import tasks
 from bench.config.settings import setting_text
 from bench.config.suite import Suite
 
-COLUMNS = ["source", "configuration", "published", "ours", "verdict", "why"]
+COLUMNS = ["verdict", "source", "configuration", "published", "ours", "why"]  # the verdict first: what a reader wants
+# A verdict's colour on the HTML page, as a score of pages.score_colour: blue reproduced, orange not.
+VERDICT_SCORES = {"reproduced": 0.0, "inconclusive": 0.5, "not reproduced": 1.0}
 RULES = ("A published mark is reproduced when the share of our seeds in that class (each seed against its own "
          "floors and test noise) has a 95% Wilson interval wholly above one half, not reproduced when wholly below, "
          "inconclusive otherwise. A published value is reproduced when it lies within the 95% prediction interval "
@@ -102,3 +104,10 @@ def verdicts(suite: Suite, runs: pd.DataFrame, summary: pd.DataFrame) -> pd.Data
             rows.append(dict(source=entry["source"], configuration=key, published=published.strip(), ours=ours,
                              verdict=verdict, why=why))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def verdict_scores(found: pd.DataFrame) -> pd.DataFrame:
+    """The colours of a :func:`verdicts` table: its verdict column by :data:`VERDICT_SCORES`, nothing else."""
+    scores = pd.DataFrame(float("nan"), index=found.index, columns=found.columns)
+    scores["verdict"] = found["verdict"].map(VERDICT_SCORES).astype(float)
+    return scores

@@ -1,9 +1,10 @@
 """A suite's results as the MLflow store holds them: one row per run configuration, with its latest outcome.
 
 Runs belong to a suite through their config hash (tag ``bench.config_hash``); a rerun suite skips hashes
-already FINISHED, so one suite's runs may sit under several parent runs. Per hash the latest FINISHED run
-counts (its ``bench.outcome`` says finished or diverged); a hash with only FAILED (or killed) runs counts as
-failed, one with no run at all as missing.
+that already have a result, so one suite's runs may sit under several parent runs. Per hash the latest run with a
+result counts (FINISHED, or FAILED as diverged: :func:`bench.running.store.has_result`; its ``bench.outcome``
+says finished or diverged); a hash with only other FAILED (or killed) runs counts as failed, one with no run at
+all as missing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 from bench.tasks import dependency_floors
 from bench import tasks
 from bench.config.settings import config_hash, run_name, setting_text
-from bench.running.store import Store
+from bench.running.store import Store, has_result
 from bench.config.suite import Suite
 
 def configuration_key(cfg: dict, extra_fields: list[str] = ()) -> str:
@@ -62,7 +63,8 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
     table["direction"] = table["bidirectional"].map({True: "bi", False: "uni"})
 
     mine = runs[runs["tags.bench.config_hash"].isin(set(table["config_hash"]))].copy()
-    mine["is_finished"] = mine["status"] == "FINISHED"
+    outcomes = mine["tags.bench.outcome"] if "tags.bench.outcome" in mine else pd.Series(None, index=mine.index)
+    mine["is_finished"] = [has_result(s, o) for s, o in zip(mine["status"], outcomes)]
     chosen = (mine.sort_values(["is_finished", "start_time"], ascending=False)
               .drop_duplicates("tags.bench.config_hash").set_index("tags.bench.config_hash"))
     metric_columns = [c for c in chosen.columns if c.startswith("metrics.")]
@@ -70,11 +72,12 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
     for column in metric_columns:
         table[column.removeprefix("metrics.")] = picked[column].to_numpy(dtype=float)
     table["run_id"] = picked["run_id"].to_numpy()
+    table["status"] = _column(picked, "status")  # the chosen run's MLflow status; None when missing
     table["commit"] = _column(picked, "tags.mlflow.source.git.commit")
     outcome_tag = _column(picked, "tags.bench.outcome")
     reason_tag = _column(picked, "tags.bench.reason")
     table["outcome"] = [
-        "missing" if pd.isna(status) else ((outcome or "finished") if status == "FINISHED" else "failed")
+        "missing" if pd.isna(status) else ((outcome or "finished") if has_result(status, outcome) else "failed")
         for status, outcome in zip(picked["status"], outcome_tag)]
     table["reason"] = [
         "no run in the store" if pd.isna(status) else (

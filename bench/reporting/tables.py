@@ -180,7 +180,7 @@ def comparison_scores(summary: pd.DataFrame, task: str, table: pd.DataFrame,
     >>> scores.frame.round(2).to_numpy().tolist()
     [[nan, 1.0, 0.16], [nan, 1.0, 1.0]]
     >>> print(scores.legend)
-    Colour: green at 0.47 (the target) or better, red at 0.66 (the worst reference) or worse, linear in between.
+    Colour: blue at 0.47 (the target) or better, orange at 0.66 (the worst reference) or worse, linear in between.
     """
     part = summary[summary["task"] == task]
     spec = tasks.get(task)
@@ -216,7 +216,7 @@ def comparison_scores(summary: pd.DataFrame, task: str, table: pd.DataFrame,
             if label in rows and column in frame.columns:
                 frame.loc[rows[label], column] = score(value)
     scale = "on a log scale" if log else "linear"
-    legend = (f"Colour: green at {good:.4g} ({named}) or better, red at {worst:.4g} (the worst reference) or worse, "
+    legend = (f"Colour: blue at {good:.4g} ({named}) or better, orange at {worst:.4g} (the worst reference) or worse, "
               f"{scale} in between.")
     return CellScores(frame, legend)
 
@@ -250,7 +250,7 @@ def score_table(summary: pd.DataFrame, task: str, by: str = "cell") -> pd.DataFr
 
 
 def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration: mean costs over its finished seeds, and how soon it reached its target.
+    """Per configuration, grouped by task: mean costs over its finished seeds, and how soon it reached its target.
 
     >>> summary = pd.DataFrame({"configuration": ["sine/gru-L1-uni-T10"], "n": [2], "reached": [1],
     ...     "steps_to_target": [600.0], "time_to_target_s": [2.51], "num_params": [337.0], "wall_time_s": [3.0],
@@ -258,6 +258,9 @@ def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
     >>> cost_table(summary).iloc[0].tolist()
     ['sine/gru-L1-uni-T10', '337', '3.0', '12,346', '400.2', '1/2', '600', '2.5']
     """
+    if "task" in summary:  # grouped by task, in the order the tasks come
+        order = {task: i for i, task in enumerate(dict.fromkeys(summary["task"]))}
+        summary = summary.sort_values("task", key=lambda tasks: tasks.map(order), kind="stable")
     rows = []
     for row in summary.to_dict("records"):
         costs = {title: number(row[metric], spec) for metric, (title, spec) in COSTS.items()}

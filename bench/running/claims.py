@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.running.leases import RunLease, Watchdog, why_dead
-from bench.running.store import FINISHED, KILLED, RUNNING, Store
+from bench.running.store import KILLED, RUNNING, Store, has_result
 
 CLAIM_PARAM = "bench.claim"
 
@@ -59,7 +59,8 @@ def taken(store: Store, experiment_id: str, cfg_hash: str, claim: Claim, mine: s
                                                                                                           list]:
     """(why the configuration is not free, or None; its live claims in the agreed order)."""
     runs = _runs_of(store, experiment_id, cfg_hash)
-    finished = [r for r in runs if r.info.status == FINISHED and r.info.start_time >= claim.finished_after_ms]
+    finished = [r for r in runs if has_result(r.info.status, r.data.tags.get("bench.outcome"))
+                and r.info.start_time >= claim.finished_after_ms]
     if finished:
         return Lost("elsewhere", finished[0].info.run_id, mine), []
     live = sorted((r for r in runs if r.info.status == RUNNING and (r.info.run_id == mine or why_dead(r) is None)),

@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 
-from bench.running.store import FAILED, FINISHED, KILLED, RUNNING, Store, StoreError
+from bench.running.store import FAILED, KILLED, RUNNING, Store, StoreError, has_result
 
 HEARTBEAT_S = 5.0
 LEASE_S = 30.0  # six heartbeats: a loaded machine or a slow store may delay a few
@@ -181,7 +181,8 @@ class RunLease:
                 self.watchdog.guard(None)
             tags = dict(tags or {})
             problem = None
-            if status == FINISHED and self.watchdog is not None and not self.watchdog.alive():
+            runner_gone = self.watchdog is not None and not self.watchdog.alive()
+            if has_result(status, tags.get("bench.outcome")) and runner_gone:
                 problem = f"its runner (pid {self.watchdog.parent_pid}) died before the run was recorded"
                 status, tags = KILLED, {**tags, "bench.outcome": "killed", "bench.reason": problem}
             try:

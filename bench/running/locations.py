@@ -1,5 +1,6 @@
-"""Where runs are tracked and results go: the embedded SQLite store under ``results/`` or an MLflow server, checked
-before anything is written."""
+"""Where runs are tracked and results go: the embedded SQLite store under ``results/`` of the folder the command
+runs in (or ``$RNN_BENCH_RESULTS``), never of the folder the package was installed from, or an MLflow server;
+checked before anything is written."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from pathlib import Path
 from bench.core.fields import ConfigError
 
 EXPERIMENT = "rnn-bench"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the code's checkout: its commit, its bundled suites
 
 
 def results_dir() -> Path:
-    return Path(os.environ.get("RNN_BENCH_RESULTS", REPO_ROOT / "results"))
+    """``$RNN_BENCH_RESULTS``, else ``results/`` of the working directory (``make bench`` runs in the checkout)."""
+    return Path(os.environ.get("RNN_BENCH_RESULTS") or Path.cwd() / "results").absolute()
 
 
 def default_tracking_uri() -> str:
@@ -28,17 +30,17 @@ def default_tracking_uri() -> str:
 
 
 def shown_path(path: str | Path) -> str:
-    """A path as a compiled page shows it: relative inside the repository, else only its last two parts, so a
-    committed page holds no machine's absolute path.
+    """A path as a compiled page shows it: relative inside the repository (bundled suites) or the working
+    directory (its results/), else only its last two parts, so a committed page holds no machine's absolute path.
 
     >>> shown_path(REPO_ROOT / "bench" / "suites" / "smoke.yaml"), shown_path("/srv/runs/mlflow.db")
     ('bench/suites/smoke.yaml', '…/runs/mlflow.db')
     """
     path = Path(path).resolve()
-    try:
-        return str(path.relative_to(REPO_ROOT.resolve()))
-    except ValueError:
-        return "…/" + "/".join(path.parts[-2:])
+    for root in (REPO_ROOT, Path.cwd()):
+        with contextlib.suppress(ValueError):
+            return str(path.relative_to(root.resolve()))
+    return "…/" + "/".join(path.parts[-2:])
 
 
 def shown_uri(uri: str) -> str:

@@ -27,7 +27,11 @@ def run_suite(suite: Suite, tracking_uri: str, experiment: str = locations.EXPER
     """
     cluster = slots = None
     if executor == "ray":  # connect first: a refused cluster must leave the store untouched
-        from bench.running.executors import ray_cluster  # ray, an optional extra: only when asked for
+        try:
+            from bench.running.executors import ray_cluster  # ray, an optional extra: only when asked for
+        except ImportError:
+            raise ConfigError(["executor: 'ray' but Ray is not installed; allowed: --executor local, or the optional "
+                               "extra (pip install -e '.[ray]', or make setup-ray)"]) from None
 
         cluster = ray_cluster.connect(address, tracking_uri, workers)
     else:

@@ -62,15 +62,27 @@ PROXIED_ARTIFACTS = "mlflow-artifacts:"
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
-# The UI opens an experiment in its model-training view only when told so (else its GenAI view), and shows this
-# description on the experiment's page.
+# The experiment's kind (MLflow 3.17's UI reads its view from the workflowType URL parameter or the sidebar switch
+# instead: see bench.cli.ui) and the description shown on its page (markdown: no <...>, which would be HTML).
 EXPERIMENT_TAGS = {
     "mlflow.experimentKind": "custom_model_development",
     "mlflow.note.content": "rnn-bench: recurrent cells, depths, directions and truncation lengths on tasks with "
-                           "known answers. Each suite invocation is a parent run (suite/<name>) with one child run "
-                           "per configuration; a diverged run ends FINISHED with ·diverged in its name and tag "
-                           "bench.outcome=diverged.",
+                           "known answers. Each suite invocation is a parent run (suite/NAME) with one child run "
+                           "per configuration, named task first (dep·lstm·L1·T10·s0·3f6d: the last part tells "
+                           "configurations apart). A diverged run ends FAILED with tag bench.outcome=diverged "
+                           "and a name that starts with diverged·. The test figures are test.ce (dependency, "
+                           "nats) and test.rmse (sine): search e.g. metrics.test.ce < 0.5.",
 }
+
+
+def has_result(status: str, outcome: str | None) -> bool:
+    """Whether a run ended with a result: FINISHED, or FAILED with tag ``bench.outcome=diverged`` (a divergence
+    is a result, ended FAILED so that the UI shows it as not successful; runs written before ended FINISHED).
+
+    >>> has_result("FINISHED", None), has_result("FAILED", "diverged"), has_result("FAILED", "failed")
+    (True, True, False)
+    """
+    return status == FINISHED or (status == FAILED and outcome == "diverged")
 
 
 class StoreError(RuntimeError):
@@ -289,6 +301,9 @@ class Store:
         def ensure(client) -> str:
             found = client.get_experiment_by_name(name)
             if found is not None:
+                for key, value in EXPERIMENT_TAGS.items():  # a store made before keeps up: its description renders
+                    if found.tags.get(key) != value:
+                        client.set_experiment_tag(found.experiment_id, key, value)
                 return found.experiment_id
             return client.create_experiment(name, artifact_location=self.artifact_location(name), tags=EXPERIMENT_TAGS)
 
@@ -489,9 +504,11 @@ class Store:
                     return runs
 
     def finished_hashes(self, experiment_id: str) -> dict[str, str]:
-        """Config hash -> run id of every FINISHED run in the experiment."""
+        """Config hash -> run id of every run in the experiment that ended with a result (:func:`has_result`)."""
         found: dict[str, str] = {}
-        for run in self.search(experiment_id, "attributes.status = 'FINISHED'"):
+        diverged = "attributes.status = 'FAILED' and tags.`bench.outcome` = 'diverged'"
+        finished = self.search(experiment_id, "attributes.status = 'FINISHED'")
+        for run in [*finished, *self.search(experiment_id, diverged)]:
             h = run.data.tags.get("bench.config_hash")
             if h:
                 found.setdefault(h, run.info.run_id)

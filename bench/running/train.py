@@ -32,6 +32,7 @@ from bench.config.settings import config_hash, display_name, setting_text  # noq
 from bench.running.leases import Watchdog  # noqa: E402
 from bench.running.outcome import RunOutcome  # noqa: E402
 from bench.tasks.run_plots import learning_curve  # noqa: E402
+from bench.running.step_bar import StepBar  # noqa: E402
 from bench.running.store import FAILED, FINISHED, Store, StoreError  # noqa: E402
 from lightning_modules.recurrent_task import DivergedError  # noqa: E402
 
@@ -66,6 +67,7 @@ class RunLogger(Logger):
         self.store, self.run_id = store, run_id
         self.flush_every_s = flush_every_s
         self.rows: list[tuple[str, float, int, int]] = []  # (key, value, timestamp ms, step), all logged so far
+        self.latest: dict[str, float] = {}  # each key's newest value, for the progress bar
         self.written = 0  # how many of them are in the store
         self.last_flush = time.monotonic()
 
@@ -83,6 +85,7 @@ class RunLogger(Logger):
     def log_metrics(self, metrics, step: int | None = None) -> None:
         now = int(time.time() * 1000)
         self.rows.extend((k, float(v), now, step or 0) for k, v in metrics.items())
+        self.latest.update((k, float(v)) for k, v in metrics.items())
         if time.monotonic() - self.last_flush > self.flush_every_s:
             self.flush()
 
@@ -200,7 +203,8 @@ def make_trainer(cfg: dict, logger, device: str, progress_bar: bool) -> pl.Train
         log_every_n_steps=1,  # the module decides when to log: every log_every optimizer steps
         enable_checkpointing=False,
         enable_model_summary=False,
-        enable_progress_bar=progress_bar,
+        enable_progress_bar=False,  # StepBar counts optimizer steps, where Lightning's bar counts batches
+        callbacks=[StepBar(per_batch, ("train/loss", tasks.get(cfg["task"]).val_metric))] if progress_bar else [],
         num_sanity_val_steps=0,
         deterministic=True,
         reload_dataloaders_every_n_epochs=1 if cfg.get("fresh_series") else 0,  # a new training series per epoch
@@ -301,7 +305,8 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = locations.EXPERIME
               watchdog: Watchdog | None = None, name: str | None = None) -> RunOutcome:
     """Train one resolved config and record it in MLflow as one run, FINISHED only when complete.
 
-    Divergence (NaN/inf loss) is a result: the run is FINISHED with tag ``bench.outcome=diverged`` and the
+    Divergence (NaN/inf loss) is a result: the run ends FAILED (red in the UI) with tag ``bench.outcome=diverged``
+    (:func:`bench.running.store.has_result`) and the
     step. Any other exception marks it FAILED with the reason; neither propagates, and neither does a store that
     fails (the outcome says so in ``store_error``). ``on_start(run_id)`` is called once the run exists, so a
     supervisor can mark it FAILED should this process die. With ``claim`` the configuration is claimed in the
@@ -342,9 +347,10 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = locations.EXPERIME
             outcome = RunOutcome(run.run_id, "diverged", {"diverged_step": e.step}, str(e))
             logger.log_metrics(outcome.metrics, step=e.step)
             # The config that reruns it, and its curve up to the NaN.
-            log_artifacts(store, run.run_id, cfg, tags, logger.series, title=f"{name}: diverged, {e}")
-            ending = (FINISHED, {"bench.outcome": "diverged", "bench.reason": str(e),
-                                 "mlflow.runName": f"{name}·diverged"})  # visible in the runs table
+            log_artifacts(store, run.run_id, cfg, tags, logger.series, title=f"{name}: diverged",
+                          note=f"diverged: {e}")
+            ending = (FAILED, {"bench.outcome": "diverged", "bench.reason": str(e),
+                                 "mlflow.runName": f"diverged·{name}"})  # first: seen in the runs table
     except Exception as e:  # one bad run must never take the others down
         reason = f"{type(e).__name__}: {e}"
         outcome = RunOutcome(run.run_id, "failed", {}, reason, e if isinstance(e, StoreError) else None)
@@ -360,10 +366,11 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = locations.EXPERIME
 
 
 def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, history, model=None, data=None,
-                  title: str = "") -> None:
+                  title: str = "", note: str = "") -> None:
     """The resolved config, a file ``rnn-bench train --config config.yaml`` reruns as is (its ``rerun`` line the
     same as flags, never wrapped), and the run's plot, ``plot.svg``; a diverged run (no model) gets its learning
-    curve, titled ``title``. ``history(keys)`` gives the run's logged series (:meth:`RunLogger.series`)."""
+    curve, titled ``title``, with ``note`` (why it stopped) written across it. ``history(keys)`` gives the run's
+    logged series (:meth:`RunLogger.series`)."""
     with tempfile.TemporaryDirectory() as tmp:
         config_path = Path(tmp) / "config.yaml"
         record = {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
@@ -377,7 +384,7 @@ def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, history, mod
         task = tasks.get(cfg["task"])
         if model is None:
             learning_curve(history(["train/loss", task.val_metric]), plot_path, ylabel=task.metric_label,
-                                 title=title)
+                           title=title, note=note)
         else:
             task.run_plot(cfg, data, model, history, plot_path, title=display_name(cfg))
             # The trained weights: plots show a run's predictions without training it again.

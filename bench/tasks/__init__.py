@@ -12,7 +12,7 @@ import functools
 import re
 from importlib.metadata import entry_points
 
-from bench.core.fields import ConfigError
+from bench.core.fields import ConfigError, choices, did_you_mean
 from bench.tasks.base import Task
 from bench.tasks.dependency import DependencyTask
 from bench.tasks.sine import SineExtrapolationTask, SineTask
@@ -54,7 +54,7 @@ def _load(name: str) -> Task:
     """A plug-in task, imported once per process."""
     target = installed().get(name) or (name if ":" in name else None)
     if target is None:
-        raise ConfigError([f"task: {name!r}; allowed: {allowed()}"])
+        raise ConfigError([f"task: {name!r}{did_you_mean(name, choices(allowed()))}; allowed: {allowed()}"])
     module_name, _, attr = target.partition(":")
     try:
         cls = getattr(cell_registry.import_from_path_or_cwd(module_name), attr)

@@ -44,17 +44,22 @@ def draw_floors(ax, floors: dict[str, float], labelled: bool = True) -> None:
 
 
 def learning_curve(history: History, path: Path, floors: dict[str, float] | None = None,
-                   ylabel: str = "cross-entropy (nats)", title: str = "") -> None:
-    """One run's logged series against optimizer step, with its floors (if any) as horizontal lines (SVG)."""
+                   ylabel: str = "cross-entropy (nats)", title: str = "", note: str = "") -> None:
+    """One run's logged series against optimizer step, with its floors (if any) as horizontal lines (SVG);
+    ``note`` (a diverged run's reason) written across the axes, so an empty or cut-off curve says why."""
     with run_plot("curve", path) as (ax,):
         draw_history(ax, history)
         draw_floors(ax, floors or {})
-        ax.set(xlabel="optimizer step", ylabel=ylabel, title=title)
+        ax.set(xlabel="optimizer step", ylabel=ylabel)
+        ax.set_title(title, fontsize=10)
         if ax.lines:
             ax.legend(fontsize=8)
+        said = [note] if note else []
         if not any(history.values()):  # e.g. a run that diverged before its first logged step
-            ax.text(0.5, 0.5, "no value was logged", ha="center", va="center", transform=ax.transAxes,
-                    color="grey")
+            said.append("no value was logged before it stopped" if note else "no value was logged")
+        if said:
+            ax.text(0.5, 0.5, "\n".join(said), ha="center", va="center", transform=ax.transAxes, color="tab:red",
+                    wrap=True)
 
 
 def draw_prediction(top, bottom, truth, prediction, title: str = "") -> None:

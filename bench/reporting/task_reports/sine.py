@@ -93,7 +93,8 @@ def lookup_claim(part) -> str:
 
 
 def replay_sine_run(cfg: dict, weights: Path | None, restore: Restore) -> tuple:
-    """(truth, prediction, test RMSE) of the test segment of the run trained with ``cfg``: ``restore`` gives its
+    """(truth, prediction, test RMSE, each test window's frequency) of the test segment of the run trained with
+    ``cfg`` (the frequencies tell where one held-out frequency's segment joins the next): ``restore`` gives its
     trained (data, model), from its saved weights when it has them (its ``model.pt`` artifact), else by training
     ``cfg`` again on this CPU (every random source is seeded from the config and training is deterministic, so
     that gives the recorded run's predictions too, on the CPU exactly; a GPU run may differ slightly)."""
@@ -103,7 +104,8 @@ def replay_sine_run(cfg: dict, weights: Path | None, restore: Restore) -> tuple:
     x, y = data.splits["test"]
     with torch.no_grad():
         _, prediction = model.model_step(x, y)
-    return y.numpy(), prediction.numpy(), float(torch.sqrt(torch.mean((prediction - y) ** 2)))
+    return (y.numpy(), prediction.numpy(), float(torch.sqrt(torch.mean((prediction - y) ** 2))),
+            data.window_frequencies["test"].numpy())
 
 
 def best_and_worst_runs(summary, runs) -> list[tuple[str, dict, dict]]:
@@ -139,9 +141,10 @@ def sine_best_and_worst(summary, runs, configs: dict[str, dict], path: Path, wei
     panels, shown = {}, []
     for label, row, run in best_and_worst_runs(summary, runs):
         shown.append(row["configuration"])
-        truth, prediction, replayed = replay_sine_run(configs[run["config_hash"]], weights(run["run_id"]), restore)
+        truth, prediction, replayed, frequencies = replay_sine_run(configs[run["config_hash"]],
+                                                                   weights(run["run_id"]), restore)
         panels[f"{label} configuration: {row['configuration']} (mean RMSE {row['mean']:.3g}, n={row['n']})\n"
                f"its {label} seed, {run['seed']}: recorded RMSE {run['metric']:.3g}, replayed {replayed:.3g}"] = (
-            truth, prediction)
+            truth, prediction, frequencies)
     plots.sine_predictions(panels, path)
     return shown

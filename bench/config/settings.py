@@ -42,6 +42,7 @@ MAX_EPOCHS = 100_000
 MAX_STEPS_PER_BATCH = 10_000
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding and Lightning's seed_everything accept 0 .. 2**32 - 1
 
+STOPS = ("budget", "plateau")  # when training ends: the whole budget, or a validation plateau within it
 FIELDS = [
     Field("task", str, "which task", lambda v: tasks.problem(v) or True, "a registered task"),
     Field("cell", str, "recurrent cell", lambda v: cell_problem(v) or True, cell_registry.ALLOWED),
@@ -70,10 +71,18 @@ FIELDS = [
     Field("log_every", int, "log the training loss every this many optimizer steps", *int_range(1, MAX_STEPS)),
     Field("steps_per_batch", int, "optimizer steps bundled in one Lightning batch (amortizes Trainer cost)",
           *int_range(1, MAX_STEPS_PER_BATCH)),
+    Field("stop", str, "when training ends: budget (the whole step budget: equal data for every run) or plateau "
+          "(once validation has not improved by plateau_tolerance for patience validations; the budget is then a "
+          "cap)", lambda v: v in STOPS, "one of " + ", ".join(STOPS), neutral="budget"),
+    Field("patience", int, "stop plateau: validations without improvement before training ends (0: the task's "
+          "default)", *int_range(0, 10_000), neutral=0),
+    Field("plateau_tolerance", float, "stop plateau: an improvement on the best validation by at most this does "
+          "not count (nats; for a log-scale metric, of its log) (-1: the task's default)",
+          lambda v: v >= 0 or v == -1, "a finite number >= 0, or -1", neutral=-1.0),
 ]
 COMMON_DEFAULTS = dict(cell="lstm", bidirectional=False, dropout=0.0, seed=0, optimizer="adagrad", lr=0.1,
                        lr_schedule="constant", grad_clip=0.0, val_every=0, log_every=50, steps_per_batch=50,
-                       max_samples=-1, val_count=0)
+                       max_samples=-1, val_count=0, stop="budget", patience=0, plateau_tolerance=-1.0)
 
 
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
@@ -140,6 +149,7 @@ def resolve(overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
     if not problems:
         problems += [prefix + p for p in _budget_in_samples(resolved, overrides, task)]
         problems += [prefix + p for p in _validation_count(resolved)]
+        problems += [prefix + p for p in _plateau(resolved, task)]
     if not problems:
         problems += [prefix + p for p in _cross_checks(resolved) + task.cross_checks(resolved)]
     if problems:
@@ -181,6 +191,31 @@ def _validation_count(cfg: dict[str, Any]) -> list[str]:
     if cfg["max_steps"] == -1:
         return [f"val_count: {cfg['val_count']} with max_steps -1; allowed: 0, or set max_steps or max_samples"]
     cfg["val_every"] = max(1, cfg["max_steps"] // cfg["val_count"])
+    return []
+
+
+def _plateau(cfg: dict[str, Any], task) -> list[str]:
+    """Fill plateau stopping's patience and tolerance from the task's defaults (in place), so that a run's config
+    states them; with budget stopping they must stay unset (at their neutral values, out of the identity hash).
+
+    >>> cfg = resolve({"task": "dependency", "stop": "plateau", "val_every": 100})
+    >>> cfg["patience"], cfg["plateau_tolerance"]
+    (3, 0.002)
+    >>> resolve({"task": "dependency", "patience": 4})
+    Traceback (most recent call last):
+    ...
+    bench.core.fields.ConfigError: patience: 4 with stop budget; allowed: 0, or set stop to plateau
+    """
+    if cfg["stop"] == "budget":
+        return [f"{name}: {cfg[name]} with stop budget; allowed: {FIELDS_BY_NAME[name].neutral}, or set stop to "
+                "plateau" for name in ("patience", "plateau_tolerance") if cfg[name] != FIELDS_BY_NAME[name].neutral]
+    if cfg["patience"] == 0:
+        cfg["patience"] = task.plateau_patience
+    if cfg["plateau_tolerance"] == -1:
+        cfg["plateau_tolerance"] = task.converge_tolerance
+    if cfg["val_every"] == 0 and 0 < cfg["epochs"] <= cfg["patience"]:
+        return [f"stop: plateau with {cfg['epochs']} epoch(s) validated once each; allowed: budget, or set val_every "
+                f"or val_count so that training validates more than patience ({cfg['patience']}) times"]
     return []
 
 

@@ -18,6 +18,13 @@ A suite file (``bench/suites/<name>.yaml`` or any path)::
       - {task: sine, truncation: 1}
     published:            # optional: what a source reports, set beside ours with a verdict (bench.reporting.reproduce)
       - {source: "R2RT", where: {truncation: 5}, claim: learns the first dependency, mark: "1"}
+    seeds: {min: 3, max: 10}  # optional, instead of a seed axis: seeds where the answer is open (below)
+
+``seeds: {min: m, max: M}`` runs seeds 0 … m−1 of every entry (a configuration pooled over its seeds), then adds
+seeds m, m+1, … one at a time to each entry whose answer is still open under :func:`bench.tasks.decision.open_reason`
+(the dependency task: its mark ends in ``?``), until it is decided or has M seeds. Which seeds an entry gets
+depends only on what the store holds, so a rerun, a resumed suite and several runners on one store add the same
+runs (:meth:`Suite.add_seeds`). A seed axis (in the file or ``--axis seed=…``) replaces it.
 
 A setting that follows another (``tbptt_stride`` follows ``truncation``) may be written relative to it:
 ``T`` (equal to it: the same as leaving it unset, so also fine for tasks without the setting) or ``T/k`` (a
@@ -34,18 +41,20 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
 from bench import tasks as task_registry
+from bench.tasks import decision
 from bench.config.settings import (COMMON_DEFAULTS, ConfigError, check_value, config_hash, display_name, fields_for, resolve,
                           varying_fields)
 from bench.core.fields import convert, did_you_mean
 from bench.core.names import NAME_ALLOWED, is_safe_name
 SUITES_DIR = Path(__file__).parents[1] / "suites"  # bench/suites: data, beside the layers
 RELATIVE = re.compile(r"T(?:/([1-9][0-9]*))?")  # a value relative to the followed setting: T, T/2, …
-TOP_LEVEL = ("description", "axes", "fixed", "tasks", "points", "exclude", "published")
+TOP_LEVEL = ("description", "axes", "fixed", "tasks", "points", "exclude", "published", "seeds")
+MAX_SEEDS = 1000  # seeds: {max: …} beyond this is a typo
 MAX_RUNS = 100_000  # combinations of one suite's axes: beyond this a typo, not a benchmark (and a long hang)
 
 
@@ -57,6 +66,7 @@ class Suite:
     configs: list[dict[str, Any]]  # resolved, in matrix order
     published: list[dict[str, Any]] = field(default_factory=list)  # figures of a source to reproduce (see below)
     overrides: list[str] = field(default_factory=list)  # the command line's --axis/--set, as given
+    seeds: tuple[int, int] | None = None  # (min, max): seeds added where the answer is open (see the module doc)
 
     @functools.cached_property
     def varying(self) -> dict[str, list[str]]:
@@ -70,6 +80,46 @@ class Suite:
 
     def hashes(self) -> list[str]:
         return [config_hash(c) for c in self.configs]
+
+    def entries(self) -> dict[str, list[int]]:
+        """Each entry (a configuration less its seed) -> the indices of its runs, in suite order."""
+        found: dict[str, list[int]] = {}
+        for index, cfg in enumerate(self.configs):
+            found.setdefault(config_hash({**cfg, "seed": -1}), []).append(index)
+        return found
+
+    def add_seeds(self, results: Callable[[str], tuple[str, dict] | None]) -> list[int]:
+        """With ``seeds: {min, max}``: for every entry whose runs have all ended and whose answer is still open
+        (:func:`bench.tasks.decision.open_reason`), append its next seed (one past its largest) to
+        :attr:`configs`, while it has fewer than max; return the new indices. ``results(config_hash)``: the
+        store's (outcome, metrics) of a FINISHED run (outcome finished or diverged), None if it has none. Depends
+        on nothing else, so every runner on one store adds the same seeds in the same order."""
+        if self.seeds is None:
+            return []
+        new = []
+        for indices in self.entries().values():
+            got = [results(config_hash(self.configs[i])) for i in indices]
+            if len(indices) >= self.seeds[1] or any(g is None for g in got):
+                continue  # complete, or a run still to finish (a failed one holds its entry where it is)
+            task = task_registry.get(self.configs[indices[0]]["task"])
+            finished = [metrics for outcome, metrics in got if outcome == "finished"]
+            values = [metrics.get(task.metric, math.nan) for metrics in finished]
+            references = {k: v for k, v in (finished[0] if finished else {}).items()
+                          if k.startswith(("floor/", "baseline/"))}
+            if decision.open_reason(task, values, references):
+                last = max(self.configs[i]["seed"] for i in indices)
+                self.configs.append({**self.configs[indices[-1]], "seed": last + 1})
+                new.append(len(self.configs) - 1)
+        return new
+
+    def possible_seed_configs(self) -> list[dict[str, Any]]:
+        """Every configuration the suite may add (seeds min … max−1 of each entry): what compiling reads."""
+        if self.seeds is None:
+            return []
+        have = set(self.hashes())
+        extra = [{**self.configs[indices[0]], "seed": seed} for indices in self.entries().values()
+                 for seed in range(self.seeds[1])]
+        return [cfg for cfg in extra if config_hash(cfg) not in have]
 
 
 def suite_path(name_or_path: str) -> Path:
@@ -142,6 +192,13 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
         else:
             problems += [f"{where}: tasks.{task}.{k}: {p}" for k, v in settings.items() if (p := _check(k, v, known))]
     published = _published(doc.get("published"), where, problems)
+    seeds = _seeds(doc.get("seeds"), where, problems)
+    if seeds is not None and "seed" in axes and "seed" not in (axis_overrides or {}):
+        problems.append(f"{where}: seeds: given with a seed axis; allowed: one of them")
+    if seeds is not None and ("seed" in (axis_overrides or {}) or "seed" in set_overrides or "seed" in fixed):
+        seeds = None  # seeds chosen on the command line (or fixed) replace the adaptive ones
+    elif seeds is not None:
+        axes["seed"] = list(range(seeds[0]))
     excludes = doc.get("exclude") or []
     if not isinstance(excludes, list) or not all(isinstance(e, dict) for e in excludes):
         problems.append(f"{where}: exclude: {excludes!r}; allowed: a list of mappings setting -> value(s)")
@@ -185,7 +242,21 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     unique = interleave_tasks(list({config_hash(c): c for c in configs}.values()))
     overrides = [f"--axis {k}={','.join(map(str, v))}" for k, v in (axis_overrides or {}).items()]
     overrides += [f"--set {k}={v}" for k, v in (fixed_overrides or {}).items()]
-    return Suite(path.stem, path, str(doc.get("description", "")), unique, published, overrides)
+    return Suite(path.stem, path, str(doc.get("description", "")), unique, published, overrides, seeds)
+
+
+def _seeds(value: Any, where: str, problems: list[str]) -> tuple[int, int] | None:
+    """The ``seeds: {min, max}`` mapping as (min, max), or None when absent; a problem noted when malformed."""
+    if value is None:
+        return None
+    ok = (isinstance(value, dict) and set(value) == {"min", "max"}
+          and all(isinstance(v, int) and not isinstance(v, bool) for v in value.values())
+          and 2 <= value["min"] <= value["max"] <= MAX_SEEDS)
+    if not ok:
+        problems.append(f"{where}: seeds: {value!r}; allowed: a mapping {{min: m, max: M}} of whole numbers, "
+                        f"2 <= m <= M <= {MAX_SEEDS}")
+        return None
+    return value["min"], value["max"]
 
 
 PUBLISHED_KEYS = ("source", "where", "claim", "mark", "value")

@@ -193,7 +193,8 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
                  "they ran out of budget, which is not the same as being unable to learn).",
                  "Columns: T = truncation length (dependency: TBPTT window; sine: input window). What each row "
                  "holds equal is in the suite's description above: the rows of one column share data, budget, "
-                 "optimizer and everything not named in the row."]),
+                 "optimizer and everything not named in the row.",
+                 *protocol(suite, summary)]),
     ]
     if suite.published:
         found = reproduce.verdicts(suite, runs, summary)
@@ -222,6 +223,10 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
              "that reaches it, averaged over the seeds that did."),
         Table(costs),
     ]
+    undecided = summary[~summary["decided"]]
+    if len(undecided):
+        blocks += [Heading("Entries still undecided"), Bullets(
+            [f"`{c}` (n={n}): {why}" for c, n, why in undecided[["configuration", "n", "open"]].itertuples(index=False)])]
     unfinished = runs[runs["outcome"].isin(["diverged", "failed"])]
     missing = int((runs["outcome"] == "missing").sum())
     if len(unfinished) or missing:
@@ -231,6 +236,35 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
             + ([f"{missing} runs missing: the store has no run of their configuration; "
                 f"`rnn-bench run --suite {suite_argument(suite)}` adds them"] if missing else []))]
     return blocks
+
+
+def protocol(suite: Suite, summary: pd.DataFrame) -> list[str]:
+    """What the page must say about how its runs ended and how many seeds each entry got: per task, whether every
+    run trained its whole budget (equal data) or stopped at a validation plateau (and how many the cap stopped
+    instead), and, with adaptive seeds, the rule that added them and how many entries it decided."""
+    lines = []
+    for name in dict.fromkeys(cfg["task"] for cfg in suite.configs):
+        configs = [cfg for cfg in suite.configs if cfg["task"] == name]
+        part = summary[summary["task"] == name]
+        stops = sorted({(cfg["stop"], cfg["patience"], cfg["plateau_tolerance"]) for cfg in configs})
+        texts = []
+        for stop, patience, tolerance in stops:
+            if stop == "budget":
+                texts.append("every run trains its whole step budget (equal data)")
+            else:
+                texts.append(f"a run stops once {patience} validations in a row have not improved on its best by more "
+                             f"than {tolerance:g}{' (of the log)' if tasks.get(name).log_scale else ''}, or at the "
+                             f"step budget, its cap; {int(part['at_cap'].sum())} of {int(part['n'].sum())} finished "
+                             "runs stopped at the cap; samples to plateau: the training samples up to its best "
+                             "validation (the cost table)")
+        lines.append(f"Stopping, {name}: " + "; ".join(texts) + ".")
+    if suite.seeds:
+        decided = int(summary["decided"].sum())
+        lines.append(f"Seeds: {suite.seeds[0]} per entry, then one more at a time (seeds {suite.seeds[0]}, "
+                     f"{suite.seeds[0] + 1}, …) to each entry whose answer is open — its mark ends in `?` — until "
+                     f"it is decided or has {suite.seeds[1]}; {decided} of {len(summary)} entries decided (the "
+                     "undecided ones, and why, are listed below).")
+    return lines
 
 
 def suite_argument(suite: Suite) -> str:

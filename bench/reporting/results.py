@@ -56,10 +56,12 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
     ``outcome`` (finished | diverged | failed | missing), ``reason``, ``run_id``, ``commit``, ``metric`` (the
     task's metric) and every metric of the chosen run under its own name (``test/ce``, ``fit_time_s``, …)."""
     extras = suite.varying
-    table = pd.DataFrame(suite.configs)
-    table["config_hash"] = [config_hash(cfg) for cfg in suite.configs]
-    table["configuration"] = [configuration_key(cfg, extras[cfg["task"]]) for cfg in suite.configs]
-    table["variant"] = [variant_text(cfg, extras[cfg["task"]]) for cfg in suite.configs]
+    configs = suite.configs + suite.possible_seed_configs()  # with adaptive seeds, every seed it may have added
+    table = pd.DataFrame(configs)
+    table["config_hash"] = [config_hash(cfg) for cfg in configs]
+    table["configuration"] = [configuration_key(cfg, extras[cfg["task"]]) for cfg in configs]
+    table["variant"] = [variant_text(cfg, extras[cfg["task"]]) for cfg in configs]
+    table["seeds_max"] = suite.seeds[1] if suite.seeds else len(set(table["seed"]))
     table["direction"] = table["bidirectional"].map({True: "bi", False: "uni"})
 
     mine = runs[runs["tags.bench.config_hash"].isin(set(table["config_hash"]))].copy()
@@ -85,6 +87,8 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
         for status, reason in zip(picked["status"], reason_tag)]
     table["metric"] = [row.get(tasks.get(row["task"]).metric, float("nan")) if row["outcome"] == "finished"
                        else float("nan") for row in table.to_dict("records")]
+    if suite.seeds:  # a seed beyond the minimum that is not in the store was not needed: no run, not missing
+        table = table[(table["outcome"] != "missing") | (table["seed"] < suite.seeds[0])].reset_index(drop=True)
     return table
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench.core import stats
 from bench import tasks
-from bench.tasks import outcomes
+from bench.tasks import decision, outcomes (Runs that converge and seeds where the answer is open: stop: plateau (patience, plateau_tolerance; neutral at budget stopping, so existing hashes hold) records at_cap and samples_to_plateau; seeds: {min, max} adds the next seed to entries whose mark is open (bench/tasks/decision.py), from what the store holds, in both executors; summary gains decided, open, at_cap)
 
 # a task's reference rows under its table: (its summary rows, column label -> their rows) -> label -> column -> value
 ReferenceRows = Callable[[pd.DataFrame, dict[str, pd.DataFrame]], dict[str, dict[str, float]]]
@@ -84,6 +84,9 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         row["steps_to_target"] = hit["steps_to_target"].mean()
         row["time_to_target_s"] = hit["time_to_target_s"].mean()
         row.update({metric: finished[metric].mean() if metric in finished else math.nan for metric in COSTS})
+        row["at_cap"] = int((finished["at_cap"] == 1).sum()) if "at_cap" in finished else 0
+        row["samples_to_plateau"] = (finished["samples_to_plateau"].mean() if "samples_to_plateau" in finished
+                                     else math.nan)
         row.update(references(finished))
         first = group.iloc[0].to_dict()
         row["noise"] = task.noise(first)
@@ -95,8 +98,23 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         lowest, highest = task.metric_range(row)
         row["low"], row["high"] = max(row["low"], lowest), min(row["high"], highest)
         row["mark"] = task.mark(row)
+        row["open"] = open_question(task, row, group)
+        row["decided"] = not row["open"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def open_question(task, row: dict, group: pd.DataFrame) -> str:
+    """Why an entry is still undecided (:func:`bench.tasks.decision.open_reason` on its seeds), and where it stopped:
+    at the suite's most seeds, or with runs that did not finish; ``''`` when decided."""
+    reason = decision.open_reason(task, list(row["values"]), references(group[group["outcome"] == "finished"]))
+    if not reason:
+        return ""
+    most = int(group["seeds_max"].iloc[0]) if "seeds_max" in group else row["runs"]
+    unfinished = row["runs"] - row["n"]
+    stopped = (f"{unfinished} run(s) without a result" if unfinished else
+               f"at the most seeds, {most}" if row["runs"] >= most else f"{row['runs']} of at most {most} seeds run")
+    return f"{reason}; {stopped}"
 
 
 def entry_text(row: dict, spec: str) -> str:
@@ -118,7 +136,8 @@ def entry_text(row: dict, spec: str) -> str:
         mark = f"[{row['mark']}] " if row.get("mark") else ""
         seeds = outcomes.counts_text(row)
         text = (f"{seeds} · " if seeds else "") + f"{mark}{number(row['mean'], spec)}{interval} (n={row['n']})"
-    counts = [(row[o], o) for o in ("diverged", "failed", "missing")] + [(row.get("not_converged", 0), "not converged")]
+    counts = [(row[o], o) for o in ("diverged", "failed", "missing")] + [(row.get("not_converged", 0), "not converged"),
+                                                                         (row.get("at_cap", 0), "at cap")]
     return text + "".join(f", {count} {what}" for count, what in counts if count)
 
 
@@ -269,4 +288,6 @@ def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
         rows.append({"configuration": row["configuration"], **costs, "reached target": f"{row['reached']}/{row['n']}",
                      "steps to target": number(row["steps_to_target"], ".0f") if reached else unknown,
                      "time to target (s)": number(row["time_to_target_s"], ".1f") if reached else unknown})
+        if "samples_to_plateau" in row and summary["samples_to_plateau"].notna().any():  # plateau stopping
+            rows[-1]["samples to plateau"] = number(row["samples_to_plateau"], ",.0f") or "at cap"
     return pd.DataFrame(rows)

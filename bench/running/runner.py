@@ -39,6 +39,8 @@ def run_suite(suite: Suite, tracking_uri: str, experiment: str = locations.EXPER
         slots = machine_slots(device, workers, per_device, devices)
     book = SuiteBook(suite, tracking_uri, experiment, force, progress,
                      workers=cluster.slots if cluster is not None else len(slots))
+    if not book.todo:  # adaptive seeds: a resumed suite may have none of its first seeds left, but more to add
+        book.todo = book.more()
     interrupted = False
     try:
         if cluster is not None:

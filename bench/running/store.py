@@ -514,6 +514,19 @@ class Store:
                 found.setdefault(h, run.info.run_id)
         return found
 
+    def finished_results(self, experiment_id: str, started_after_ms: int = 0) -> dict[str, tuple[str, dict]]:
+        """Config hash -> (outcome: finished or diverged, metrics under the harness's names) of the latest
+        FINISHED run of each configuration started at or after ``started_after_ms``."""
+        found: dict[str, tuple[str, dict]] = {}
+        runs = self.search(experiment_id, f"attributes.status = 'FINISHED' and attributes.start_time >= "
+                                          f"{started_after_ms}")
+        for run in sorted(runs, key=lambda r: -r.info.start_time):
+            h = run.data.tags.get("bench.config_hash")
+            if h and h not in found:
+                found[h] = (run.data.tags.get("bench.outcome", "finished"),
+                            {code_key(k): v for k, v in run.data.metrics.items()})
+        return found
+
     def runs_frame(self, experiment: str):
         """Every run of the experiment as :func:`mlflow.search_runs` gives them, metric columns under the harness's
         names (``metrics.test/ce``); empty if there is none."""

@@ -7,6 +7,7 @@ import ctypes.util
 import functools
 import gc
 import logging
+import math
 import shlex
 import os
 import resource
@@ -221,6 +222,9 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
     trainer = make_trainer(cfg, logger, device, progress_bar)
     validations = ValidationHistory(task.val_metric)
     trainer.callbacks.append(validations)
+    plateau = Plateau(task, cfg["patience"], cfg["plateau_tolerance"]) if cfg["stop"] == "plateau" else None
+    if plateau is not None:
+        trainer.callbacks.append(plateau)
     start = time.perf_counter()
     trainer.fit(model, datamodule=data)
     fit_time = time.perf_counter() - start
@@ -236,11 +240,16 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
         "eval_time_s": validations.seconds + test_time,
         "test_time_s": test_time,  # outside the training loop: the rest of a run beside both is its fixed cost
         "train/steps": steps,
+        "train/samples": steps * task.samples_per_step(cfg),
         "train/steps_per_s": steps / fit_time,
         "train/samples_per_s": steps * task.samples_per_step(cfg) / fit_time,
         "peak_memory_mb": memory.megabytes(),
         "num_params": model.num_parameters(),
     }
+    if plateau is not None:  # the cap bound only where training ended without a plateau
+        metrics["at_cap"] = float(not plateau.reached)
+        if plateau.reached:
+            metrics["samples_to_plateau"] = float(plateau.best_step * task.samples_per_step(cfg))
     converged = task.converged(validations.points)
     if converged is not None:  # a run validated too rarely to tell records nothing
         metrics["converged"] = float(converged)
@@ -289,6 +298,32 @@ class ValidationHistory(pl.Callback):
         value = trainer.callback_metrics.get(self.key)
         if value is not None and not trainer.sanity_checking:
             self.points.append((trainer.global_step, float(value)))
+
+
+class Plateau(pl.Callback):
+    """Plateau stopping: ends training once ``patience`` validations in a row have not improved on the best one so
+    far by more than ``tolerance`` (on the log scale for a ``log_scale`` metric), as Lightning's ``EarlyStopping``
+    does, but on the task's own scale and direction. Deterministic: it reads only validation values. ``reached``:
+    whether it stopped training (else the step budget, the cap, did); ``best_step``: the optimizer step of the
+    best validation, where the metric stopped improving (the samples it took are the run's "how fast")."""
+
+    def __init__(self, task, patience: int, tolerance: float):
+        self.key, self.patience, self.tolerance = task.val_metric, patience, tolerance
+        self.sign = 1.0 if task.lower_is_better else -1.0
+        self.log = task.log_scale
+        self.best, self.best_step, self.waited, self.reached = math.inf, 0, 0, False
+
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.key)
+        if value is None or trainer.sanity_checking or not math.isfinite(float(value)):
+            return
+        score = self.sign * (math.log(max(float(value), 1e-300)) if self.log else float(value))
+        if score < self.best - self.tolerance:
+            self.best, self.best_step, self.waited = score, trainer.global_step, 0
+            return
+        self.waited += 1
+        if self.waited >= self.patience:
+            self.reached = trainer.should_stop = True
 
 
 def collect_garbage() -> None:

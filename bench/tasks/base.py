@@ -42,6 +42,8 @@ class Task:
     log_scale: bool = False  # heatmap colours on a log scale (metrics spanning decades)
     mark_meaning: str = ""  # what the marks of :meth:`mark` say, for figure titles
     converge_tolerance: float = 0.0  # improvement over the last fifth of training that still counts as converging
+    # (also plateau stopping's default tolerance: an improvement on the best validation by at most this)
+    plateau_patience: int = 3  # plateau stopping: validations without improvement before training ends
     labelled_fields: tuple[str, ...] = ()  # own settings that :meth:`variant` names in row labels
     data_fields: tuple[str, ...] | None = None  # settings that define the generated data (None: own fields + seed)
 

@@ -66,6 +66,9 @@ class WorkList:
     def __bool__(self) -> bool:
         return bool(self.fresh or self.held)
 
+    def add(self, todo: list[int]) -> None:
+        self.fresh += todo
+
     def hold(self, index: int) -> None:
         self.held.append((time.monotonic() + CLAIM_RETRY_S, index))
 
@@ -145,6 +148,29 @@ class SuiteBook:
                 width=2**31 - 1))  # never wrapped (libyaml takes no infinite width)
             self.store.log_artifacts(self.parent.run_id, [matrix])
         return self.parent.run_id
+
+    def more(self) -> list[int]:
+        """With adaptive seeds (:meth:`bench.config.suite.Suite.add_seeds`), once every run handed out has ended:
+        the next seeds of the entries still open, read from what the store holds (so several runners on one store
+        add the same runs, and their claims keep each from being trained twice); those the store already holds
+        are skipped, as at the start. [] when no entry needs another seed."""
+        while self.store_error is None:
+            try:
+                stored = self.store.finished_results(self.experiment_id, self.claim.finished_after_ms)
+            except StoreError as e:
+                self.store_error = e
+                break
+            new = self.suite.add_seeds(stored.get)
+            if not new:
+                break
+            self.hashes = self.suite.hashes()
+            fresh = [i for i in new if self.hashes[i] not in stored]
+            self.skipped += [i for i in new if i not in fresh]
+            self.bar.total += len(new)
+            self.bar.update(len(new) - len(fresh))
+            if fresh:
+                return fresh
+        return []
 
     def record(self, index: int, status: str, reason: str = "", metrics: dict | None = None,
                store_error: StoreError | None = None) -> None:

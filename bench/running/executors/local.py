@@ -111,6 +111,8 @@ def execute(book: SuiteBook, slots: list[Slot]) -> None:
                     pool[n] = Worker(ctx, worker.slot, results, args)
             if book.store_error is not None:
                 work.clear()  # the store fails: finish what runs, start nothing more
+            elif not work and not busy():
+                work.add(book.more())  # adaptive seeds: the next ones where the answer is open
             hand_out()
     finally:
         for worker in pool:

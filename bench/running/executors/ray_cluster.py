@@ -114,6 +114,8 @@ def execute(book: SuiteBook, cluster: Cluster, per_device: int = 1) -> None:
                         book.record(index, outcome.status, outcome.reason, outcome.metrics, outcome.store_error)
             if book.store_error is not None:
                 work.clear()  # the store fails: finish what runs, submit nothing more
+            elif not work and not futures:
+                work.add(book.more())  # adaptive seeds: the next ones where the answer is open
             submit()
     finally:
         for ref, index in futures.items():

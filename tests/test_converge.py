@@ -1,0 +1,188 @@
+"""Runs that converge and seeds where the answer is open (issue 21): plateau stopping with a cap, the
+``seeds: {min, max}`` rule that adds seeds only to undecided entries, and what the tables make of both.
+
+Fast tests train a few tiny real runs; the end-to-end runs (one runner, a resumed one, two runners sharing a
+store) are slow.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+
+import pandas as pd
+import pytest
+
+from bench import tasks
+from bench.config.settings import ConfigError, config_hash, resolve
+from bench.config.suite import load_suite
+from bench.reporting import tables
+from bench.running.train import fit_and_test
+from bench.tasks import decision
+from suite_procs import (REPO, TINY_FIXED, bench_args, bench_run, child_env, children, describe, sqlite_uri,
+                         summary_count, write_suite)
+
+FLOORS = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
+
+
+# ----------------------------------------------------------------------------------------------- plateau stopping
+
+def test_plateau_stops_before_a_loose_cap_and_records_the_samples_it_took(tiny_cfg):
+    cfg = tiny_cfg(stop="plateau", patience=2, plateau_tolerance=0.05, max_steps=400, epochs=-1, val_every=20)
+    _, _, metrics = fit_and_test(cfg)
+    assert metrics["at_cap"] == 0.0
+    assert metrics["train/steps"] < 400  # the plateau ended it, not the cap
+    per_step = tasks.get("dependency").samples_per_step(cfg)
+    # the best validation came `patience` validations before the end
+    assert metrics["samples_to_plateau"] == (metrics["train/steps"] - 2 * 20) * per_step
+    assert metrics["train/samples"] == metrics["train/steps"] * per_step
+
+
+def test_a_tight_cap_binds_and_counts_as_at_cap(tiny_cfg):
+    cfg = tiny_cfg(stop="plateau", patience=50, max_steps=60, epochs=-1, val_every=20)
+    _, _, metrics = fit_and_test(cfg)
+    assert metrics["at_cap"] == 1.0 and metrics["train/steps"] == 60
+    assert "samples_to_plateau" not in metrics
+
+
+def test_budget_stopping_records_no_cap_and_keeps_existing_identities(tiny_cfg):
+    cfg = tiny_cfg(max_steps=40, epochs=-1)
+    assert (cfg["stop"], cfg["patience"], cfg["plateau_tolerance"]) == ("budget", 0, -1.0)
+    old = {k: v for k, v in cfg.items() if k not in ("stop", "patience", "plateau_tolerance")}
+    assert config_hash(cfg) == config_hash(old)  # a config from before these settings keeps its hash
+    _, _, metrics = fit_and_test(cfg)
+    assert "at_cap" not in metrics and "samples_to_plateau" not in metrics
+    plateau = tiny_cfg(max_steps=40, epochs=-1, stop="plateau")
+    assert config_hash(plateau) != config_hash(cfg)
+    assert (plateau["patience"], plateau["plateau_tolerance"]) == (3, 0.002)  # the task's defaults, stated
+
+
+def test_plateau_settings_without_plateau_stopping_are_refused():
+    with pytest.raises(ConfigError) as e:
+        resolve({"task": "dependency", "patience": 4, "plateau_tolerance": 0.01, "stop": "budget"})
+    assert e.value.problems == [
+        "patience: 4 with stop budget; allowed: 0, or set stop to plateau",
+        "plateau_tolerance: 0.01 with stop budget; allowed: -1.0, or set stop to plateau"]
+    with pytest.raises(ConfigError, match="stop: 'early'; allowed: one of budget, plateau"):
+        resolve({"task": "dependency", "stop": "early"})
+
+
+# ----------------------------------------------------------------------------------------------- adaptive seeds
+
+ADAPTIVE = {
+    "description": "test: adaptive seeds",
+    "axes": {"cell": ["lstm", "gru"], "truncation": [5, 10]},
+    "fixed": {**TINY_FIXED, "max_steps": 60, "epochs": -1, "val_every": 20},
+    "seeds": {"min": 2, "max": 4},
+}
+
+
+def test_seeds_min_max_starts_every_entry_at_the_minimum(tmp_path):
+    suite = load_suite(str(write_suite(tmp_path / "adaptive.yaml", ADAPTIVE)))
+    assert suite.seeds == (2, 4)
+    assert sorted(c["seed"] for c in suite.configs) == [0] * 4 + [1] * 4
+    assert len(suite.entries()) == 4
+    fixed = load_suite(str(tmp_path / "adaptive.yaml"), axis_overrides={"seed": ["0", "1", "2"]})
+    assert fixed.seeds is None and len(fixed.configs) == 12  # seeds on the command line replace the rule
+
+
+@pytest.mark.parametrize("seeds, allowed", [({"min": 1, "max": 4}, True), ({"min": 3}, True),
+                                            ({"min": 5, "max": 4}, True), ("3-10", True)])
+def test_bad_seeds_are_one_line_naming_what_is_allowed(tmp_path, seeds, allowed):
+    with pytest.raises(ConfigError) as e:
+        load_suite(str(write_suite(tmp_path / "bad.yaml", {**ADAPTIVE, "seeds": seeds})))
+    (line,) = e.value.problems
+    assert line.endswith("allowed: a mapping {min: m, max: M} of whole numbers, 2 <= m <= M <= 1000")
+    with pytest.raises(ConfigError, match="seeds: given with a seed axis; allowed: one of them"):
+        load_suite(str(write_suite(tmp_path / "both.yaml", {**ADAPTIVE, "axes": {**ADAPTIVE["axes"], "seed": [0]}})))
+
+
+def test_add_seeds_extends_only_entries_that_are_open_and_complete(tmp_path):
+    suite = load_suite(str(write_suite(tmp_path / "adaptive.yaml", ADAPTIVE)))
+    entries = list(suite.entries().values())
+    # entry 0: decided (1 learned, tight); entry 1: open (interval across bands); entry 2: a run not in yet;
+    # entry 3: open, but diverged once: one value is no interval
+    values = {0: (0.520, 0.521), 1: (0.50, 0.56), 3: (0.52, math.nan)}
+    results = {}
+    for entry, value in values.items():
+        for index, v in zip(entries[entry], value):
+            outcome = "diverged" if math.isnan(v) else "finished"
+            results[config_hash(suite.configs[index])] = (outcome, {"test/ce": v, **FLOORS})
+    results[config_hash(suite.configs[entries[2][0]])] = ("finished", {"test/ce": 0.5, **FLOORS})
+    new = suite.add_seeds(results.get)
+    assert [suite.configs[i]["seed"] for i in new] == [2, 2]
+    assert {config_hash({**suite.configs[i], "seed": 0}) for i in new} == {
+        config_hash(suite.configs[entries[1][0]]), config_hash(suite.configs[entries[3][0]])}
+    assert suite.add_seeds(results.get) == []  # the new seeds have no result yet: nothing more
+    for i, v in zip(new, (0.53, 0.521)):  # entry 1 stays open, entry 3 (0.520, 0.521) is decided
+        results[config_hash(suite.configs[i])] = ("finished", {"test/ce": v, **FLOORS})
+    assert len(suite.add_seeds(results.get)) == 1  # entry 1 still open (seed 3, its last); entry 3 decided
+    for i in range(len(suite.configs)):
+        results.setdefault(config_hash(suite.configs[i]), ("finished", {"test/ce": 0.57, **FLOORS}))
+    assert suite.add_seeds(results.get) == []  # at the maximum of 4
+
+
+def test_open_reason_follows_the_mark():
+    task = tasks.get("dependency")
+    assert decision.open_reason(task, [0.60, 0.601, 0.599], FLOORS) == ""  # 0+: between the bands, tightly
+    assert decision.open_reason(task, [0.46], FLOORS) == "mark 2?: 1 finished seed(s), no interval"
+
+
+def test_summary_says_decided_at_cap_and_why_an_entry_stayed_open():
+    runs = pd.DataFrame({"task": "dependency", "configuration": ["a"] * 4 + ["b"] * 3, "cell": "gru", "layers": 1,
+                         "direction": "uni", "variant": "", "truncation": [5] * 4 + [10] * 3,
+                         "seed": [0, 1, 2, 3, 0, 1, 2], "outcome": "finished",
+                         "metric": [0.50, 0.56, 0.53, 0.52, 0.520, 0.521, 0.519], "converged": 1.0,
+                         "at_cap": [1.0, 0, 0, 0, 0, 0, 0], "samples_to_plateau": [math.nan, 4e4, 6e4, 5e4, 1e4, 2e4, 3e4],
+                         "target": 0.4645, "reached": 0.0, "steps_to_target": math.nan, "time_to_target_s": math.nan,
+                         "seeds_max": 4, **FLOORS})
+    summary = tables.summarize(runs).set_index("configuration")
+    assert summary.loc["a", "decided"] == False and summary.loc["b", "decided"] == True  # noqa: E712
+    assert summary.loc["a", "open"].endswith("; at the most seeds, 4")
+    assert summary.loc["a", "at_cap"] == 1 and summary.loc["a", "samples_to_plateau"] == 5e4
+    assert tables.entry_text(summary.loc["a"].to_dict() | {"configuration": "a"}, ".4f").endswith(", 1 at cap")
+    assert tables.cost_table(summary.reset_index())["samples to plateau"].tolist() == ["50,000", "20,000"]
+
+
+# ----------------------------------------------------------------------------------------------- end to end
+
+def seeds_by_entry(uri: str) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for run in children(uri):
+        assert run.info.status == "FINISHED"
+        params = run.data.params
+        found.setdefault(f"{params['cell']}-T{params['truncation']}", []).append(int(params["seed"]))
+    return {k: sorted(v) for k, v in found.items()}
+
+
+@pytest.mark.slow
+def test_a_suite_adds_seeds_where_open_resumes_to_the_same_runs_and_two_runners_share_it(tmp_path):
+    suite_file = write_suite(tmp_path / "adaptive.yaml", ADAPTIVE)
+    one = sqlite_uri(tmp_path / "one.db")
+    proc = bench_run(suite_file, one, "--workers", "2")
+    assert proc.returncode == 0, describe(proc)
+    seeds = seeds_by_entry(one)
+    assert len(seeds) == 4 and all(s == list(range(len(s))) and 2 <= len(s) <= 4 for s in seeds.values())
+    assert any(len(s) > 2 for s in seeds.values()), seeds  # tiny runs leave some entries open after two seeds
+    values: dict[str, list[float]] = {}
+    for run in sorted(children(one), key=lambda r: int(r.data.params["seed"])):
+        values.setdefault(f"{run.data.params['cell']}-T{run.data.params['truncation']}", []).append(
+            run.data.metrics["test.ce"])
+    task = tasks.get("dependency")
+    for entry, got in values.items():  # every seed past the minimum was added because the entry was open
+        for n in range(2, len(got)):
+            assert decision.open_reason(task, got[:n], FLOORS), (entry, got)
+        assert len(got) == 4 or not decision.open_reason(task, got, FLOORS), (entry, got)
+    again = bench_run(suite_file, one)  # resumed: every run is in the store, none is trained again
+    assert again.returncode == 0, describe(again)
+    assert summary_count(again.stdout, "skipped") == sum(map(len, seeds.values()))
+    assert seeds_by_entry(one) == seeds
+
+    shared = sqlite_uri(tmp_path / "shared.db")
+    runners = [subprocess.Popen(bench_args(suite_file, shared, "--workers", "1"), cwd=REPO, env=child_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for runner in runners:
+        out, err = runner.communicate(timeout=600)
+        assert runner.returncode == 0, err[-3000:]
+    assert seeds_by_entry(shared) == seeds  # the same seeds, each trained once
+    assert len(children(shared)) == sum(map(len, seeds.values()))

@@ -117,9 +117,12 @@ def test_add_seeds_extends_only_entries_that_are_open_and_complete(tmp_path):
     for i, v in zip(new, (0.53, 0.521)):  # entry 1 stays open, entry 3 (0.520, 0.521) is decided
         results[config_hash(suite.configs[i])] = ("finished", {"test/ce": v, **FLOORS})
     assert len(suite.add_seeds(results.get)) == 1  # entry 1 still open (seed 3, its last); entry 3 decided
-    for i in range(len(suite.configs)):
-        results.setdefault(config_hash(suite.configs[i]), ("finished", {"test/ce": 0.57, **FLOORS}))
-    assert suite.add_seeds(results.get) == []  # at the maximum of 4
+    for _ in range(10):  # every run in, alternating values that keep entries open: each stops at the maximum
+        for i, cfg in enumerate(suite.configs):
+            results.setdefault(config_hash(cfg), ("finished", {"test/ce": (0.50, 0.57)[i % 2], **FLOORS}))
+        if not suite.add_seeds(results.get):
+            break
+    assert [len(indices) for indices in suite.entries().values()] == [2, 4, 4, 3]  # 0 and 3 were decided
 
 
 def test_open_reason_follows_the_mark():

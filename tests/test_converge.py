@@ -19,8 +19,8 @@ from bench.config.suite import load_suite
 from bench.reporting import tables
 from bench.running.train import fit_and_test
 from bench.tasks import decision
-from suite_procs import (REPO, TINY_FIXED, bench_args, bench_run, child_env, children, describe, sqlite_uri,
-                         summary_count, write_suite)
+from suite_procs import (REPO, TINY_FIXED, bench_args, bench_run, child_env, children, describe, parents,
+                         sqlite_uri, summary_count, write_suite)
 
 FLOORS = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
 
@@ -189,3 +189,66 @@ def test_a_suite_adds_seeds_where_open_resumes_to_the_same_runs_and_two_runners_
         assert runner.returncode == 0, err[-3000:]
     assert seeds_by_entry(shared) == seeds  # the same seeds, each trained once
     assert len(children(shared)) == sum(map(len, seeds.values()))
+
+
+# ----------------------------------------------------------------------------------------------- tuned rates
+
+TUNED = {
+    "description": "test: a tuned rate per cell",
+    "axes": {"cell": ["lstm", "gru"], "truncation": [5, 10], "seed": [0, 1]},
+    "fixed": {**TINY_FIXED, "max_steps": 60, "epochs": -1, "val_every": 20, "optimizer": "adam", "lr": 0.02},
+    "tune": {"lr": [0.005, 0.02, 0.08], "seeds": [100], "at": {"truncation": 5}},
+}
+
+
+def test_tuning_runs_come_first_on_their_own_seeds_and_the_choice_sets_each_cells_rate(tmp_path):
+    suite = load_suite(str(write_suite(tmp_path / "tuned.yaml", TUNED)))
+    assert suite.tuning.runs == len(suite.configs) == 6  # 2 cells x 3 rates x 1 tuning seed, at T=5
+    assert {c["seed"] for c in suite.configs} == {100} and suite.reported() == []
+    assert suite.apply_tuning({}.get) == []  # nothing before every tuning run has a result
+    ce = {("lstm", 0.005): 0.60, ("lstm", 0.02): 0.55, ("lstm", 0.08): 0.50,
+          ("gru", 0.005): 0.52, ("gru", 0.02): 0.52, ("gru", 0.08): math.nan}  # gru at 0.08 diverged
+    results = {config_hash(c): ("diverged" if math.isnan(ce[(c["cell"], c["lr"])]) else "finished",
+                                {"test/ce": ce[(c["cell"], c["lr"])]}) for c in suite.configs}
+    new = suite.apply_tuning(results.get)
+    assert len(new) == 8 and suite.reported() == [suite.configs[i] for i in new]
+    assert suite.tuning.chosen == {("dependency", "lstm"): 0.08, ("dependency", "gru"): 0.005}  # a tie: the smaller
+    assert {(c["cell"], c["lr"]) for c in suite.reported()} == {("lstm", 0.08), ("gru", 0.005)}
+    assert {c["seed"] for c in suite.reported()} == {0, 1}
+    assert suite.apply_tuning(results.get) == []  # applied once
+    view = tables.sensitivity_table(suite.tuning).set_index("cell")
+    assert view.loc["lstm", "rank at shared rate"] == 2 and view.loc["lstm", "rank tuned"] == 1
+
+
+@pytest.mark.parametrize("tune", [{"lr": [0.005, 0.01], "seeds": [100], "at": {}},  # the shared 0.02 not in it
+                                  {"lr": [0.02], "seeds": [1], "at": {}},  # a reported seed
+                                  {"lr": [0.02], "seeds": [100], "at": {"truncation": 3}},  # matches nothing
+                                  {"lr": [0.02], "seeds": [100]}])
+def test_bad_tuning_is_one_line(tmp_path, tune):
+    with pytest.raises(ConfigError) as e:
+        load_suite(str(write_suite(tmp_path / "bad.yaml", {**TUNED, "tune": tune})))
+    (line,) = e.value.problems
+    assert ": tune: " in line and "allowed: a mapping {lr: [rates > 0], seeds: [whole numbers" in line
+
+
+@pytest.mark.slow
+def test_a_tuned_suite_records_its_choice_and_the_page_states_it(tmp_path, monkeypatch):
+    from bench.cli.main import main
+
+    suite_file = write_suite(tmp_path / "tuned.yaml", TUNED)
+    uri = sqlite_uri(tmp_path / "tuned.db")
+    monkeypatch.setenv("RNN_BENCH_RESULTS", str(tmp_path / "results"))
+    assert main(["run", "--suite", str(suite_file), "--workers", "2", "--tracking-uri", uri, "--no-progress"]) == 0
+    runs = children(uri)
+    assert len(runs) == 6 + 8
+    (parent,) = parents(uri)
+    chosen = {k: float(v) for k, v in parent.data.params.items() if k.startswith("tuned_lr.")}
+    assert set(chosen) == {"tuned_lr.dependency.lstm", "tuned_lr.dependency.gru"}
+    reported = [r for r in runs if int(r.data.params["seed"]) < 100]
+    assert all(float(r.data.params["lr"]) == chosen[f"tuned_lr.dependency.{r.data.params['cell']}"]
+               for r in reported)
+    page = (tmp_path / "results" / "tuned" / "README.md").read_text()
+    assert "## Tuned learning rates" in page and "rank tuned" in page
+    summary = pd.read_csv(tmp_path / "results" / "tuned" / "summary.csv")
+    assert len(summary) == 4 and set(summary["n"]) == {2}  # the tuning runs are not reported
+    assert {"decided", "at_cap", "open"} <= set(summary.columns)

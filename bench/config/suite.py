@@ -19,6 +19,7 @@ A suite file (``bench/suites/<name>.yaml`` or any path)::
     published:            # optional: what a source reports, set beside ours with a verdict (bench.reporting.reproduce)
       - {source: "R2RT", where: {truncation: 5}, claim: learns the first dependency, mark: "1"}
     seeds: {min: 3, max: 10}  # optional, instead of a seed axis: seeds where the answer is open (below)
+    tune: {lr: [0.005, 0.01, 0.02, 0.05], seeds: [1000, 1001], at: {layers: 1}}  # optional (see Tuning)
 
 ``seeds: {min: m, max: M}`` runs seeds 0 … m−1 of every entry (a configuration pooled over its seeds), then adds
 seeds m, m+1, … one at a time to each entry whose answer is still open under :func:`bench.tasks.decision.open_reason`
@@ -35,7 +36,6 @@ must come out a whole number in every combination: exclude the others (``- {tbpt
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 import re
@@ -53,7 +53,7 @@ from bench.core.fields import convert, did_you_mean
 from bench.core.names import NAME_ALLOWED, is_safe_name
 SUITES_DIR = Path(__file__).parents[1] / "suites"  # bench/suites: data, beside the layers
 RELATIVE = re.compile(r"T(?:/([1-9][0-9]*))?")  # a value relative to the followed setting: T, T/2, …
-TOP_LEVEL = ("description", "axes", "fixed", "tasks", "points", "exclude", "published", "seeds")
+TOP_LEVEL = ("description", "axes", "fixed", "tasks", "points", "exclude", "published", "seeds", "tune")
 MAX_SEEDS = 1000  # seeds: {max: …} beyond this is a typo
 MAX_RUNS = 100_000  # combinations of one suite's axes: beyond this a typo, not a benchmark (and a long hang)
 
@@ -67,11 +67,34 @@ class Suite:
     published: list[dict[str, Any]] = field(default_factory=list)  # figures of a source to reproduce (see below)
     overrides: list[str] = field(default_factory=list)  # the command line's --axis/--set, as given
     seeds: tuple[int, int] | None = None  # (min, max): seeds added where the answer is open (see the module doc)
+    tuning: Tuning | None = None  # a learning rate tuned per (task, cell) before the reported runs (module doc)
+    _varying: tuple[int, dict] | None = field(default=None, repr=False)
 
-    @functools.cached_property
+    @property
     def varying(self) -> dict[str, list[str]]:
-        """Per task, the settings that vary between its configurations (:func:`bench.config.settings.varying_fields`)."""
-        return varying_fields(self.configs)
+        """Per task, the settings that vary between its configurations (:func:`bench.config.settings.varying_fields`),
+        computed again once configurations were added (tuned rates, adaptive seeds)."""
+        if self._varying is None or self._varying[0] != len(self.configs):
+            self._varying = (len(self.configs), varying_fields(self.configs))
+        return self._varying[1]
+
+    def reported(self) -> list[dict[str, Any]]:
+        """The configurations whose results the tables report: all but the tuning runs."""
+        return self.configs[self.tuning.runs if self.tuning else 0:]
+
+    def apply_tuning(self, results: Callable[[str], tuple[str, dict] | None]) -> list[int]:
+        """Once every tuning run has ended (``results`` as for :meth:`add_seeds`), append the reported
+        configurations, each at its (task, cell)'s tuned rate (:meth:`Tuning.choose`); return their indices. []
+        while a tuning run has no result, once applied, or without tuning."""
+        if self.tuning is None or self.tuning.chosen:
+            return []
+        got = [results(config_hash(cfg)) for cfg in self.configs[: self.tuning.runs]]
+        if any(g is None for g in got):
+            return []
+        self.tuning.choose(self.configs[: self.tuning.runs], got)
+        start = len(self.configs)
+        self.configs += [{**cfg, "lr": self.tuning.chosen[(cfg["task"], cfg["cell"])]} for cfg in self.tuning.shared]
+        return list(range(start, len(self.configs)))
 
     def name_of(self, index: int) -> str:
         """Run ``index``'s name, unique within the suite: every setting that varies in it is in the name."""
@@ -84,7 +107,8 @@ class Suite:
     def entries(self) -> dict[str, list[int]]:
         """Each entry (a configuration less its seed) -> the indices of its runs, in suite order."""
         found: dict[str, list[int]] = {}
-        for index, cfg in enumerate(self.configs):
+        start = self.tuning.runs if self.tuning else 0
+        for index, cfg in enumerate(self.configs[start:], start):
             found.setdefault(config_hash({**cfg, "seed": -1}), []).append(index)
         return found
 
@@ -120,6 +144,66 @@ class Suite:
         extra = [{**self.configs[indices[0]], "seed": seed} for indices in self.entries().values()
                  for seed in range(self.seeds[1])]
         return [cfg for cfg in extra if config_hash(cfg) not in have]
+
+
+@dataclass
+class Tuning:
+    """``tune: {lr: [grid], seeds: [tuning seeds], at: {settings}}``: before the reported runs, each (task, cell)
+    trains at every rate of the grid on the tuning seeds, at the suite's own budget, on its configurations that
+    match ``at`` (e.g. ``{layers: 1, bidirectional: false, truncation: 10}``); the rate with the best mean metric
+    (on the task's scale; a diverged run counts as worst) is then used for every reported run of that (task,
+    cell). Tuning seeds are never reported seeds. The suite's own rate (its ``lr``) must be in the grid: the
+    tuning runs at it give the sensitivity view (the ranking of cells under the shared rate)."""
+
+    grid: tuple[float, ...]
+    seeds: tuple[int, ...]
+    at: dict[str, Any]
+    shared: list[dict[str, Any]]  # the reported configurations at the suite's own rate, before tuning
+    runs: int = 0  # how many tuning configurations lead :attr:`Suite.configs`
+    chosen: dict[tuple[str, str], float] = field(default_factory=dict)  # (task, cell) -> tuned rate
+    scores: dict[tuple[str, str, float], float] = field(default_factory=dict)  # (task, cell, rate) -> mean metric
+
+    def choose(self, configs: list[dict], got: list[tuple[str, dict]]) -> None:
+        """Fill :attr:`scores` (the mean metric per rate) and :attr:`chosen` (the best rate; the smaller on a tie)
+        from the tuning runs' (outcome, metrics)."""
+        scaled: dict[tuple[str, str, float], list[float]] = {}
+        for cfg, (outcome, metrics) in zip(configs, got):
+            task = task_registry.get(cfg["task"])
+            value = metrics.get(task.metric, math.nan) if outcome == "finished" else math.nan
+            score = (math.log(max(value, 1e-300)) if task.log_scale else value) * (1 if task.lower_is_better else -1)
+            scaled.setdefault((cfg["task"], cfg["cell"], cfg["lr"]), []).append(math.inf if math.isnan(score) else score)
+        means = {key: sum(v) / len(v) for key, v in scaled.items()}
+        for (name, cell, rate), mean in sorted(means.items(), key=lambda item: (item[1], item[0][2])):
+            self.chosen.setdefault((name, cell), rate)
+            task = task_registry.get(name)
+            value = (mean if task.lower_is_better else -mean) if math.isfinite(mean) else math.nan
+            self.scores[(name, cell, rate)] = math.exp(value) if task.log_scale else value
+
+
+def _tuning(value: Any, configs: list[dict], seeds_used: set[int], where: str, problems: list[str]) -> Tuning | None:
+    """The ``tune:`` mapping as a :class:`Tuning` whose tuning configurations are built from ``configs``."""
+    if value is None:
+        return None
+    allowed = ("a mapping {lr: [rates > 0], seeds: [whole numbers no reported run uses], at: {setting: value}} "
+               "whose at matches configurations of every (task, cell) and whose lr list holds the suite's own rate")
+    ok = (isinstance(value, dict) and set(value) == {"lr", "seeds", "at"} and isinstance(value["at"], dict)
+          and isinstance(value["lr"], list) and value["lr"]
+          and all(isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 for r in value["lr"])
+          and isinstance(value["seeds"], list) and value["seeds"]
+          and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 2**32 - 1 for v in value["seeds"])
+          and not set(value["seeds"]) & seeds_used)
+    if ok:
+        grid, first = tuple(float(r) for r in value["lr"]), min(cfg["seed"] for cfg in configs)
+        tuning = Tuning(grid, tuple(value["seeds"]), dict(value["at"]), list(configs))
+        tuned = [{**cfg, "lr": rate, "seed": seed} for cfg in configs
+                 if cfg["seed"] == first and _matches(cfg, tuning.at) for rate in grid for seed in tuning.seeds]
+        pairs = {(cfg["task"], cfg["cell"]) for cfg in configs}
+        if {(cfg["task"], cfg["cell"]) for cfg in tuned} == pairs and all(cfg["lr"] in grid for cfg in configs):
+            configs[:] = list({config_hash(c): c for c in tuned}.values())
+            tuning.runs = len(configs)
+            return tuning
+    problems.append(f"{where}: tune: {value!r}; allowed: {allowed}")
+    return None
 
 
 def suite_path(name_or_path: str) -> Path:
@@ -240,9 +324,13 @@ def load_suite(name_or_path: str, axis_overrides: dict[str, list] | None = None,
     if not configs:
         raise ConfigError([f"{where}: exclude: removes every combination; allowed: rules that leave some runs"])
     unique = interleave_tasks(list({config_hash(c): c for c in configs}.values()))
+    used = set(range(seeds[1])) if seeds else {cfg["seed"] for cfg in unique}
+    tuning = _tuning(doc.get("tune"), unique, used, where, problems)  # unique becomes the tuning runs
+    if problems:
+        raise ConfigError(problems)
     overrides = [f"--axis {k}={','.join(map(str, v))}" for k, v in (axis_overrides or {}).items()]
     overrides += [f"--set {k}={v}" for k, v in (fixed_overrides or {}).items()]
-    return Suite(path.stem, path, str(doc.get("description", "")), unique, published, overrides, seeds)
+    return Suite(path.stem, path, str(doc.get("description", "")), unique, published, overrides, seeds, tuning)
 
 
 def _seeds(value: Any, where: str, problems: list[str]) -> tuple[int, int] | None:

@@ -150,7 +150,7 @@ def nothing_to_compile(suite: Suite, tracking_uri: str, experiment: str) -> Conf
 def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResults, task_names: list[str],
                  out_dir: Path, tracking_uri: str, restore: Restore) -> dict[str, dict[str, str]]:
     """Per task: file name -> what it shows, for every figure there is data for."""
-    configs = {config_hash(cfg): cfg for cfg in suite.configs}
+    configs = {config_hash(cfg): cfg for cfg in suite.reported() + suite.possible_seed_configs()}
     store = Store(tracking_uri)
     images: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="rnn-bench-weights-") as tmp:
@@ -196,6 +196,16 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
                  "optimizer and everything not named in the row.",
                  *protocol(suite, summary)]),
     ]
+    if suite.tuning and suite.tuning.chosen:
+        tuning = suite.tuning
+        blocks += [Heading("Tuned learning rates"),
+                   Text(f"Each (task, cell) trained at every rate of {', '.join(f'{r:g}' for r in tuning.grid)} on the "
+                        f"tuning seeds {', '.join(map(str, tuning.seeds))} (never reported), at the suite's budget, on "
+                        f"its configurations with {', '.join(f'{k}={v}' for k, v in tuning.at.items()) or 'any setting'}; "
+                        "the rate with the best mean test metric is used for all its reported runs (also params "
+                        "tuned_lr.<task>.<cell> of the suite's parent run). Beside it, the mean at the suite's shared "
+                        "rate and the ranking of the cells under each: how much the comparison depends on tuning."),
+                   Table(tables.sensitivity_table(tuning).round(4))]
     if suite.published:
         found = reproduce.verdicts(suite, runs, summary)
         counts = found["verdict"].value_counts()

@@ -55,8 +55,9 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration of ``suite``: its settings, ``configuration`` (key without seed), ``direction``,
     ``outcome`` (finished | diverged | failed | missing), ``reason``, ``run_id``, ``commit``, ``metric`` (the
     task's metric) and every metric of the chosen run under its own name (``test/ce``, ``fit_time_s``, …)."""
+    suite.apply_tuning(stored_results(runs).get)  # the reported runs' rates, as the runner chose them
     extras = suite.varying
-    configs = suite.configs + suite.possible_seed_configs()  # with adaptive seeds, every seed it may have added
+    configs = suite.reported() + suite.possible_seed_configs()  # with adaptive seeds, every seed it may have added
     table = pd.DataFrame(configs)
     table["config_hash"] = [config_hash(cfg) for cfg in configs]
     table["configuration"] = [configuration_key(cfg, extras[cfg["task"]]) for cfg in configs]
@@ -90,6 +91,18 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
     if suite.seeds:  # a seed beyond the minimum that is not in the store was not needed: no run, not missing
         table = table[(table["outcome"] != "missing") | (table["seed"] < suite.seeds[0])].reset_index(drop=True)
     return table
+
+
+def stored_results(runs: pd.DataFrame) -> dict[str, tuple[str, dict]]:
+    """Config hash -> (outcome, metrics) of the latest FINISHED run of each, from :meth:`Store.runs_frame`: what
+    :meth:`bench.config.suite.Suite.apply_tuning` reads, as the runner reads the store."""
+    finished = runs[runs["status"] == "FINISHED"].sort_values("start_time", ascending=False)
+    finished = finished.drop_duplicates("tags.bench.config_hash")
+    metrics = [c for c in finished.columns if c.startswith("metrics.")]
+    outcomes = _column(finished, "tags.bench.outcome")
+    return {h: (outcome or "finished", {c.removeprefix("metrics."): row[c] for c in metrics if pd.notna(row[c])})
+            for (h, row), outcome in zip(finished.set_index("tags.bench.config_hash").iterrows(), outcomes)
+            if isinstance(h, str)}
 
 
 def _column(frame: pd.DataFrame, name: str) -> list:

@@ -291,3 +291,30 @@ def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
         if "samples_to_plateau" in row and summary["samples_to_plateau"].notna().any():  # plateau stopping
             rows[-1]["samples to plateau"] = number(row["samples_to_plateau"], ",.0f") or "at cap"
     return pd.DataFrame(rows)
+
+
+def sensitivity_table(tuning) -> pd.DataFrame:
+    """The tuning stage's choice and what it changes (:class:`bench.config.suite.Tuning`): per (task, cell), its
+    mean metric over the tuning seeds at the suite's shared rate and at its tuned rate, and the cell's rank
+    within its task under each (1 = best): the ranking a reader would see without tuning, beside the tuned one.
+
+    >>> from bench.config.suite import Tuning
+    >>> t = Tuning((0.01, 0.02), (100,), {}, [{"task": "dependency", "cell": c, "lr": 0.02} for c in ("gru", "lstm")],
+    ...            chosen={("dependency", "gru"): 0.02, ("dependency", "lstm"): 0.01},
+    ...            scores={("dependency", "gru", 0.01): 0.52, ("dependency", "gru", 0.02): 0.50,
+    ...                    ("dependency", "lstm", 0.01): 0.46, ("dependency", "lstm", 0.02): 0.55})
+    >>> sensitivity_table(t)[["cell", "rank at shared rate", "tuned rate", "rank tuned"]].values.tolist()
+    [['gru', 1, 0.02, 2], ['lstm', 2, 0.01, 1]]
+    """
+    shared = {(cfg["task"], cfg["cell"]): cfg["lr"] for cfg in tuning.shared}
+    rows = [{"task": task, "cell": cell, "shared rate": shared[(task, cell)],
+             "at shared rate": tuning.scores.get((task, cell, shared[(task, cell)]), math.nan),
+             "tuned rate": rate, "at tuned rate": tuning.scores.get((task, cell, rate), math.nan)}
+            for (task, cell), rate in sorted(tuning.chosen.items())]
+    frame = pd.DataFrame(rows)
+    for column, rank in (("at shared rate", "rank at shared rate"), ("at tuned rate", "rank tuned")):
+        ascending = frame["task"].map(lambda name: tasks.get(name).lower_is_better)
+        frame[rank] = [int(frame[(frame["task"] == row.task)][column].rank(ascending=bool(up), method="min")[i])
+                       for i, row, up in zip(frame.index, frame.itertuples(), ascending)]
+    return frame[["task", "cell", "shared rate", "at shared rate", "rank at shared rate", "tuned rate",
+                  "at tuned rate", "rank tuned"]]

@@ -150,17 +150,22 @@ class SuiteBook:
         return self.parent.run_id
 
     def more(self) -> list[int]:
-        """With adaptive seeds (:meth:`bench.config.suite.Suite.add_seeds`), once every run handed out has ended:
-        the next seeds of the entries still open, read from what the store holds (so several runners on one store
+        """Once every run handed out has ended: with a tuning stage, the reported runs at their tuned rates once
+        it is complete (:meth:`bench.config.suite.Suite.apply_tuning`); with adaptive seeds
+        (:meth:`bench.config.suite.Suite.add_seeds`), the next seeds of the entries still open, read from what the store holds (so several runners on one store
         add the same runs, and their claims keep each from being trained twice); those the store already holds
-        are skipped, as at the start. [] when no entry needs another seed."""
+        are skipped, as at the start. [] when nothing is left to add."""
         while self.store_error is None:
             try:
                 stored = self.store.finished_results(self.experiment_id, self.claim.finished_after_ms)
             except StoreError as e:
                 self.store_error = e
                 break
-            new = self.suite.add_seeds(stored.get)
+            new = self.suite.apply_tuning(stored.get)
+            if new:
+                self._log_tuned_rates()
+            else:
+                new = self.suite.add_seeds(stored.get)
             if not new:
                 break
             self.hashes = self.suite.hashes()
@@ -171,6 +176,15 @@ class SuiteBook:
             if fresh:
                 return fresh
         return []
+
+    def _log_tuned_rates(self) -> None:
+        """The tuning stage's choice, as params ``tuned_lr.<task>.<cell>`` of the suite's parent run."""
+        params = {f"tuned_lr.{task}.{cell}": rate for (task, cell), rate in self.suite.tuning.chosen.items()}
+        if self.parent is not None:
+            try:
+                self.store.log(self.parent_id, params=params)
+            except StoreError as e:
+                self.store_error = self.store_error or e
 
     def record(self, index: int, status: str, reason: str = "", metrics: dict | None = None,
                store_error: StoreError | None = None) -> None:

@@ -152,7 +152,9 @@ def test_summary_says_decided_at_cap_and_why_an_entry_stayed_open():
 def seeds_by_entry(uri: str) -> dict[str, list[int]]:
     found: dict[str, list[int]] = {}
     for run in children(uri):
-        assert run.info.status == "FINISHED"
+        if run.info.status != "FINISHED":  # a claim lost to the other runner leaves a KILLED run, never trained
+            assert run.data.tags["bench.outcome"] == "claimed", run.info
+            continue
         params = run.data.params
         found.setdefault(f"{params['cell']}-T{params['truncation']}", []).append(int(params["seed"]))
     return {k: sorted(v) for k, v in found.items()}
@@ -188,7 +190,7 @@ def test_a_suite_adds_seeds_where_open_resumes_to_the_same_runs_and_two_runners_
         out, err = runner.communicate(timeout=600)
         assert runner.returncode == 0, err[-3000:]
     assert seeds_by_entry(shared) == seeds  # the same seeds, each trained once
-    assert len(children(shared)) == sum(map(len, seeds.values()))
+    assert len([r for r in children(shared) if r.info.status == "FINISHED"]) == sum(map(len, seeds.values()))
 
 
 # ----------------------------------------------------------------------------------------------- tuned rates

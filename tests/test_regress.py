@@ -179,6 +179,9 @@ def compare(store, change, **settings):
     (lambda e: shift(e, +0.05), [["better", "info"]]),
     (lambda e: e.update(reached_target=True), [["no longer reaches target", "fail"]]),
     (lambda e: e.update(samples_per_s=e["samples_per_s"] * 10), [["slower", "warn"]]),
+    # A baseline with more seeds than the current entry (adaptive seeds give each entry its own n): still passes.
+    (lambda e: e.update(values=e["values"] + [e["mean"]] * 3, n=e["n"] + 3), []),
+    (lambda e: shift(e, -0.1) or e.update(values=e["values"] + [e["mean"]] * 3, n=e["n"] + 3), [["worse", "fail"]]),
 ])
 def test_what_counts_as_a_regression(store, change, expected):
     assert compare(store, change) == expected

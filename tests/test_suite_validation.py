@@ -75,8 +75,8 @@ def test_bundled_suites_are_valid(name):
     suite = load_suite(name)
     assert suite.configs and len(set(suite.hashes())) == len(suite.configs)
     if name == "default":  # its exclude rule: the sine never gets truncations 3 and 8
-        assert not [c for c in suite.configs if c["task"] == "sine" and c["truncation"] in (3, 8)]
-        assert [c for c in suite.configs if c["task"] == "dependency" and c["truncation"] in (3, 8)]
+        assert not [c for c in suite.matrix() if c["task"] == "sine" and c["truncation"] in (3, 8)]
+        assert [c for c in suite.matrix() if c["task"] == "dependency" and c["truncation"] in (3, 8)]
 
 
 # ------------------------------------------------------------------------------------------- exclude
@@ -233,7 +233,7 @@ def test_sections_must_be_mappings(tmp_path, section):
 
 def test_unknown_top_level_key(tmp_path):
     problem = only_problem(write(tmp_path, "axis: {seed: [0]}\n" + FIXED))
-    assert problem.endswith("axis: unknown key; allowed: description, axes, fixed, tasks, points, exclude, published")
+    assert problem.endswith("axis: unknown key; allowed: description, axes, fixed, tasks, points, exclude, published, seeds, tune")
 
 
 def test_unknown_task_in_tasks(tmp_path):
@@ -255,7 +255,7 @@ def test_bad_yaml_syntax_says_where(tmp_path, text, where):
 @pytest.mark.parametrize("text, what", [("- a\n- b\n", "list"), ("", "NoneType"), ("just text\n", "str")])
 def test_a_suite_must_be_a_mapping(tmp_path, text, what):
     problem = only_problem(write(tmp_path, text))
-    assert f": {what}; allowed: a mapping with keys description, axes, fixed, tasks, points, exclude, published" in problem
+    assert f": {what}; allowed: a mapping with keys description, axes, fixed, tasks, points, exclude, published, seeds, tune" in problem
 
 
 def test_missing_suite_lists_the_bundled_ones(tmp_path):

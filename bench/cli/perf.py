@@ -228,13 +228,15 @@ TINY_BUDGETS = {"dependency": {"max_samples": 4000, "series_length": 20_000, "ev
 def default_sample() -> list[dict]:
     """Twelve configurations of the default suite (seed 0, its budgets): every cell on both tasks, both directions,
     each task's shortest and longest truncation, depths 1 and 2, in balanced turns, so that the sample mixes cheap
-    and expensive runs (T=1 against T=20, bidirectional evaluation window by window) as the suite does."""
-    suite = load_suite("default")
-    cells = list(dict.fromkeys(c["cell"] for c in suite.configs))
-    truncations = {task: sorted({c["truncation"] for c in suite.configs if c["task"] == task})
+    and expensive runs (T=1 against T=10, bidirectional evaluation window by window) as the suite does."""
+    # Its whole budget (the cap, where the suite stops at a plateau): the plain loop it is held against has no
+    # plateau stopping, and the two must train the same steps.
+    configs = [{**c, "stop": "budget", "patience": 0, "plateau_tolerance": -1.0} for c in load_suite("default").matrix()]
+    cells = list(dict.fromkeys(c["cell"] for c in configs))
+    truncations = {task: sorted({c["truncation"] for c in configs if c["task"] == task})
                    for task in ("dependency", "sine")}
     by_key = {(c["task"], c["cell"], c["layers"], c["bidirectional"], c["truncation"]): c
-              for c in suite.configs if c["seed"] == 0}
+              for c in configs if c["seed"] == 0}
     sample = []
     for i, cell in enumerate(cells):
         odd = i % 2 == 1
@@ -317,7 +319,7 @@ def suite_figures(configs: list[dict], tmp: Path, rounds: int, reference_epoch: 
     - per-run fixed cost (1 worker): each run's time from its start to the next one's, less its training loop
       and its test pass (validations and test are evaluation, the last figure); the median over every round's
       runs, since a 12-run sample counts the once-per-data-set floors and baselines and the worker's first run
-      in a few of them, which the default suite's 672 runs spread thin (the mean is in the note), also in
+      in a few of them, which the default suite's hundreds of runs spread thin (the mean is in the note), also in
       ``reference_epoch``s (the header's plain-loop epoch), for comparing machines;
     - evaluation: the share of a T=1 unidirectional dependency run's wall time spent validating and testing.
     """
@@ -347,7 +349,7 @@ def suite_figures(configs: list[dict], tmp: Path, rounds: int, reference_epoch: 
                         note=f"{rounds} round(s), each plain loops then suite; the workers' time in training "
                              f"steps, from the suite's own runs: {statistics.median(map(steps_share, twos)):.2f}; "
                              f"whole command, start-up included: {whole:.2f} (the start-up, the next figure, weighs "
-                             f"{len(configs)} runs here, 672 in the default suite)")
+                             f"{len(configs)} runs here, hundreds in the default suite)")
     costs = [cost for one in ones for cost in per_run_fixed_costs(one)]
     tests = statistics.median(r.data.metrics["test_time_s"] for one in ones for r in one.runs)
     fixed = Figure("per-run fixed cost in the runner (queue → first step, last step → results in store), less the "

@@ -78,6 +78,11 @@ class Suite:
             self._varying = (len(self.configs), varying_fields(self.configs))
         return self._varying[1]
 
+    def matrix(self) -> list[dict[str, Any]]:
+        """The suite's reported configurations as its file writes them (its own rates, the first seeds), before a
+        tuning stage chooses rates or seeds are added."""
+        return list(self.tuning.shared if self.tuning else self.configs)
+
     def reported(self) -> list[dict[str, Any]]:
         """The configurations whose results the tables report: all but the tuning runs."""
         return self.configs[self.tuning.runs if self.tuning else 0:]

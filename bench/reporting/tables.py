@@ -289,7 +289,8 @@ def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
                      "steps to target": number(row["steps_to_target"], ".0f") if reached else unknown,
                      "time to target (s)": number(row["time_to_target_s"], ".1f") if reached else unknown})
         if "samples_to_plateau" in row and summary["samples_to_plateau"].notna().any():  # plateau stopping
-            rows[-1]["samples to plateau"] = number(row["samples_to_plateau"], ",.0f") or "at cap"
+            rows[-1]["samples to plateau"] = number(row["samples_to_plateau"], ",.0f") or unknown.replace(
+                "not reached", "at cap")
     return pd.DataFrame(rows)
 
 

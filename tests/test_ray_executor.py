@@ -340,3 +340,33 @@ def test_a_run_another_runner_holds_is_trained_once_that_runner_dies(two_nodes, 
         dies.cancel()
         other.end(KILLED)
     assert result.outcomes[0][0] == "finished" and result.count("finished") == 2, result.outcomes
+
+
+def test_adaptive_seeds_are_added_on_a_cluster_as_locally(two_nodes, mlflow_server, tmp_path):
+    """``seeds: {min, max}`` under Ray: each entry gets seeds 0, 1, … in order, one past the minimum only while
+    its answer was open (bench.tasks.decision), and a rerun finds every run done."""
+    from bench import tasks
+    from bench.tasks import decision
+
+    path = tmp_path / "adaptive.yaml"
+    path.write_text(SUITE_YAML.replace("  task: [dependency, sine]\n", "  task: [dependency]\n")
+                    .replace("  seed: [0, 1]\n", "").replace("fixed:\n", "seeds: {min: 2, max: 4}\nfixed:\n"))
+    adaptive = load_suite(str(path))
+    experiment = "adaptive"
+    result = run_suite(adaptive, mlflow_server, experiment, progress=False, executor="ray", address=two_nodes.address)
+    runs = child_runs(mlflow_server, experiment, result.parent_run_id)
+    assert {r.info.status for r in runs} == {"FINISHED"} and result.count("finished") == len(runs)
+    values: dict[str, dict[int, float]] = {}
+    for run in runs:
+        entry = run.data.params["truncation"]
+        values.setdefault(entry, {})[int(run.data.params["seed"])] = run.data.metrics["test.ce"]
+    floors = {code_key(k): v for k, v in runs[0].data.metrics.items() if k.startswith("floor")}
+    task = tasks.get("dependency")
+    for entry, by_seed in values.items():
+        assert sorted(by_seed) == list(range(len(by_seed))) and 2 <= len(by_seed) <= 4
+        got = [by_seed[s] for s in sorted(by_seed)]
+        for n in range(2, len(got)):
+            assert decision.open_reason(task, got[:n], floors), (entry, got)
+    again = run_suite(load_suite(str(path)), mlflow_server, experiment, progress=False, executor="ray",
+                      address=two_nodes.address)
+    assert len(again.skipped) == len(runs) and not again.outcomes

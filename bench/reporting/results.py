@@ -94,15 +94,18 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def stored_results(runs: pd.DataFrame) -> dict[str, tuple[str, dict]]:
-    """Config hash -> (outcome, metrics) of the latest FINISHED run of each, from :meth:`Store.runs_frame`: what
-    :meth:`bench.config.suite.Suite.apply_tuning` reads, as the runner reads the store."""
+    """Config hash -> (outcome, metrics) of the latest FINISHED run of each, from :meth:`Store.runs_frame`, and
+    ("failed", {}) for a configuration with runs but none FINISHED: what :meth:`bench.config.suite.Suite.apply_tuning`
+    reads, as the runner reads the store."""
     finished = runs[runs["status"] == "FINISHED"].sort_values("start_time", ascending=False)
     finished = finished.drop_duplicates("tags.bench.config_hash")
     metrics = [c for c in finished.columns if c.startswith("metrics.")]
     outcomes = _column(finished, "tags.bench.outcome")
-    return {h: (outcome or "finished", {c.removeprefix("metrics."): row[c] for c in metrics if pd.notna(row[c])})
-            for (h, row), outcome in zip(finished.set_index("tags.bench.config_hash").iterrows(), outcomes)
-            if isinstance(h, str)}
+    found = {h: ("failed", {}) for h in runs["tags.bench.config_hash"] if isinstance(h, str)}
+    found.update({h: (outcome or "finished", {c.removeprefix("metrics."): row[c] for c in metrics if pd.notna(row[c])})
+                  for (h, row), outcome in zip(finished.set_index("tags.bench.config_hash").iterrows(), outcomes)
+                  if isinstance(h, str)})
+    return found
 
 
 def _column(frame: pd.DataFrame, name: str) -> list:

@@ -143,7 +143,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         resolve_device(args.device)
     devices = parse_devices(args.devices) if args.devices is not None else None
     uri = checked_store(args)
-    print(f"suite {suite.name}: {len(suite.configs)} runs -> {uri}")
+    later = [f"{len(suite.tuning.shared)} reported runs at the tuned rates" if suite.tuning else "",
+             f"seeds added up to {suite.seeds[1]} where the answer is open" if suite.seeds else ""]
+    print(f"suite {suite.name}: {len(suite.configs)} runs" + "".join(f", then {t}" for t in later if t) + f" -> {uri}")
     result = run_suite(suite, uri, args.experiment, device=args.device, workers=args.workers,
                        per_device=args.per_device, force=args.force, progress=not args.no_progress,
                        executor=args.executor, address=args.address, devices=devices)

@@ -97,7 +97,7 @@ def explore_frames(suite: Suite, found: results.SuiteResults, summary: pd.DataFr
     style, MLflow UI address, settings as text and metric's name; the configurations' summaries; the learning
     curves; the task's references (the static heatmap's anchors: floors, baselines, the source's figure)."""
     runs = found.runs[found.runs["run_id"].notna()].copy()
-    configs = {config_hash(cfg): cfg for cfg in suite.configs}
+    configs = {config_hash(cfg): cfg for cfg in suite.configs + suite.possible_seed_configs()}
     shown = {task: [*SHOWN_SETTINGS, *(f for f in extras if f not in SHOWN_SETTINGS)]
              for task, extras in suite.varying.items()}
     cfgs = [configs[h] for h in runs["config_hash"]]

@@ -254,3 +254,16 @@ def test_a_tuned_suite_records_its_choice_and_the_page_states_it(tmp_path, monke
     summary = pd.read_csv(tmp_path / "results" / "tuned" / "summary.csv")
     assert len(summary) == 4 and set(summary["n"]) == {2}  # the tuning runs are not reported
     assert {"decided", "at_cap", "open"} <= set(summary.columns)
+
+
+def test_a_failed_tuning_run_counts_as_the_worst_rate_and_holds_nothing_back(tmp_path):
+    from bench.reporting.results import stored_results
+
+    suite = load_suite(str(write_suite(tmp_path / "tuned.yaml", TUNED)))
+    rows = [{"run_id": f"r{i}", "status": "FAILED" if (c["cell"], c["lr"]) == ("gru", 0.005) else "FINISHED",
+             "start_time": i, "tags.bench.config_hash": config_hash(c), "tags.bench.outcome": None,
+             "metrics.test/ce": 0.5 + c["lr"]} for i, c in enumerate(suite.configs)]
+    found = stored_results(pd.DataFrame(rows))
+    assert found[config_hash(suite.configs[0])][0] in ("finished", "failed") and len(found) == 6
+    assert len(suite.apply_tuning(found.get)) == 8
+    assert suite.tuning.chosen == {("dependency", "lstm"): 0.005, ("dependency", "gru"): 0.02}

@@ -33,8 +33,10 @@ DATASET_NAMES = {"dependency": "dependency·series_length=20000·eval_length=200
 def documented_config_hash(cfg: dict) -> str:
     """A run's identity as its documentation states it, computed here independently: the first 16 hex digits of
     the SHA-256 of the resolved config as JSON with sorted keys, leaving out settings at their neutral value
-    (max_samples -1, val_count 0, fresh_series false) and tbptt_stride where it equals the truncation it follows."""
-    neutral = (("max_samples", -1), ("val_count", 0), ("fresh_series", False))
+    (max_samples -1, val_count 0, fresh_series false, stop budget, patience 0, plateau_tolerance -1) and tbptt_stride
+    where it equals the truncation it follows."""
+    neutral = (("max_samples", -1), ("val_count", 0), ("fresh_series", False), ("stop", "budget"), ("patience", 0),
+               ("plateau_tolerance", -1.0))
     kept = {k: v for k, v in cfg.items() if (k, v) not in neutral
             and not (k == "tbptt_stride" and v == cfg["truncation"])}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=list).encode()).hexdigest()[:16]

@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench.core import stats
 from bench import tasks
-from bench.tasks import decision, outcomes (Runs that converge and seeds where the answer is open: stop: plateau (patience, plateau_tolerance; neutral at budget stopping, so existing hashes hold) records at_cap and samples_to_plateau; seeds: {min, max} adds the next seed to entries whose mark is open (bench/tasks/decision.py), from what the store holds, in both executors; summary gains decided, open, at_cap)
+from bench.tasks import decision, outcomes
 
 # a task's reference rows under its table: (its summary rows, column label -> their rows) -> label -> column -> value
 ReferenceRows = Callable[[pd.DataFrame, dict[str, pd.DataFrame]], dict[str, dict[str, float]]]

@@ -25,7 +25,7 @@ def open_reason(task, values: Sequence[float], references: dict[str, float]) -> 
     >>> open_reason(tasks.get("dependency"), [0.520, 0.521, 0.519], floors)
     ''
     >>> open_reason(tasks.get("dependency"), [0.50, 0.53, 0.52], floors)
-    'mark 0+?: interval [0.4787, 0.5546] spans more than one band'
+    'mark 1?: interval [0.4787, 0.5546] spans more than one band'
     >>> open_reason(tasks.get("sine"), [0.01], {})
     ''
     """

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from bench import tasks
+from bench.config.settings import resolve
 from bench.core import stats
 from bench.tasks import decision
 from bench.tasks import dependency_floors as targets
@@ -26,18 +27,20 @@ REFERENCES = {f"floor/{k}": v for k, v in FLOORS.items()}
 def simulate(rng, entries: int, first: int, most: int, sd_median: float = 0.0023, sd_spread: float = 1.07):
     """(wrong share of decided entries, decided share, mean seeds per entry) over ``entries`` simulated entries."""
     task = tasks.get("dependency")
+    cfg = resolve({"task": "dependency", "eval_length": 20000, "batch_size": 50})  # the default suite's test noise
     wrong = decided = seeds = 0
     for _ in range(entries):
         mean = rng.uniform(0.445, 0.675)
         sd = sd_median * math.exp(sd_spread * rng.standard_normal())
         values = list(mean + sd * rng.standard_normal(first))
-        while decision.open_reason(task, values, REFERENCES) and len(values) < most:
+        while decision.open_reason(task, values, REFERENCES, cfg) and len(values) < most:
             values.append(mean + sd * rng.standard_normal())
         seeds += len(values)
-        if not decision.open_reason(task, values, REFERENCES):
+        if not decision.open_reason(task, values, REFERENCES, cfg):
             decided += 1
-            shown = task.mark({"mean": float(np.mean(values)), **_interval(values), **REFERENCES})
-            wrong += shown != targets.level_of(mean, FLOORS)
+            shown = task.mark({"mean": float(np.mean(values)), **_interval(values), **REFERENCES,
+                               "noise": task.noise(cfg)})
+            wrong += shown != targets.level_of(mean, FLOORS, task.noise(cfg))
     return wrong / max(decided, 1), decided / entries, seeds / entries
 
 

@@ -107,7 +107,8 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 def open_question(task, row: dict, group: pd.DataFrame) -> str:
     """Why an entry is still undecided (:func:`bench.tasks.decision.open_reason` on its seeds), and where it stopped:
     at the suite's most seeds, or with runs that did not finish; ``''`` when decided."""
-    reason = decision.open_reason(task, list(row["values"]), references(group[group["outcome"] == "finished"]))
+    reason = decision.open_reason(task, list(row["values"]), references(group[group["outcome"] == "finished"]),
+                                  group.iloc[0].to_dict())
     if not reason:
         return ""
     most = int(group["seeds_max"].iloc[0]) if "seeds_max" in group else row["runs"]

@@ -16,9 +16,10 @@ from bench.core import stats
 FEWEST = 2  # seeds an interval needs
 
 
-def open_reason(task, values: Sequence[float], references: dict[str, float]) -> str:
+def open_reason(task, values: Sequence[float], references: dict[str, float], cfg: dict | None = None) -> str:
     """Why the entry whose finished seeds gave ``values`` is still undecided under ``task``'s mark, or ``''``
-    when it is decided. ``references``: the runs' ``floor/*`` and ``baseline/*`` metrics.
+    when it is decided. ``references``: the runs' ``floor/*`` and ``baseline/*`` metrics; ``cfg``: one of the
+    entry's configurations, for the test noise that sets the mark's bands (as the summary row's mark reads it).
 
     >>> from bench import tasks
     >>> floors = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
@@ -31,7 +32,9 @@ def open_reason(task, values: Sequence[float], references: dict[str, float]) -> 
     """
     finished = [v for v in values if not math.isnan(v)]
     mean, low, high = stats.t_interval(finished, log=task.log_scale)
-    mark = task.mark({"mean": mean, "low": low, "high": high, "n": len(finished), **references})
+    row = {"mean": mean, "n": len(finished), **references, "noise": task.noise(cfg) if cfg else math.nan}
+    lowest, highest = task.metric_range(row)  # the interval clipped to the metric's range, as the summary's is
+    mark = task.mark({**row, "low": max(low, lowest), "high": min(high, highest)})
     if not mark.endswith("?"):
         return ""
     if len(finished) < FEWEST:

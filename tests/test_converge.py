@@ -173,11 +173,11 @@ def test_a_suite_adds_seeds_where_open_resumes_to_the_same_runs_and_two_runners_
     for run in sorted(children(one), key=lambda r: int(r.data.params["seed"])):
         values.setdefault(f"{run.data.params['cell']}-T{run.data.params['truncation']}", []).append(
             run.data.metrics["test.ce"])
-    task = tasks.get("dependency")
+    task, cfg = tasks.get("dependency"), load_suite(str(suite_file)).configs[0]  # the entries share their noise
     for entry, got in values.items():  # every seed past the minimum was added because the entry was open
         for n in range(2, len(got)):
-            assert decision.open_reason(task, got[:n], FLOORS), (entry, got)
-        assert len(got) == 4 or not decision.open_reason(task, got, FLOORS), (entry, got)
+            assert decision.open_reason(task, got[:n], FLOORS, cfg), (entry, got)
+        assert len(got) == 4 or not decision.open_reason(task, got, FLOORS, cfg), (entry, got)
     again = bench_run(suite_file, one)  # resumed: every run is in the store, none is trained again
     assert again.returncode == 0, describe(again)
     assert summary_count(again.stdout, "skipped") == sum(map(len, seeds.values()))

@@ -94,10 +94,13 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def stored_results(runs: pd.DataFrame) -> dict[str, tuple[str, dict]]:
-    """Config hash -> (outcome, metrics) of the latest FINISHED run of each, from :meth:`Store.runs_frame`, and
-    ("failed", {}) for a configuration with runs but none FINISHED: what :meth:`bench.config.suite.Suite.apply_tuning`
-    reads, as the runner reads the store."""
-    finished = runs[runs["status"] == "FINISHED"].sort_values("start_time", ascending=False)
+    """Config hash -> (outcome, metrics) of the latest run of each that ended with a result (:func:`has_result`),
+    from :meth:`Store.runs_frame`, and ("failed", {}) for a configuration with runs but none with a result: what
+    :meth:`bench.config.suite.Suite.apply_tuning` reads, as the runner reads the store."""
+    outcome_tags = _column(runs, "tags.bench.outcome")
+    with_result = pd.Series([has_result(status, outcome) for status, outcome in zip(runs["status"], outcome_tags)],
+                            index=runs.index, dtype=bool)
+    finished = runs[with_result].sort_values("start_time", ascending=False)
     finished = finished.drop_duplicates("tags.bench.config_hash")
     metrics = [c for c in finished.columns if c.startswith("metrics.")]
     outcomes = _column(finished, "tags.bench.outcome")

@@ -515,11 +515,14 @@ class Store:
         return found
 
     def finished_results(self, experiment_id: str, started_after_ms: int = 0) -> dict[str, tuple[str, dict]]:
-        """Config hash -> (outcome: finished or diverged, metrics under the harness's names) of the latest
-        FINISHED run of each configuration started at or after ``started_after_ms``."""
+        """Config hash -> (outcome: finished or diverged, metrics under the harness's names) of the latest run of
+        each configuration that ended with a result (FINISHED, or FAILED as diverged) started at or after
+        ``started_after_ms``."""
         found: dict[str, tuple[str, dict]] = {}
-        runs = self.search(experiment_id, f"attributes.status = 'FINISHED' and attributes.start_time >= "
-                                          f"{started_after_ms}")
+        since = f"attributes.start_time >= {started_after_ms}"
+        runs = [*self.search(experiment_id, f"attributes.status = 'FINISHED' and {since}"),
+                *self.search(experiment_id, f"attributes.status = 'FAILED' and tags.`bench.outcome` = 'diverged' "
+                                            f"and {since}")]
         for run in sorted(runs, key=lambda r: -r.info.start_time):
             h = run.data.tags.get("bench.config_hash")
             if h and h not in found:

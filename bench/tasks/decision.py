@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from bench.core import stats
-
 FEWEST = 2  # seeds an interval needs
 
 
@@ -30,6 +28,8 @@ def open_reason(task, values: Sequence[float], references: dict[str, float], cfg
     >>> open_reason(tasks.get("sine"), [0.01], {})
     ''
     """
+    from bench.core import stats  # scipy, only when the rule runs: bad input and --help import no heavy library
+
     finished = [v for v in values if not math.isnan(v)]
     mean, low, high = stats.t_interval(finished, log=task.log_scale)
     row = {"mean": mean, "n": len(finished), **references, "noise": task.noise(cfg) if cfg else math.nan}

@@ -262,8 +262,8 @@ def verdict(comparison: Comparison) -> str:
 
 
 def class_colours(table: pd.DataFrame) -> pd.DataFrame:
-    """The report's cell colours (:class:`bench.reporting.pages.Table` scores): the class column red where worse,
-    green where better."""
+    """The report's cell colours (:class:`bench.reporting.pages.Table` scores): the class column orange where worse,
+    blue where better (:func:`bench.reporting.pages.score_colour`)."""
     scores = pd.DataFrame(math.nan, index=table.index, columns=table.columns)
     scores["class"] = table["class"].map({"worse": 1.0, "better": 0.0})
     return scores
@@ -283,7 +283,7 @@ def blocks(comparison: Comparison) -> list[Block]:
              f"test's threshold the other way. Effect: B − A with its 95% interval (the mean test's sd and df); for "
              f"a metric compared on logs (RMSE) the ratio B / A. Seeds listed as s<seed> <value>."),
         Text(verdict(c)),
-        Table(c.table, class_colours(c.table), "Colour: red worse, green better."),
+        Table(c.table, class_colours(c.table), "Colour: orange worse, blue better."),
     ]
     if len(c.only):
         found += [Heading("Configurations on one side only"), Table(c.only)]

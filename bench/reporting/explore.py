@@ -158,7 +158,7 @@ function draw(){var runs=shown(),done=runs.filter(function(r){return r.metric!==
     if(ts.indexOf(r.truncation)<0)ts.push(r.truncation)});cells.sort();ts.sort(function(a,b){return a-b});
   var z=cells.map(function(c){return ts.map(function(t){return mean(done.filter(function(r){
     return r.cell===c&&r.truncation===t}).map(function(r){return r.metric}),log)})});
-  Plotly.react("heatmap",[{type:"heatmap",x:ts.map(function(t){return "T="+t}),y:cells,z:z,colorscale:[[0,"#1a9850"],[0.5,"#fee08b"],[1,"#d73027"]],
+  Plotly.react("heatmap",[{type:"heatmap",x:ts.map(function(t){return "T="+t}),y:cells,z:z,colorscale:[[0,"#92c5de"],[0.5,"#f7f7f7"],[1,"#f4a582"]],
     reversescale:!better,texttemplate:"%{z:.4g}",hovertemplate:"%{y} %{x}: mean %{z:.4g}<extra></extra>",
     colorbar:{title:{text:label}}}],{title:{x:0.01,xanchor:"left",text:"mean "+label+" over the selected runs"+(log?" (geometric)":"")},
     margin:{t:40}},CONFIG);

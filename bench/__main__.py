@@ -1,7 +1,5 @@
 """``python -m bench``: the same command as ``rnn-bench`` (:mod:`bench.cli.main`)."""
 
-import sys
+from bench.cli.main import console_script
 
-from bench.cli.main import main
-
-sys.exit(main())
+console_script(prog="python -m bench")

@@ -47,8 +47,8 @@ def load(name: str) -> Callable:
     if not module_name or not attr:
         raise ValueError(f"cell: {name!r}; allowed: {ALLOWED}")
     try:
-        module = import_from_path_or_cwd(module_name)
-    except Exception as e:  # any import-time error of a user's module is a bad setting, reported in one line
+        module = import_plugin(module_name)
+    except (Exception, SystemExit) as e:  # any import-time error of a user's module (sys.exit too) is a bad setting
         raise ValueError(f"cell: {name!r} cannot be imported ({type(e).__name__}: {e}); allowed: {ALLOWED}") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
@@ -56,17 +56,31 @@ def load(name: str) -> Callable:
     return factory
 
 
-def import_from_path_or_cwd(module_name: str):
-    """Import ``module_name`` as ``python -m`` would find it: from the installed packages or, failing that, from
-    the current directory (a console script such as ``rnn-bench`` does not put it on the path). Worker processes
-    inherit the path, so they find the module too."""
+def import_plugin(module_name: str):
+    """Import a plug-in's module from the installed packages and the path Python was given, never implicitly
+    from the current folder: a file there named like the module (a ``config.yaml`` received from someone else
+    may name one) must not run because of where the command was started. ``python -m bench`` has the current
+    folder on its path, as Python does for any ``-m``; with ``rnn-bench``, ``PYTHONPATH=.`` says so. A missing
+    module found in the current folder says that, so the user knows how to name it."""
     try:
         return importlib.import_module(module_name)
-    except ModuleNotFoundError:
-        if os.getcwd() in sys.path:
-            raise
-        sys.path.insert(0, os.getcwd())
-        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        top = module_name.partition(".")[0]
+        if e.name == top and (os.path.exists(f"{top}.py") or os.path.isdir(top)):
+            raise ModuleNotFoundError(f"{e}; the current folder holds it but is not searched: run with "
+                                      "PYTHONPATH=. to use it") from None
+        raise
+
+
+def is_unlisted_code(name) -> bool:
+    """Whether cell ``name`` is a dotted path to code that is neither built in nor installed under the entry-point
+    group (by name or by the same path): what a config file may not name without being trusted.
+
+    >>> is_unlisted_code("gru"), is_unlisted_code("lightning_modules.cells:gru"), is_unlisted_code("pwn:cell")
+    (False, False, True)
+    """
+    return (isinstance(name, str) and ":" in name and name not in BUILTIN.values()
+            and name not in installed().values())
 
 
 def problem(name: str) -> str | None:

@@ -22,11 +22,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server_process(backend_uri: str, artifacts: Path, log_path: Path):
-    """Launch ``mlflow server`` over ``backend_uri``; yield (process, its URI) without waiting for it (see
-    :func:`wait_healthy`); stop it, children included, at the end."""
-    port = free_port()
-    with open(log_path, "wb") as log:
+def server_process(backend_uri: str, artifacts: Path, log_path: Path, port: int | None = None):
+    """Launch ``mlflow server`` over ``backend_uri`` (on ``port``, default a free one); yield (process, its URI)
+    without waiting for it (see :func:`wait_healthy`); stop it, children included, at the end."""
+    port = port or free_port()
+    with open(log_path, "ab") as log:
         # One server worker: it boots in about half the time of two on a loaded 2-core machine, and the few
         # concurrent requests of the tests go to its thread pool anyway.
         proc = subprocess.Popen(

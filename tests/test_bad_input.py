@@ -26,6 +26,7 @@ from bench.cli import main as cli, perf
 from bench.running import locations
 from bench.config.settings import ConfigError
 from bench.reporting.regress import load_baseline
+from bench.running.store import EXPERIMENT_IDS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,6 +40,11 @@ def _baseline(mean: str) -> str:
              '"runs": 1, "diverged": 0, "failed": 0, "reached_target": false, "samples_per_s": 100.0}')
     return ('{"suite": "good", "suite_hash": "x", "commit": "x", "date": "x", '
             f'"configurations": {{"dependency/lstm-L1-uni-T10": {entry}}}}}')
+
+
+# A "billion laughs": nine levels of nine aliases each, 10**9 values expanded from 350 bytes.
+BOMB = "axes: {seed: [0]}\nfixed: {hidden: 4}\nl0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9))
 
 
 # The files a case may name, created afresh in every test's folder: {name} in a command line is its path.
@@ -65,6 +71,13 @@ FILES = {
     "nan.json": _baseline("NaN"),
     "inf.json": _baseline("Infinity"),
     "broken.json": '{"suite": ',
+    "huge_model.yaml": "axes: {seed: [0, 1], layers: [1, 64]}\nfixed: {hidden: 4096, bidirectional: true}\n",
+    "bomb.yaml": BOMB,
+    "bomb_config.yaml": "config:\n" + "".join("  " + line + "\n" for line in BOMB.splitlines()),
+    # Config files received from someone else: code they would run, and a plug-in module that says if it ran.
+    "pwn_config.yaml": "config: {task: dependency, cell: 'pwn_plugin:cell'}\n",
+    "exit_config.yaml": "config: {task: 'sys:exit'}\n",
+    "pwn_plugin.py": "open(__file__ + '.ran', 'w').close()\ndef cell(*args):\n    raise SystemExit(0)\n",
 }
 
 
@@ -136,6 +149,14 @@ CASES = [
     C("store scheme", "train --tracking-uri file:///tmp/x", ("tracking_uri", "'file:///tmp/x'")),
     C("store bad host", "train --tracking-uri http://[::1", ("tracking_uri", "'http://[::1'")),
     C("store unreachable", "train --tracking-uri http://127.0.0.1:9", ("tracking_uri", "unreachable")),
+    C("config names code", "train --config {pwn_config.yaml}", ("--config", "cell", "'pwn_plugin:cell'",
+                                                                  "--trust-config")),
+    C("config names sys:exit", "train --config {exit_config.yaml}", ("--config", "task", "'sys:exit'")),
+    C("trusted config's plug-in exits", "train --config {exit_config.yaml} --trust-config",
+      ("task", "'sys:exit'", "SystemExit")),
+    C("plug-in task exits", "train --task sys:exit", ("task", "'sys:exit'", "SystemExit")),
+    C("model too big for memory", "train --hidden 4096 --layers 64 --bidirectional",
+      ("hidden/layers", "lstm hidden 4096 × layers 64 × bidirectional", "GiB to train", "GiB free")),
     C("unknown flag", "train --colour red", ("--colour",)),
     C("flag without value", "train --layers", ("--layers",)),
     C("no command", "", ("command",)),
@@ -152,6 +173,10 @@ CASES = [
     C("suite nested too deeply", "run --suite {deep.yaml}", ("deep.yaml", "nested")),
     C("suite not yaml", "run --suite {broken.yaml}", ("broken.yaml", "YAML")),
     C("suite not a mapping", "run --suite {list.yaml}", ("list.yaml", "list")),
+    C("suite model too big for memory", "run --suite {huge_model.yaml}", ("hidden/layers", "GiB free", "1 more")),
+    C("suite alias bomb", "run --suite {bomb.yaml}", ("bomb.yaml", "aliases expand to more than 100,000")),
+    C("config alias bomb", "train --config {bomb_config.yaml}", ("--config", "aliases expand")),
+    C("compile suite alias bomb", "compile --suite {bomb.yaml}", ("bomb.yaml", "aliases expand")),
     C("suite seed .inf", "run --suite {inf_seed.yaml}", ("axes.seed", "inf")),
     C("suite lr .nan", "run --suite {nan_lr.yaml}", ("axes.lr", "nan")),
     C("suite seed 2**32", "run --suite {big_seed.yaml}", ("axes.seed", "4294967296")),
@@ -400,3 +425,110 @@ def test_a_list_of_numbers_starting_with_a_minus_is_a_value_not_a_flag():
     with pytest.raises(ConfigError, match="--weights: expected one argument"):
         parser.parse_args(["--weights", "--lr"])
     assert main(["train", "--weights", "-0.5,0.4", "--lags", "3,8", "--base", "1.5"]) == 2  # read, then refused
+
+
+@pytest.mark.slow
+def test_a_config_file_never_runs_code_from_the_folder_it_is_used_in(tmp_path):
+    """``train --config config.yaml`` run beside a module the file names: refused in one line (exit 2), the module
+    never imported; trusted, the current folder is still not searched implicitly (the console script's way), and
+    the line says how to use it."""
+    folder = make_folder(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PYTHONPATH")}
+    env["RNN_BENCH_RESULTS"] = str(folder / "results")
+    store = ["--tracking-uri", f"sqlite:///{folder / 'store' / 'mlflow.db'}"]
+    script = str(Path(sys.executable).with_name("rnn-bench"))
+    before = snapshot(folder)
+    for extra, mentions in [((), ("--config", "'pwn_plugin:cell'", "--trust-config")),
+                            (("--trust-config",), ("cell", "'pwn_plugin:cell'", "PYTHONPATH=."))]:
+        proc = subprocess.run([script, "train", "--config", "pwn_config.yaml", *extra, *store], cwd=folder, env=env,
+                              capture_output=True, text=True, timeout=180)
+        assert_refused(proc.returncode, proc.stdout, proc.stderr, Case("pwn", "train", mentions))
+    assert snapshot(folder) == before and not (folder / "pwn_plugin.py.ran").exists()
+
+
+@pytest.mark.slow
+def test_a_plugin_that_exits_while_training_fails_its_run(folder, capsys, monkeypatch):
+    """A cell whose factory raises ``SystemExit(0)`` passes no ``except Exception``: its run ends FAILED with the
+    reason and the command exits 1, never 0."""
+    monkeypatch.syspath_prepend(str(folder))  # named on the command line, from its folder
+    uri = f"sqlite:///{folder / 'store' / 'mlflow.db'}"
+    code = cli.main(["train", "--cell", "pwn_plugin:cell", "--hidden", "4", "--series-length", "20000", "--no-progress",
+                     "--tracking-uri", uri])
+    out, err = capsys.readouterr()
+    assert code == 1 and "failed (SystemExit: " in out, (out, err)
+    from bench.running.store import Store
+
+    (run,) = Store(uri).search(Store(uri).experiment_id("rnn-bench"))
+    assert run.info.status == "FAILED" and run.data.tags["bench.reason"].startswith("SystemExit")
+
+
+def test_an_alias_bomb_is_refused_before_it_is_expanded(folder, capsys):
+    """The 10**9-value alias bomb costs well under a second and a few MB to refuse (it took a minute and 3 GB when
+    its values were expanded to be shown)."""
+    import resource
+    import time
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for argv in (["run", "--suite", str(folder / "bomb.yaml")], ["train", "--config", str(folder / "bomb_config.yaml")]):
+        began = time.process_time()
+        assert cli.main([*argv, "--tracking-uri", f"sqlite:///{folder / 'store' / 'mlflow.db'}"]) == 2
+        assert time.process_time() - began < 0.5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 50_000  # kB
+    assert "aliases expand" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------- a store received from someone else
+
+ESCAPE = "mlflow-artifacts:/../../../../../../../../../../{tmp}/ESCAPED"
+
+
+def tampered_store(folder: Path, table: str, column: str) -> str:
+    """A real store in ``folder/store`` with the experiment and a suite parent of ``good.yaml``, then one artifact
+    location (``table.column``) pointed outside the store, as an altered copy could hold it."""
+    from bench.running.store import Store
+
+    uri = f"sqlite:///{folder / 'store' / 'mlflow.db'}"
+    store = Store(uri)
+    store.create_run(store.experiment_id("rnn-bench"), "suite/good", {"bench.role": "suite", "bench.suite": "good"})
+    with closing(sqlite3.connect(folder / "store" / "mlflow.db")) as db, db:
+        db.execute(f"update {table} set {column} = ?", (ESCAPE.format(tmp=folder),))
+    return uri
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("table, column, argv, whose", [
+    ("experiments", "artifact_location", "train", "experiment 'rnn-bench'"),
+    ("experiments", "artifact_location", "run --suite {good.yaml}", "experiment 'rnn-bench'"),
+    ("runs", "artifact_uri", "compile --suite {good.yaml}", "run "),
+])
+def test_an_artifact_location_outside_the_store_is_refused(folder, capsys, table, column, argv, whose):
+    """An experiment's or a suite parent's artifact location that resolves outside the store's folder: one line
+    naming whose location and where it leads, exit 2, nothing written (there or anywhere in the folder)."""
+    uri = tampered_store(folder, table, column)
+    EXPERIMENT_IDS.clear()  # a new command: nothing known of the store yet
+    before = snapshot(folder)
+    code = cli.main(command_line(Case(argv, argv, ()), folder) + ["--tracking-uri", uri])
+    out, err = capsys.readouterr()
+    assert_refused(code, "", err, Case("escape", argv, (whose, "outside the store's folder", "ESCAPED")))
+    assert snapshot(folder) == before and not (folder / "ESCAPED").exists()
+
+
+@pytest.mark.slow
+def test_a_store_from_a_newer_mlflow_says_so(tmp_path):
+    """A store whose schema revision this MLflow does not know was written by a newer one: one line saying that
+    (not "older, run mlflow db upgrade", which cannot help), exit 2, nothing written. A real process: MLflow
+    checks a store's schema once per process."""
+    folder = make_folder(tmp_path)
+    uri = f"sqlite:///{folder / 'store' / 'mlflow.db'}"
+    from bench.running.store import Store
+
+    Store(uri).experiment_id("rnn-bench")  # a real store, then marked as a newer MLflow's
+    with closing(sqlite3.connect(folder / "store" / "mlflow.db")) as db, db:
+        db.execute("update alembic_version set version_num = 'ffffffffffff'")
+    before = snapshot(folder)
+    proc = subprocess.run([sys.executable, "-m", "bench", "train", "--tracking-uri", uri], cwd=REPO,
+                          capture_output=True, text=True, timeout=180,
+                          env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"})
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
+    assert "written by a newer MLflow (schema revision ffffffffffff" in proc.stderr and "upgrade MLflow" in proc.stderr
+    assert snapshot(folder) == before

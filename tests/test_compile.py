@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -172,3 +175,108 @@ def test_time_to_target_is_the_first_validation_at_the_target():
     found = results.add_time_to_target(runs, histories).fillna(-1)
     assert found[["target", "reached", "steps_to_target", "time_to_target_s"]].round(4).values.tolist() == [
         [0.4645, 1, 400, 2.5], [sine.SOURCE_RMSE, 0, -1, -1], [sine.SOURCE_RMSE, -1, -1, -1]]
+
+
+# ------------------------------------------------------------------------------- a store or suite from outside
+
+INJECTED = "# Owned\n| a | b |\n| --- | --- |\n<script>alert(1)</script> [click](javascript:alert(2)) ![x](http://t/x.png)"
+
+
+@pytest.fixture
+def store_copy(tiny_suite_store, tmp_path):
+    """A copy of the tiny suite's store (database and artifacts), to alter without touching the session's."""
+    import shutil
+
+    suite_file, uri, _ = tiny_suite_store
+    root = Path(uri.removeprefix("sqlite:///")).parent
+    shutil.copy(root / "mlflow.db", tmp_path / "mlflow.db")
+    shutil.copytree(root / "mlartifacts", tmp_path / "mlartifacts")
+    return suite_file, f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path
+
+
+def compile_copy(suite, uri: str, out: Path):
+    from bench.reporting.compile import compile_suite
+    from bench.running.train import restore
+
+    return compile_suite(suite, uri, restore, out_dir=out)
+
+
+@pytest.mark.slow
+def test_text_from_the_suite_and_the_store_reaches_the_pages_as_text(store_copy):
+    """A suite description, a failure reason and a commit tag holding headings, a table, a script, a link and an
+    image: README.md shows them as text (one paragraph, every tag and link escaped) and results.html escapes them."""
+    suite_file, uri, folder = store_copy
+    doc = re.sub(r"(?m)^description:.*$", "description: " + json.dumps(INJECTED), suite_file.read_text(), count=1)
+    (folder / "evil.yaml").write_text(doc)
+    suite = load_suite(str(folder / "evil.yaml"), axis_overrides={"seed": ["0", "1", "3"]})
+    store = Store(uri)
+    lost = next(c for c in suite.configs if c["seed"] == 3)
+    store.mark_failed(store.experiment_id("rnn-bench"), None, lost, "no-parent", INJECTED)
+    (failed,) = store.search(store.experiment_id("rnn-bench"), f"tags.`bench.config_hash` = '{config_hash(lost)}'")
+    store.log(failed.info.run_id, tags={"mlflow.source.git.commit": "<img src=x onerror=alert(3)>"})
+    compiled = compile_copy(suite, uri, folder / "out")
+    readme = (compiled.out_dir / "README.md").read_text()
+    page = (compiled.out_dir / "results.html").read_text()
+    assert not [line for line in readme.splitlines() if line.startswith(("# Owned", "| a |", "<"))]
+    for raw in ("<script>", "<img src=x", "](javascript:", "![x](http"):  # as markup: not after a backslash
+        assert not re.search(r"(?<!\\)" + re.escape(raw), readme), raw
+    for raw in ("<script>", "<img src=x"):  # in HTML, only tags are markup
+        assert raw not in page.replace("<script>function sortKey", ""), raw  # only the page's own sort script
+    assert readme.count("\\# Owned") == 2  # the description and the failure reason, each as text
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2 and "&lt;img src=x onerror" in page
+
+
+@pytest.mark.slow
+def test_a_bad_model_pt_marks_its_run_and_the_compile_goes_on(store_copy):
+    """Every saved model.pt of the copy overwritten with junk: the compile still writes every page; the sine
+    figure's runs are trained again, and the page says which run's weights were unusable."""
+    suite_file, uri, folder = store_copy
+    weights = list((folder / "mlartifacts").rglob("model.pt"))
+    assert weights
+    for path in weights:
+        path.write_bytes(b"not a torch file")
+    compiled = compile_copy(load_suite(str(suite_file)), uri, folder / "out")
+    assert sorted(p.name for p in compiled.out_dir.iterdir()) == sorted([*FILES, "explore.html", "plotly.min.js"])
+    readme = (compiled.out_dir / "README.md").read_text()
+    assert "its model.pt is unusable (UnpicklingError), so it was trained again" in readme
+
+
+@pytest.mark.slow
+def test_a_failing_compile_leaves_the_pages_as_they_were(store_copy, monkeypatch):
+    """A compile that fails half-way (here: drawing a figure) leaves the folder exactly as the last compile wrote it,
+    and no temporary folder behind."""
+    from bench.reporting import compile as compile_module
+
+    suite_file, uri, folder = store_copy
+    suite = load_suite(str(suite_file))
+    compiled = compile_copy(suite, uri, folder / "out")
+    before = {p.name: p.read_bytes() for p in compiled.out_dir.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(compile_module, "draw_figures", broken)
+    with pytest.raises(RuntimeError, match="planted"):
+        compile_copy(suite, uri, folder / "out")
+    assert {p.name: p.read_bytes() for p in compiled.out_dir.iterdir()} == before
+    assert sorted(p.name for p in (folder / "out").parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_run_with_a_live_lease_counts_as_running_not_failed(tiny_suite_store):
+    """A run still RUNNING whose process lives (this one's, its heartbeat fresh) is counted running, with its
+    reason, not failed; the comparison entry says so."""
+    from bench.running.leases import RunLease
+
+    suite_file, uri, _ = tiny_suite_store
+    suite = load_suite(str(suite_file), axis_overrides={"seed": ["0", "1", "4"]})
+    live = next(c for c in suite.configs if c["seed"] == 4 and c["task"] == "dependency")
+    store = Store(uri)
+    lease = RunLease.start(store, store.experiment_id("rnn-bench"), "live", {"bench.config_hash": config_hash(live)})
+    try:
+        runs = results.suite_runs(suite, store.runs_frame("rnn-bench"))
+        (row,) = runs[runs["config_hash"] == config_hash(live)].to_dict("records")
+        assert (row["outcome"], row["reason"]) == ("running", "still running (its process holds a live lease)")
+        summary = tables.summarize(results.add_time_to_target(runs, {}))
+        assert summary["running"].sum() == 1 and summary["failed"].sum() == 0
+    finally:
+        lease.end("KILLED")

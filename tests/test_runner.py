@@ -185,8 +185,8 @@ FAILURE_SUITE = {
 @pytest.mark.slow
 def test_failures_are_isolated(tmp_path):
     """Kill the worker of a run mid-run and plant a diverging run: a new worker takes over and the other runs
-    finish, the killed one is FAILED (reason: the worker died), the diverged one is FAILED as diverged with
-    its step, the runner exits 1 and its summary lists both."""
+    finish, the killed one is FAILED (reason: the worker died of a SIGKILL, most likely out of memory), the
+    diverged one is FAILED as diverged with its step, the runner exits 1 and its summary lists both."""
     suite_file = write_suite(tmp_path / "failures.yaml", FAILURE_SUITE)
     suite = load_suite(str(suite_file))
     names = [run_name(c) for c in suite.configs]
@@ -226,7 +226,7 @@ def test_failures_are_isolated(tmp_path):
     assert killed.info.run_id == victim.info.run_id  # its own run is marked, no stand-in created
     assert killed.info.status == "FAILED"
     assert killed.data.tags["bench.outcome"] == "failed"
-    assert "worker died" in killed.data.tags["bench.reason"]
+    assert "worker died" in killed.data.tags["bench.reason"] and "out of memory" in killed.data.tags["bench.reason"]
 
     (diverged,) = by_hash[diverging_hash]
     assert diverged.info.status == "FAILED"  # red in the UI; its outcome tag says diverged: a result

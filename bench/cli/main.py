@@ -11,15 +11,18 @@ import re
 import yaml
 
 from bench import tasks
-from bench.core import names
+from bench.core import bounded_yaml, names
 from bench.cli.args import ArgumentParser, integer, output_dir, report
 from bench.cli.results_commands import add_commands as add_results_commands, checked_store, compile_and_report
 from bench.cli.ui import add_command as add_ui_command
 from bench.config.settings import COMMON_DEFAULTS, ConfigError, fields_for, resolve, run_name, setting_text, shown
 from bench.config.suite import available_suites, load_suite, parse_overrides
 from bench.running.executors.slots import parse_devices
+from bench.running import memory_fit
+from bench.running.interrupt import Interrupted, catch_signals
 from bench.running.runner import run_suite
 from bench.running.store import StoreError
+from lightning_modules import cell_registry
 
 MAX_THREADS = 1024
 MAX_WORKERS = 1024
@@ -56,15 +59,28 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def config_overrides(args: argparse.Namespace) -> dict:
-    """The settings of a ``--config`` file (a run's ``config.yaml``), then every flag given on top of them."""
+    """The settings of a ``--config`` file (a run's ``config.yaml``), then every flag given on top of them. A file
+    is data: a plug-in it names by dotted path, not installed, is code it would run, refused unless a flag names
+    the same or ``--trust-config`` is given."""
+    flags = {name: getattr(args, name) for name in fields_for() if getattr(args, name) is not None}
     found = load_config_file(args.config) if getattr(args, "config", None) else {}
-    return {**found, **{name: getattr(args, name) for name in fields_for() if getattr(args, name) is not None}}
+    if not getattr(args, "trust_config", False):
+        unlisted = {"task": tasks.is_unlisted_code, "cell": cell_registry.is_unlisted_code}
+        problems = [f"--config: {name}: {shown(found[name])} in {args.config!r} is a dotted path to code that is not "
+                    f"installed, which would run; allowed: a built-in or installed {name}, --{name} naming it "
+                    "yourself, or --trust-config if you trust this file"
+                    for name, check in unlisted.items() if name not in flags and check(found.get(name))]
+        if problems:
+            raise ConfigError(problems)
+    return {**found, **flags}
 
 
 def load_config_file(path: str) -> dict:
     """The ``config:`` mapping of a run's ``config.yaml`` (or a plain mapping of settings); one-line errors."""
     try:
-        doc = yaml.safe_load(open(path, encoding="utf-8"))
+        doc = bounded_yaml.safe_load(open(path, encoding="utf-8").read())
+    except bounded_yaml.TooLarge as e:
+        raise ConfigError([f"--config: {path!r}: {e}; allowed: a run's config.yaml"]) from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
         raise ConfigError([f"--config: {path!r} cannot be read ({type(e).__name__}); allowed: a run's config.yaml"]) \
             from None
@@ -116,6 +132,8 @@ def ray_address(text: str) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = resolve(config_overrides(args))
     device = resolve_device(args.device)
+    if too_big := memory_fit.problem([cfg], device):
+        raise ConfigError([too_big])
     uri = checked_store(args)
     import torch  # torch and Lightning only once the settings are checked
 
@@ -142,13 +160,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.device != "auto":
         resolve_device(args.device)
     devices = parse_devices(args.devices) if args.devices is not None else None
+    if too_big := memory_fit.problem(suite.configs, args.device if args.device.startswith("cuda") else "cpu",
+                                     suite.name_of):
+        raise ConfigError([too_big])
     uri = checked_store(args)
     later = [f"{len(suite.tuning.shared)} reported runs at the tuned rates" if suite.tuning else "",
              f"seeds added up to {suite.seeds[1]} where the answer is open" if suite.seeds else ""]
     print(f"suite {suite.name}: {len(suite.configs)} runs" + "".join(f", then {t}" for t in later if t) + f" -> {uri}")
-    result = run_suite(suite, uri, args.experiment, device=args.device, workers=args.workers,
-                       per_device=args.per_device, force=args.force, progress=not args.no_progress,
-                       executor=args.executor, address=args.address, devices=devices)
+    try:
+        result = run_suite(suite, uri, args.experiment, device=args.device, workers=args.workers,
+                           per_device=args.per_device, force=args.force, progress=not args.no_progress,
+                           executor=args.executor, address=args.address, devices=devices)
+    except Interrupted as e:
+        if e.result is None:
+            raise
+        done = len(e.result.outcomes) - e.result.count("killed")
+        print(f"suite {suite.name} {e.reason} after {e.result.wall_time_s:.1f} s: {done} runs done, "
+              f"{e.result.count('killed')} ended KILLED, {len(suite.configs) - done - len(e.result.skipped)} "
+              "left; rerun the same command to resume", file=sys.stderr)
+        return e.exit_code
     print_summary(suite, result)
     if not args.no_compile:
         compile_and_report(suite, uri, args.experiment, args.out, partial=True)
@@ -177,6 +207,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
                                 description="Train, test and track one configuration in MLflow.")
     train.add_argument("--config", default=None, metavar="FILE",
                        help="a run's config.yaml (MLflow artifact): rerun it as is; flags given as well override it")
+    train.add_argument("--trust-config", action="store_true",
+                       help="let --config's file name plug-in code by dotted path (package.module:name) that is not "
+                            "installed: it is imported and run, so only for a file you trust")
     add_config_flags(train)
     add_tracking_flags(train)
     train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
@@ -229,7 +262,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
             # MLflow's own switch (bench.running.store.Store.system_metrics reads it): worker processes, spawned or on a
             # local Ray, inherit it with the environment.
             os.environ["MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"] = "true"
-        return args.handler(args)
+        with catch_signals():
+            return args.handler(args)
+    except Interrupted as e:  # the runs it held are ended KILLED, with the signal as their reason
+        print(f"{e.reason}" + (f": run {e.run_id} ended KILLED" if e.run_id else "")
+              + ("; rerun the same command to resume" if args.command == "run" else ""), file=sys.stderr)
+        return e.exit_code
     except ConfigError as e:
         return report(e)
     except StoreError as e:  # 1 once part of the work is done, 2 if nothing was
@@ -237,6 +275,36 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
         return 1 if e.partial else 2
 
 
-def console_script() -> None:
-    """The ``rnn-bench`` command (pyproject's console script): the same as ``python -m bench``."""
-    sys.exit(main(prog="rnn-bench"))
+class ClosedStdoutIgnored:
+    """``sys.stdout`` for a command line whose reader may go away (``rnn-bench run … | head -1``): once the pipe
+    is closed, what is printed goes to /dev/null, and the command goes on (the suite, its compile) and ends as it
+    would have, instead of dying of a BrokenPipeError traceback at its next line."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self) -> None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def console_script(prog: str = "rnn-bench") -> None:
+    """The ``rnn-bench`` command (pyproject's console script) and ``python -m bench``: :func:`main` with a stdout
+    whose reader may go away."""
+    sys.stdout = ClosedStdoutIgnored(sys.stdout)
+    sys.exit(main(prog=prog))

@@ -46,6 +46,7 @@ from typing import Any, Callable
 import yaml
 
 from bench import tasks as task_registry
+from bench.core import bounded_yaml
 from bench.tasks import decision
 from bench.config.settings import (COMMON_DEFAULTS, ConfigError, check_value, config_hash, display_name, fields_for, resolve,
                           varying_fields)
@@ -395,7 +396,9 @@ def _read(path: Path, name_or_path: str) -> Any:
         raise ConfigError([f"suite: {where!r}: name {path.stem!r}; allowed: a YAML file whose name without "
                            f".yaml is {NAME_ALLOWED}"])
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return bounded_yaml.safe_load(path.read_text(encoding="utf-8"))
+    except bounded_yaml.TooLarge as e:
+        raise ConfigError([f"{where}: {e}; allowed: at most {e.limit:,} values with every alias expanded"]) from None
     except yaml.YAMLError as e:
         mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -135,10 +136,25 @@ def did_you_mean(value: Any, options: list[str]) -> str:
 
 
 def shown(value: Any, limit: int = 80) -> str:
-    """``repr(value)``, cut to ``limit`` characters: an error message stays one readable line.
+    """``repr(value)``, cut to ``limit`` characters: an error message stays one readable line. Never builds the
+    whole ``repr`` of a large value first (a YAML alias bomb's is gigabytes; a huge integer's is refused by
+    Python): strings are cut before, and containers and numbers go through :mod:`reprlib`'s bounded repr.
 
     >>> shown("x" * 100, limit=10)
-    "'xxxxxxxxx... (102 characters)"
+    "'xxxxxxxxx... (a string of 100 characters)"
+    >>> shown([[0] * 1000] * 1000, limit=30)
+    '[[0, 0, 0, 0, 0, 0, ...], [0, ... (a list of 1000 items)'
     """
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+    if isinstance(value, str):
+        text, size = repr(value[: limit + 1]), f"a string of {len(value)} characters"
+    elif isinstance(value, (list, tuple, dict, set, frozenset)):
+        text, size = _BOUNDED.repr(value), f"a {type(value).__name__} of {len(value)} items"
+    else:
+        text, size = _BOUNDED.repr(value), ""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}..." + (f" ({size})" if size else "")
+
+
+_BOUNDED = reprlib.Repr()
+_BOUNDED.maxlevel, _BOUNDED.maxstring, _BOUNDED.maxother, _BOUNDED.maxlong = 3, 80, 80, 80

@@ -11,6 +11,8 @@ the store.
 from __future__ import annotations
 
 import datetime
+import filecmp
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +24,14 @@ from bench import tasks
 from bench.reporting.task_reports import report_for
 from bench.reporting.task_reports.base import Restore
 from bench.running import locations
-from bench.reporting.pages import Block, Bullets, Heading, Image, Table, Text, to_html, to_markdown
+from bench.reporting.pages import Block, Bullets, Heading, Image, Table, Text, literal, to_html, to_markdown
 from bench.config.settings import config_hash, setting_text
 from bench.core.fields import ConfigError
 from bench.running.store import Store
 from bench.config.suite import SUITES_DIR, Suite
 from bench.tasks.dependency import style_label
 
+PAGES = ("README.md", "results.html")
 RUN_COLUMNS = ["configuration", "seed", "outcome", "reason", "metric", "target", "reached", "steps_to_target",
                "time_to_target_s", "run_id", "config_hash", "commit"]
 
@@ -49,21 +52,45 @@ def compile_suite(suite: Suite, tracking_uri: str, restore: Restore, experiment:
     ``restore(cfg, weights)`` gives a run's trained (data, model), for figures that show predictions
     (:func:`bench.running.train.restore`, handed down by the command line). A suite with runs missing or still
     running compiles only with ``partial`` (the page says so); one with none of its runs in the store never
-    (:func:`incomplete`): nothing is written then, so compiled pages are never replaced by empty ones."""
+    (:func:`incomplete`): nothing is written then, so compiled pages are never replaced by empty ones.
+
+    All or nothing: every file is written into a temporary folder beside ``out_dir`` and moved in only once all
+    are written (the pages last), so a compile that fails leaves the pages as they were, never CSVs of one compile
+    beside a README of another. A parent run whose artifacts would land outside the store is refused first."""
     out_dir = locations.output_dir(tracking_uri, suite.name, out_dir)
     found = results.load(suite, tracking_uri, experiment)
     note = incomplete(suite, found.runs, tracking_uri, experiment, partial)
+    store = Store(tracking_uri)
+    if found.parent_run_id:
+        store.artifact_folder(found.parent_run_id)  # raises StoreError if it lies outside the store's folder
     out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{suite.name}-compiling-", dir=out_dir.parent) as staging:
+        summary, comparisons, costs, names = write_files(suite, tracking_uri, found, Path(staging), restore, note)
+        explore.write(Path(staging), *explore_frames(suite, found, summary, store.find_experiment(experiment)),
+                      f"rnn-bench results: {suite.name} (interactive)")  # beside the pages, not logged on the run
+        for path in sorted(Path(staging).iterdir(), key=lambda p: p.name in (*PAGES, explore.PAGE)):  # pages last
+            target = out_dir / path.name
+            if not (target.is_file() and filecmp.cmp(path, target, shallow=False)):  # unchanged files stay as they are
+                os.replace(path, target)
+    files = [out_dir / name for name in names]
+    if found.parent_run_id:
+        store.log_artifacts(found.parent_run_id, files, "results")
+    return Compiled(out_dir, summary, comparisons, costs, files, found.parent_run_id)
+
+
+def write_files(suite: Suite, tracking_uri: str, found: results.SuiteResults, out_dir: Path,
+                restore: Restore, note: str) -> tuple:
+    """Write every compiled file into ``out_dir`` (``note``: why the results are partial, if they are);
+    (summary, comparisons, costs, the files' names)."""
     summary = tables.summarize(found.runs)
     task_names = list(dict.fromkeys(summary["task"]))
     comparisons = {task: tables.comparison_table(summary, task, report_for(task).reference_rows) for task in task_names}
     costs = tables.cost_table(summary)
-
-    files = []
+    names: list[str] = []
 
     def write_csv(frame: pd.DataFrame, name: str) -> None:
         frame.to_csv(out_dir / name, index=False)
-        files.append(out_dir / name)
+        names.append(name)
 
     write_csv(summary, "summary.csv")
     write_csv(found.runs[RUN_COLUMNS + [c for c in found.runs.columns if c not in RUN_COLUMNS]], "runs.csv")
@@ -71,21 +98,14 @@ def compile_suite(suite: Suite, tracking_uri: str, restore: Restore, experiment:
         write_csv(table, f"comparison_{tasks.get(task).name}.csv")
     write_csv(costs, "cost.csv")
     images = draw_figures(suite, summary, found, task_names, out_dir, tracking_uri, restore)
-    files += [out_dir / name for task_images in images.values() for name in task_images]
+    names += [name for task_images in images.values() for name in task_images]
     blocks = report_blocks(suite, tracking_uri, found.runs, summary, comparisons, costs, images, out_dir)
     if note:
         blocks.insert(1, Text(f"**Partial results:** {note}"))
     (out_dir / "README.md").write_text(to_markdown(blocks))
     (out_dir / "results.html").write_text(to_html(blocks, f"rnn-bench results: {suite.name}", out_dir))
-    files += [out_dir / "README.md", out_dir / "results.html"]
-    files += [out_dir / block.file for block in blocks if isinstance(block, Image) and out_dir / block.file not in files]
-
-    store = Store(tracking_uri)
-    explore.write(out_dir, *explore_frames(suite, found, summary, store.find_experiment(experiment)),
-                  f"rnn-bench results: {suite.name} (interactive)")
-    if found.parent_run_id:
-        store.log_artifacts(found.parent_run_id, files, "results")
-    return Compiled(out_dir, summary, comparisons, costs, files, found.parent_run_id)
+    names += [block.file for block in blocks if isinstance(block, Image) and block.file not in names]
+    return summary, comparisons, costs, names + list(PAGES)
 
 
 SHOWN_SETTINGS = ["cell", "layers", "bidirectional", "truncation", "tbptt_stride", "hidden", "optimizer", "lr", "seed"]
@@ -172,15 +192,15 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
                   comparisons: dict[str, pd.DataFrame], costs: pd.DataFrame,
                   images: dict[str, dict[str, str]], out_dir: Path) -> list[Block]:
     counts = runs["outcome"].value_counts()
-    commits = ", ".join(sorted(runs["commit"].dropna().unique())) or "none"
+    commits = literal(", ".join(sorted(runs["commit"].dropna().unique())) or "none")  # text from the store
     blocks: list[Block] = [
         Heading(f"Results: suite `{suite.name}`", 1),
-        Text(suite.description.strip()),
-        Text(f"Suite file `{locations.shown_path(suite.path)}`" + (f", overridden on the command line by `{' '.join(suite.overrides)}`"
+        Text(literal(suite.description)),
+        Text(f"Suite file `{locations.shown_path(suite.path)}`" + (f", overridden on the command line by {literal(' '.join(suite.overrides))}"
                                              if suite.overrides else ", as written") + "."),
         Text(f"Compiled {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC from `{locations.shown_uri(tracking_uri)}`; "
              f"runs of commit {commits}. {len(summary)} configurations, {len(runs)} runs: "
-             + ", ".join(f"{counts.get(o, 0)} {o}" for o in ("finished", "diverged", "failed", "missing")) + "."),
+             + ", ".join(f"{counts.get(o, 0)} {o}" for o in ("finished", *tables.UNFINISHED)) + "."),
         Text(f"Interactive: `{explore.PAGE}` in this folder draws every seed with the filters of your choice, and "
              "links each run to the MLflow UI (`make ui`)."),
         Bullets(["Entries: first what the seeds did where the task classes them (dependency: how many seeds "
@@ -237,11 +257,11 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
     if len(undecided):
         blocks += [Heading("Entries still undecided"), Bullets(
             [f"`{c}` (n={n}): {why}" for c, n, why in undecided[["configuration", "n", "open"]].itertuples(index=False)])]
-    unfinished = runs[runs["outcome"].isin(["diverged", "failed"])]
+    unfinished = runs[runs["outcome"].isin(["diverged", "failed", "running"])]
     missing = int((runs["outcome"] == "missing").sum())
     if len(unfinished) or missing:
         blocks += [Heading("Runs without a result"), Bullets(
-            [f"`{c}` seed {s}: {o}: {r}" for c, s, o, r in
+            [f"`{c}` seed {s}: {o}: {literal(r)}" for c, s, o, r in
              unfinished[["configuration", "seed", "outcome", "reason"]].itertuples(index=False)]
             + ([f"{missing} runs missing: the store has no run of their configuration; "
                 f"`rnn-bench run --suite {suite_argument(suite)}` adds them"] if missing else []))]

@@ -33,7 +33,7 @@ def heatmap_cell_text(row: dict, spec: str) -> str:
     'diverged'
     """
     if row["n"] == 0:
-        return next(o for o in ("diverged", "failed", "missing") if row[o])
+        return next((o for o in tables.UNFINISHED if row.get(o)), "no result")
     classes = tuple(row.get("classes", ()))
     split = f"\nseeds {' '.join(classes)}" if len(set(classes)) > 1 else ""
     return tables.number(row["mean"], spec) + (f" [{row['mark']}]" if row["mark"] else "") + split

@@ -54,8 +54,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
     | lstm | 0.5 \\| 0.6 |
     """
 
-    def cell(value) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
+    def cell(value) -> str:  # no raw HTML, and no link, from a value that came from outside
+        return str(value).replace("|", "\\|").replace("\n", " ").replace("<", "\\<").replace("](", "\\](")
 
     lines = ["| " + " | ".join(cell(c) for c in frame.columns) + " |", "| " + " | ".join("---" for _ in frame.columns) + " |"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
@@ -79,13 +79,39 @@ def to_markdown(blocks: list[Block]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+CODE_SPAN = re.compile(r"(`[^`]*`)")
+MARKUP = re.compile(r"([\\`*_\[\]<>|])")  # what Markdown or HTML would read as markup, within a line
+ESCAPED = re.compile(r"\\([\\`*_\[\]<>|#+\-.!()~=])")
+
+
+def literal(text) -> str:
+    """Text from outside (a suite's description, a store's failure reason or commit tag) as Markdown that shows it
+    as written and can add nothing to the page: one paragraph (line breaks become spaces, so no heading, list,
+    table or code block can start), and outside its `code` spans every character Markdown or HTML reads as markup
+    backslash-escaped (no tag, link, image or emphasis); :func:`inline_html` shows the same text.
+
+    >>> print(literal("# Owned\\n<script>x</script> [a](javascript:b), `a<b`"))
+    \\# Owned \\<script\\>x\\</script\\> \\[a\\](javascript:b), `a<b`
+    """
+    parts = CODE_SPAN.split(" ".join(str(text).split()))
+    escaped = "".join(part if i % 2 else MARKUP.sub(r"\\\1", part) for i, part in enumerate(parts))
+    if re.match(r"[#>+\-=~]|\d+[.)]", escaped):  # would start a heading, quote, list or rule
+        escaped = re.sub(r"^(\d*)", r"\1\\", escaped, count=1)
+    return escaped
+
+
 def inline_html(text: str) -> str:
-    """Escaped text with `code` spans as ``<code>``.
+    """Escaped text with `code` spans as ``<code>``, and Markdown's backslash escapes (:func:`literal`) read as
+    Markdown reads them.
 
     >>> inline_html("mark `1+` < 0.5")
     'mark <code>1+</code> &lt; 0.5'
+    >>> inline_html(literal("# x <b>"))
+    '# x &lt;b&gt;'
     """
-    return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text, quote=False))
+    parts = CODE_SPAN.split(text)
+    return "".join(f"<code>{html.escape(part[1:-1], quote=False)}</code>" if i % 2 else
+                   html.escape(ESCAPED.sub(r"\1", part), quote=False) for i, part in enumerate(parts))
 
 
 STYLE = r"""body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222;

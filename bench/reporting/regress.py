@@ -38,7 +38,7 @@ from bench.core import stats
 from bench import tasks
 from bench.running import locations
 from bench.config.settings import ConfigError, config_hash, shown
-from bench.reporting.pages import markdown_table
+from bench.reporting.pages import literal, markdown_table
 from bench.config.suite import Suite
 
 ALPHA = 0.01  # false-alarm rate per configuration under pure seed noise (tests/test_regress_power.py)
@@ -382,9 +382,10 @@ def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataF
             note(key, "missing", "fail", base_text, "not in the suite", "the suite no longer has this configuration")
             continue
         now_text = _text(now["mean"], now["std"], now["n"], spec)
-        if now["missing"]:
+        if now["missing"] or now.get("running"):
             note(key, "missing", "fail", base_text, now_text,
-                 f"{now['missing']} of {now['runs']} runs not in the store (run the suite first)")
+                 f"{now['missing'] + now.get('running', 0)} of {now['runs']} runs not in the store or still running "
+                 "(run the suite first)")
         for outcome in ("failed", "diverged"):
             if now[outcome] > base[outcome]:
                 note(key, f"more {outcome}", "fail", f"{base[outcome]} {outcome}", f"{now[outcome]} {outcome}",
@@ -437,11 +438,12 @@ def regress_markdown(comparison: Comparison) -> str:
     """The report written to ``results/<suite>/regress.md``."""
     base, s = comparison.baseline, comparison.settings
     lines = [f"# Regression check: suite `{comparison.suite.name}`", "",
-             f"Baseline `{locations.shown_path(comparison.baseline_file)}`: suite `{base['suite']}`, commit {base['commit']}, "
-             f"{base['date']}.", ""]
+             f"Baseline `{locations.shown_path(comparison.baseline_file)}`: suite {literal(base['suite'])}, "  # the file's
+             f"commit {literal(base['commit'])}, {literal(base['date'])}.", ""]
     if base["suite_hash"] != suite_hash(comparison.suite):
         lines += ["The suite's settings changed since the baseline (suite hash "
-                  f"{base['suite_hash']} → {suite_hash(comparison.suite)}): configurations are matched by key.", ""]
+                  f"{literal(base['suite_hash'])} → {suite_hash(comparison.suite)}): configurations are matched by key.",
+                  ""]
     deltas = ", ".join(f"{task} {value:g}" for task, value in s["min_delta"].items())
     lines += [f"Worse = seeds that lost what every baseline seed had learned (their outcome classes against the "
               f"task's known answers), or the worst seed beyond a prediction interval of the baseline's seeds, or the "

@@ -53,7 +53,7 @@ def latest_suite_parent(runs: pd.DataFrame, suite_name: str) -> str | None:
 
 def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration of ``suite``: its settings, ``configuration`` (key without seed), ``direction``,
-    ``outcome`` (finished | diverged | failed | missing), ``reason``, ``run_id``, ``commit``, ``metric`` (the
+    ``outcome`` (finished | diverged | failed | running | missing), ``reason``, ``run_id``, ``commit``, ``metric`` (the
     task's metric) and every metric of the chosen run under its own name (``test/ce``, ``fit_time_s``, …)."""
     suite.apply_tuning(stored_results(runs).get)  # the reported runs' rates, as the runner chose them
     extras = suite.varying
@@ -79,11 +79,14 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
     table["commit"] = _column(picked, "tags.mlflow.source.git.commit")
     outcome_tag = _column(picked, "tags.bench.outcome")
     reason_tag = _column(picked, "tags.bench.reason")
+    # Compile reaps runs whose process is gone first: a run still RUNNING here holds a live lease, so it runs.
     table["outcome"] = [
-        "missing" if pd.isna(status) else ((outcome or "finished") if has_result(status, outcome) else "failed")
+        "missing" if pd.isna(status) else ((outcome or "finished") if has_result(status, outcome) else
+                                           "running" if status == "RUNNING" else "failed")
         for status, outcome in zip(picked["status"], outcome_tag)]
     table["reason"] = [
-        "no run in the store" if pd.isna(status) else (
+        "no run in the store" if pd.isna(status) else "still running (its process holds a live lease)"
+        if status == "RUNNING" else (
             reason if isinstance(reason, str) else ("" if status == "FINISHED" else f"run left {status}"))
         for status, reason in zip(picked["status"], reason_tag)]
     table["metric"] = [row.get(tasks.get(row["task"]).metric, float("nan")) if row["outcome"] == "finished"

@@ -25,6 +25,8 @@ COSTS = {  # run metric -> column title, format
     "train/samples_per_s": ("samples/s", ",.0f"),
     "peak_memory_mb": ("peak memory over idle (MB)", ",.1f"),  # the run's increase (train.PeakMemory)
 }
+# Runs without a result, counted beside each entry: running ones hold a live lease (a suite still under way).
+UNFINISHED = ("diverged", "failed", "running", "missing")
 PLACE = ["task", "configuration", "cell", "layers", "direction", "variant", "truncation"]
 
 
@@ -75,7 +77,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         mean, low, high = stats.t_interval(values, log=task.log_scale)
         row = {key: group.iloc[0][key] for key in PLACE}
         row.update(runs=len(group), n=len(values),
-                   **{o: int((group["outcome"] == o).sum()) for o in ("diverged", "failed", "missing")},
+                   **{o: int((group["outcome"] == o).sum()) for o in UNFINISHED},
                    values=values, mean=mean, low=low, high=high, std=finished["metric"].std(ddof=1),
                    not_converged=int((finished["converged"] == 0).sum()) if "converged" in finished else 0,
                    target=float(group["target"].iloc[0]) if "target" in group else math.nan,
@@ -137,8 +139,8 @@ def entry_text(row: dict, spec: str) -> str:
         mark = f"[{row['mark']}] " if row.get("mark") else ""
         seeds = outcomes.counts_text(row)
         text = (f"{seeds} · " if seeds else "") + f"{mark}{number(row['mean'], spec)}{interval} (n={row['n']})"
-    counts = [(row[o], o) for o in ("diverged", "failed", "missing")] + [(row.get("not_converged", 0), "not converged"),
-                                                                         (row.get("at_cap", 0), "at cap")]
+    counts = [(row.get(o, 0), o) for o in UNFINISHED] + [(row.get("not_converged", 0), "not converged"),
+                                                        (row.get("at_cap", 0), "at cap")]
     return text + "".join(f", {count} {what}" for count, what in counts if count)
 
 

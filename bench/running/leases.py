@@ -167,6 +167,13 @@ class RunLease:
             except Exception:  # noqa: BLE001 - a missed beat; the lease allows several
                 pass
 
+    def abandon(self) -> None:
+        """Stop the heartbeat without ending the run (its store does not answer): once the lease runs out, the
+        next ``bench run`` or ``compile`` on the store marks it."""
+        with self._lock:
+            self.ended = True
+            self._stop.set()
+
     def end(self, status: str, tags: dict[str, str] | None = None, metrics: list[tuple] = ()) -> str | None:
         """End the run once with ``status``, ``tags`` and its last ``metrics`` (written in one batch with the tags).
         Never raises: returns why the run did not end as asked (the store failed; the run was reaped meanwhile,

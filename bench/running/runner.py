@@ -13,6 +13,8 @@ from bench.running import locations
 from bench.running.executors import local
 from bench.running.executors.book import SuiteBook, SuiteResult
 from bench.running.executors.slots import machine_slots
+from bench.running.interrupt import Interrupted
+from bench.running.store import StoreError
 from bench.config.suite import Suite
 
 
@@ -23,7 +25,9 @@ def run_suite(suite: Suite, tracking_uri: str, experiment: str = locations.EXPER
 
     ``executor``: ``local`` (worker processes on this machine, on the GPUs ``devices`` or all visible ones) or
     ``ray`` (tasks on a Ray cluster at ``address``). Bad settings raise :class:`bench.config.settings.ConfigError` before the
-    store is touched; a store that fails raises :class:`bench.running.store.StoreError`.
+    store is touched; a store that fails raises :class:`bench.running.store.StoreError`; SIGINT or SIGTERM (under
+    :func:`bench.running.interrupt.catch_signals`) raises :class:`bench.running.interrupt.Interrupted`, its
+    ``result`` the suite so far, once the runs under way and the parent are ended KILLED.
     """
     cluster = slots = None
     if executor == "ray":  # connect first: a refused cluster must leave the store untouched
@@ -41,7 +45,6 @@ def run_suite(suite: Suite, tracking_uri: str, experiment: str = locations.EXPER
                      workers=cluster.slots if cluster is not None else len(slots))
     if not book.todo:  # adaptive seeds: a resumed suite may have none of its first seeds left, but more to add
         book.todo = book.more()
-    interrupted = False
     try:
         if cluster is not None:
             book.open_parent(cluster.device, cluster.slots, "ray")
@@ -52,9 +55,12 @@ def run_suite(suite: Suite, tracking_uri: str, experiment: str = locations.EXPER
             book.open_parent(slots[0].device, len(slots), "local")
             if book.todo:
                 local.execute(book, slots)
-    except KeyboardInterrupt:
-        interrupted = True
-    result = book.close(interrupted)
-    if interrupted:
-        raise KeyboardInterrupt
-    return result
+    except StoreError as e:  # the store failed (writing the parent's matrix, say): the parent ends FAILED with it
+        book.store_error = book.store_error or e
+    except Interrupted as e:  # SIGINT or SIGTERM: the executor ended the runs under way KILLED
+        e.result = book.close(e.reason)
+        raise
+    except KeyboardInterrupt:  # as a library, without bench.running.interrupt's handlers
+        book.close("interrupted by SIGINT")
+        raise
+    return book.close()

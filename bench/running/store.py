@@ -30,6 +30,7 @@ import errno
 import fcntl
 import json
 import logging
+import os
 import resource
 import shutil
 import sqlite3
@@ -116,6 +117,12 @@ def _messages(exc: BaseException) -> list[str]:
     return [str(e) for e in _chain(exc)]
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path``, links and ``..`` resolved, is ``folder`` (resolved) or lies under it."""
+    resolved = path.resolve()
+    return resolved == folder or folder in resolved.parents
+
+
 def sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix(SQLITE_PREFIX)) if uri.startswith(SQLITE_PREFIX) else None
 
@@ -156,6 +163,27 @@ def _full_disk_hint(uri: str) -> str:
     return ""
 
 
+def _schema_cause(uri: str) -> str | None:
+    """Why MLflow finds a SQLite store's schema out of date, when its revision tells: one this MLflow does not
+    know was written by a newer MLflow (``mlflow db upgrade`` cannot help)."""
+    path = sqlite_path(uri)
+    if path is None:
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            (revision,) = db.execute("select version_num from alembic_version").fetchone()
+    except (sqlite3.Error, TypeError, ValueError):
+        return None
+    import mlflow  # mlflow: as in client
+    from mlflow.store import db_migrations
+
+    known = Path(db_migrations.__file__).parent / "versions"
+    if any(known.glob(f"{revision}_*.py")):
+        return None
+    return (f"written by a newer MLflow (schema revision {revision}, unknown to MLflow {mlflow.__version__} here); "
+            "upgrade MLflow here (pip install -U mlflow) or use a store this version wrote")
+
+
 def describe(uri: str, exc: BaseException) -> str | None:
     """The cause, in a few words, when ``exc`` is the store failing (not a bug of ours); else None."""
     import sqlalchemy.exc  # MLflow's database layer: loaded with MLflow, not with this module
@@ -170,25 +198,41 @@ def describe(uri: str, exc: BaseException) -> str | None:
              ("unable to open database file", "cannot be opened (unable to open database file)"),
              ("out-of-date database schema", "its schema is older than this MLflow; run `mlflow db upgrade "
                                              "<uri>` (out-of-date database schema)"),
+             ("Can't locate revision identified by", "its schema revision is unknown to this MLflow"),
              ("disk I/O error", "disk I/O error")]
     for needle, cause in known:
         if needle in text:
+            if "readonly database" in needle and sqlite_path(uri) is not None and not sqlite_path(uri).exists():
+                return f"its database file {sqlite_path(uri)} was deleted or moved while in use"
+            if needle in ("out-of-date database schema", "Can't locate revision identified by"):
+                cause = _schema_cause(uri) or cause
             return cause + (_full_disk_hint(uri) if needle == "disk I/O error" else "")
     for e in _chain(exc):
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             return f"disk full ({e.strerror})"
         if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             return f"read-only ({e.strerror}: {e.filename})"
+        if isinstance(e, OSError) and e.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+            return f"its folder cannot take the artifacts ({e.strerror}: {e.filename})"
         if isinstance(e, (sqlite3.Error, sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError)):
             return str(getattr(e, "orig", None) or e).splitlines()[0]
         if type(e).__name__ in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "MaxRetryError"):
-            return f"unreachable ({type(e).__name__})"
+            return f"unreachable ({type(e).__name__}){UNREACHABLE_HINT}"
     if "API request to" in text and "failed" in text:
-        return "unreachable (" + text.split(" | ")[0].splitlines()[0][:200] + ")"
+        return "unreachable (" + text.split(" | ")[0].splitlines()[0][:200] + ")" + UNREACHABLE_HINT
     return None
 
 
 EXPERIMENT_IDS: dict[tuple[str, str], str] = {}  # (store URI, experiment name) -> id, found in this process
+
+
+# A tracking server that stops answering is given up on within ~30 s a call (MLflow's own default is minutes of
+# retries a call, which made a suite silent for a quarter of an hour): 3 tries of 8 s and ~3 s of backoff. Set
+# MLflow's variables to choose otherwise.
+SERVER_PATIENCE = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "8", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+                   "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+UNREACHABLE_HINT = ("; check that the server runs and answers at that address (each call is given up after ~30 s: "
+                    "MLFLOW_HTTP_REQUEST_TIMEOUT, MLFLOW_HTTP_REQUEST_MAX_RETRIES)")
 
 
 class Store:
@@ -196,6 +240,9 @@ class Store:
 
     def __init__(self, uri: str):
         self.uri = uri
+        if sqlite_path(uri) is None:
+            for name, value in SERVER_PATIENCE.items():  # before MLflow's first request (its session is cached)
+                os.environ.setdefault(name, value)
         self._client = None
         self._artifact_uris: dict[str, str] = {}  # of the runs this object created: saves a read per run
 
@@ -270,21 +317,34 @@ class Store:
         return f"{PROXIED_ARTIFACTS}/{experiment}"
 
     def artifact_folder(self, run_id: str) -> Path | None:
-        """Where a run's artifacts lie in a SQLite store (None for a server, whose client moves them):
-        ``mlflow-artifacts:/<path>`` under ``mlartifacts/`` beside the database; a ``file:`` path recorded by
-        an older store, or the same path under ``mlartifacts/`` here when the store was moved since."""
-        database = sqlite_path(self.uri)
-        if database is None:
+        """Where a run's artifacts lie in a SQLite store (None for a server, whose client moves them); see
+        :meth:`local_artifacts`. Raises :class:`StoreError` if that is outside the store's folder."""
+        if sqlite_path(self.uri) is None:
             return None
-        root = database.parent / ARTIFACTS_FOLDER
-        uri = self._artifact_uris.get(run_id) or self.get_run(run_id).info.artifact_uri
+        return self.local_artifacts(self._artifact_uris.get(run_id) or self.get_run(run_id).info.artifact_uri,
+                                    f"run {run_id}")
+
+    def local_artifacts(self, uri: str, whose: str) -> Path:
+        """The folder an artifact location of this SQLite store stands for: ``mlflow-artifacts:/<path>`` under
+        ``mlartifacts/`` beside the database; a ``file:`` path an older store recorded, as is when inside the
+        store's folder, else its part from ``mlartifacts/`` on, in this store's (the store was moved or copied).
+
+        A store is data, maybe received from someone else: a location that resolves outside the store's folder
+        (``mlflow-artifacts:/../..``, a ``file:`` path elsewhere) is refused, :class:`StoreError` naming
+        ``whose`` location it is and where it leads, before anything is read or written there."""
+        folder = sqlite_path(self.uri).parent.resolve()
+        root = folder / ARTIFACTS_FOLDER
         path = Path(unquote(urlparse(uri).path))
         if uri.startswith(PROXIED_ARTIFACTS):
-            return root / path.relative_to(path.anchor)
-        if path.exists() or ARTIFACTS_FOLDER not in path.parts:
-            return path
-        parts = path.parts
-        return root.joinpath(*parts[len(parts) - parts[::-1].index(ARTIFACTS_FOLDER):])
+            path = root / path.relative_to(path.anchor)
+        elif not _inside(path, folder) and ARTIFACTS_FOLDER in path.parts:
+            parts = path.parts
+            path = root.joinpath(*parts[len(parts) - parts[::-1].index(ARTIFACTS_FOLDER):])
+        if not _inside(path, folder):
+            raise StoreError(self.uri, f"{whose}: artifact location {uri!r} leads to {path.resolve()}, outside the "
+                                       f"store's folder {folder}; allowed: a location inside it (this store was "
+                                       "altered: nothing is read or written there)")
+        return path
 
     def find_experiment(self, name: str) -> str | None:
         with self.errors():
@@ -301,6 +361,8 @@ class Store:
         def ensure(client) -> str:
             found = client.get_experiment_by_name(name)
             if found is not None:
+                if sqlite_path(self.uri) is not None and found.artifact_location:
+                    self.local_artifacts(found.artifact_location, f"experiment {name!r}")  # its new runs' artifacts
                 for key, value in EXPERIMENT_TAGS.items():  # a store made before keeps up: its description renders
                     if found.tags.get(key) != value:
                         client.set_experiment_tag(found.experiment_id, key, value)
@@ -459,10 +521,11 @@ class Store:
             return self.client.get_run(run_id).data.params.get(key)
 
     def mark_failed(self, experiment_id: str, run_id: str | None, cfg: dict, parent_run_id: str, reason: str,
-                    create: bool = True) -> None:
-        """Mark FAILED, with ``reason``, the run ``run_id`` or, when its id is unknown (a worker may die after
-        creating its run but before reporting it; Ray retries leave several), every attempt of ``cfg`` under
-        ``parent_run_id`` still RUNNING. With ``create``, a run that says so is recorded if there is none."""
+                    create: bool = True, status: str = FAILED) -> None:
+        """Mark FAILED (or ``status``: KILLED for a run stopped on purpose), with ``reason``, the run ``run_id``
+        or, when its id is unknown (a worker may die after creating its run but before reporting it; Ray retries
+        leave several), every attempt of ``cfg`` under ``parent_run_id`` still RUNNING. With ``create``, a run
+        that says so is recorded if there is none."""
         cfg_hash = config_hash(cfg)
         run_ids = [run_id] if run_id else [run.info.run_id for run in self.search(
             experiment_id, f"tags.`bench.config_hash` = '{cfg_hash}' and "
@@ -471,7 +534,8 @@ class Store:
             tags = {"bench.config_hash": cfg_hash, "mlflow.parentRunId": parent_run_id}
             run_ids = [self.create_run(experiment_id, run_name(cfg), tags)]
         for failed in run_ids:
-            self.end(failed, FAILED, {"bench.outcome": "failed", "bench.reason": reason})
+            if status == FAILED or self.ended_status(experiment_id, failed) is None:  # a stopped run's own word stands
+                self.end(failed, status, {"bench.outcome": status.lower(), "bench.reason": reason})
 
     # --- runs: reading ----------------------------------------------------------------------------------------
 

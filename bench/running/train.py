@@ -30,11 +30,12 @@ from bench import tasks  # noqa: E402
 from bench.running import locations, provenance
 from bench.running.claims import Claim, Lost, open_run  # noqa: E402
 from bench.config.settings import config_hash, display_name, setting_text  # noqa: E402
+from bench.running.interrupt import Interrupted, shielded  # noqa: E402
 from bench.running.leases import Watchdog  # noqa: E402
 from bench.running.outcome import RunOutcome  # noqa: E402
 from bench.tasks.run_plots import learning_curve  # noqa: E402
 from bench.running.step_bar import StepBar  # noqa: E402
-from bench.running.store import FAILED, FINISHED, Store, StoreError  # noqa: E402
+from bench.running.store import FAILED, FINISHED, KILLED, Store, StoreError  # noqa: E402
 from lightning_modules.recurrent_task import DivergedError  # noqa: E402
 
 logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
@@ -356,48 +357,69 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = locations.EXPERIME
         tags["mlflow.parentRunId"] = parent_run_id
     store = Store(tracking_uri)
     name = name or display_name(cfg)
+    run = logger = None
     try:
-        run = open_run(store, store.experiment_id(experiment), name, tags, cfg, claim, watchdog)
-    except StoreError as e:
-        return RunOutcome(None, "failed", {}, str(e), e)
-    if isinstance(run, Lost):
-        return RunOutcome(run.run_id, run.status, {}, run.reason)
-    if on_start is not None:
-        on_start(run.run_id)
-    logger = RunLogger(store, run.run_id)
-    outcome = RunOutcome(run.run_id, "finished")
+        with shielded():  # a signal now is taken once the run exists, so that it ends the run KILLED
+            try:
+                run = open_run(store, store.experiment_id(experiment), name, tags, cfg, claim, watchdog)
+            except StoreError as e:
+                return RunOutcome(None, "failed", {}, str(e), e)
+        if isinstance(run, Lost):
+            return RunOutcome(run.run_id, run.status, {}, run.reason)
+        if on_start is not None:
+            on_start(run.run_id)
+        logger = RunLogger(store, run.run_id)
+        outcome, ending = _train(cfg, store, run.run_id, tags, name, logger, device, progress_bar, start)
+        # The metrics not yet written go in one batch with the ending (never raises; on a store that fails they
+        # are lost with the ending, and the outcome says why).
+        with shielded():
+            problem = run.end(*ending, logger.unwritten())
+    except Interrupted as e:  # SIGINT or SIGTERM (bench.running.interrupt): the run ends KILLED, saying which
+        if run is not None and not isinstance(run, Lost):
+            e.run_id = run.run_id
+            run.end(KILLED, {"bench.outcome": "killed", "bench.reason": e.reason},
+                    logger.unwritten() if logger is not None else ())
+        raise
+    if problem is not None and outcome.status != "failed":
+        outcome = RunOutcome(run.run_id, "failed", {}, problem)
+    outcome.store_error = outcome.store_error or run.store_error
+    return outcome
+
+
+def _train(cfg: dict, store: Store, run_id: str, tags: dict, name: str, logger: RunLogger, device: str,
+           progress_bar: bool, start: float) -> tuple[RunOutcome, tuple]:
+    """Train, test and log the run; (its outcome, how to end it: status and tags). Never raises but
+    :class:`Interrupted` (or ``KeyboardInterrupt``, where no signal handler of :mod:`bench.running.interrupt`
+    is installed): any other exception, ``SystemExit`` too, is the run failing."""
+    outcome = RunOutcome(run_id, "finished")
     try:
         try:
-            store.log_input(run.run_id, **provenance.dataset_input(cfg))
-            with store.system_metrics(run.run_id):  # when switched on (--system-metrics)
+            store.log_input(run_id, **provenance.dataset_input(cfg))
+            with store.system_metrics(run_id):  # when switched on (--system-metrics)
                 model, data, metrics = fit_and_test(cfg, logger, device, progress_bar)
             metrics["wall_time_s"] = time.perf_counter() - start
             outcome.metrics = metrics
             # Test metrics are in the buffer already (Lightning logged them); add the run's summary figures.
             logger.log_metrics({k: v for k, v in metrics.items() if not k.startswith("test/")},
                                step=metrics["train/steps"])
-            log_artifacts(store, run.run_id, cfg, tags, logger.series, model, data)
+            log_artifacts(store, run_id, cfg, tags, logger.series, model, data)
             ending = (FINISHED, {"bench.outcome": "finished"})
         except DivergedError as e:
-            outcome = RunOutcome(run.run_id, "diverged", {"diverged_step": e.step}, str(e))
+            outcome = RunOutcome(run_id, "diverged", {"diverged_step": e.step}, str(e))
             logger.log_metrics(outcome.metrics, step=e.step)
             # The config that reruns it, and its curve up to the NaN.
-            log_artifacts(store, run.run_id, cfg, tags, logger.series, title=f"{name}: diverged",
+            log_artifacts(store, run_id, cfg, tags, logger.series, title=f"{name}: diverged",
                           note=f"diverged: {e}")
             ending = (FAILED, {"bench.outcome": "diverged", "bench.reason": str(e),
                                  "mlflow.runName": f"diverged·{name}"})  # first: seen in the runs table
-    except Exception as e:  # one bad run must never take the others down
+    except (KeyboardInterrupt, Interrupted):
+        raise
+    except BaseException as e:  # one bad run must never take the others down, nor a plug-in's sys.exit() pass
         reason = f"{type(e).__name__}: {e}"
-        outcome = RunOutcome(run.run_id, "failed", {}, reason, e if isinstance(e, StoreError) else None)
+        outcome = RunOutcome(run_id, "failed", {}, reason, e if isinstance(e, StoreError) else None)
         ending = (FAILED, {"bench.outcome": "failed", "bench.reason": reason[:4000],
                            "bench.traceback": traceback.format_exc()[-4000:]})
-    # The metrics not yet written go in one batch with the ending (never raises; on a store that fails they
-    # are lost with the ending, and the outcome says why).
-    problem = run.end(*ending, logger.unwritten())
-    if problem is not None and outcome.status != "failed":
-        outcome = RunOutcome(run.run_id, "failed", {}, problem)
-    outcome.store_error = outcome.store_error or run.store_error
-    return outcome
+    return outcome, ending
 
 
 def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, history, model=None, data=None,

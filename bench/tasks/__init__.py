@@ -57,14 +57,24 @@ def _load(name: str) -> Task:
         raise ConfigError([f"task: {name!r}{did_you_mean(name, choices(allowed()))}; allowed: {allowed()}"])
     module_name, _, attr = target.partition(":")
     try:
-        cls = getattr(cell_registry.import_from_path_or_cwd(module_name), attr)
+        cls = getattr(cell_registry.import_plugin(module_name), attr)
         task = cls()
-    except Exception as e:  # a broken plug-in is a bad setting, reported in one line
+    except (Exception, SystemExit) as e:  # a broken plug-in (sys.exit too) is a bad setting, reported in one line
         raise ConfigError([f"task: {name!r} cannot be loaded ({type(e).__name__}: {e}); allowed: {allowed()}"]) from None
     if not isinstance(task, Task) or not SAFE_NAME.fullmatch(task.name or ""):
         raise ConfigError([f"task: {name!r} is not a Task with a name matching {SAFE_NAME.pattern}; "
                            f"allowed: a subclass of bench.tasks.base.Task"])
     return task
+
+
+def is_unlisted_code(name) -> bool:
+    """Whether task ``name`` is a dotted path to code neither built in nor installed under the entry-point group
+    (by name or by the same path): what a config file may not name without being trusted.
+
+    >>> is_unlisted_code("sine"), is_unlisted_code("pwn:Task")
+    (False, True)
+    """
+    return isinstance(name, str) and ":" in name and name not in BUILTIN and name not in installed().values()
 
 
 def problem(name) -> str | None:

@@ -52,10 +52,11 @@ class SineReport(TaskReport):
     def figures(self, summary, runs, histories, configs, out_dir: Path, weights: Weights,
                 restore: Restore) -> dict[str, str]:
         file = f"{self.task.name}_best_worst.png"
-        if not sine_best_and_worst(summary, runs, configs, out_dir / file, weights, restore):
+        shown, unusable = sine_best_and_worst(summary, runs, configs, out_dir / file, weights, restore)
+        if not shown:
             return {}
         return {file: f"{self.task.name}: prediction against truth, the best seed of the best configuration and the "
-                      f"worst seed of the worst"}
+                      f"worst seed of the worst" + "".join(f"; {note}" for note in unusable)}
 
 
 class SineExtrapolationReport(SineReport):
@@ -135,16 +136,22 @@ def best_and_worst_runs(summary, runs) -> list[tuple[str, dict, dict]]:
 
 
 def sine_best_and_worst(summary, runs, configs: dict[str, dict], path: Path, weights: Weights,
-                        restore: Restore) -> list[str]:
+                        restore: Restore) -> tuple[list[str], list[str]]:
     """Prediction against truth for :func:`best_and_worst_runs`, from each run's saved weights (or replayed from
-    its config); returns the configurations shown (none if no run finished)."""
-    panels, shown = {}, []
+    its config); returns the configurations shown (none if no run finished) and a note per run whose saved weights
+    could not be used (a bad artifact: that run's panel is trained again and says so; the compile goes on)."""
+    panels, shown, notes = {}, [], []
     for label, row, run in best_and_worst_runs(summary, runs):
         shown.append(row["configuration"])
-        truth, prediction, replayed, frequencies = replay_sine_run(configs[run["config_hash"]],
-                                                                   weights(run["run_id"]), restore)
+        cfg, unusable = configs[run["config_hash"]], ""
+        try:
+            truth, prediction, replayed, frequencies = replay_sine_run(cfg, weights(run["run_id"]), restore)
+        except Exception as e:  # noqa: BLE001 - a bad artifact (unreadable, another model's, outside the store)
+            unusable = f" (its model.pt is unusable, {type(e).__name__}: trained again)"
+            notes.append(f"run {run['run_id']}: its model.pt is unusable ({type(e).__name__}), so it was trained again")
+            truth, prediction, replayed, frequencies = replay_sine_run(cfg, None, restore)
         panels[f"{label} configuration: {row['configuration']} (mean RMSE {row['mean']:.3g}, n={row['n']})\n"
-               f"its {label} seed, {run['seed']}: recorded RMSE {run['metric']:.3g}, replayed {replayed:.3g}"] = (
-            truth, prediction, frequencies)
+               f"its {label} seed, {run['seed']}: recorded RMSE {run['metric']:.3g}, replayed {replayed:.3g}"
+               + unusable] = (truth, prediction, frequencies)
     plots.sine_predictions(panels, path)
-    return shown
+    return shown, notes

@@ -196,30 +196,42 @@ class SuiteBook:
         counts = {s: sum(1 for o in self.outcomes.values() if o[0] == s) for s in ("failed", "diverged")}
         self.bar.set_postfix(**counts, skipped=len(self.skipped), refresh=False)
 
-    def fail(self, index: int, run_id: str | None, reason: str) -> None:
-        """Record run ``index`` as failed and mark its run FAILED in the store, should the store allow it."""
+    def fail(self, index: int, run_id: str | None, reason: str, status: str = FAILED) -> None:
+        """Record run ``index`` as failed (``status`` KILLED: stopped) and mark its run so in the store, should the
+        store allow it; a run its worker never created is recorded only when it failed."""
         error = None
         try:
-            self.store.mark_failed(self.experiment_id, run_id, self.suite.configs[index], self.parent_id, reason)
+            self.store.mark_failed(self.experiment_id, run_id, self.suite.configs[index], self.parent_id, reason,
+                                   create=status == FAILED, status=status)
         except StoreError as e:
             error = e
-        self.record(index, "failed", reason, store_error=error)
+        self.record(index, status.lower(), reason, store_error=error)
 
-    def close(self, interrupted: bool) -> SuiteResult:
-        """End the parent run with the summary. Raises :class:`StoreError` if the store failed during the suite."""
+    def close(self, interrupted: str | None = None) -> SuiteResult:
+        """End the parent run with the summary: KILLED with the reason ``interrupted`` ("interrupted by SIGINT")
+        when the suite was stopped, FAILED when a run failed or the store did (its cause the reason), else
+        FINISHED. Raises :class:`StoreError` if the store failed during the suite."""
         self.bar.close()
         result = SuiteResult(self.parent_id, self.outcomes, self.skipped, time.monotonic() - self.start)
         summary = {"runs_finished": result.count("finished"), "runs_failed": result.count("failed"),
                    "runs_diverged": result.count("diverged"), "runs_elsewhere": result.count("elsewhere"),
-                   "runs_skipped": len(self.skipped), "wall_time_s": result.wall_time_s}
-        status = KILLED if interrupted else (FAILED if result.count("failed") or self.store_error else FINISHED)
-        if self.parent is not None:
+                   "runs_killed": result.count("killed"), "runs_skipped": len(self.skipped),
+                   "wall_time_s": result.wall_time_s}
+        unreachable = self.store_error is not None and self.store_error.cause.startswith("unreachable")
+        if self.parent is not None and unreachable:  # each call would wait for it again: the next run reaps it
+            self.parent.abandon()
+        elif self.parent is not None:
             try:
                 self.store.log_metrics(self.parent_id, summary)
             except StoreError as e:
                 self.store_error = self.store_error or e
-            tags = {"bench.reason": f"stopped: {self.store_error}"} if self.store_error else {}
+            if interrupted:
+                status, tags = KILLED, {"bench.reason": interrupted}
+            elif self.store_error is not None:
+                status, tags = FAILED, {"bench.reason": f"the store failed: {self.store_error.cause}"}
+            else:
+                status, tags = (FAILED if result.count("failed") else FINISHED), {}
             self.parent.end(status, tags)  # never raises; a failing store failed just above already
-        if self.store_error is not None:
-            raise self.store_error.after_work() if self.outcomes else self.store_error
+        if self.store_error is not None:  # exit 1 once runs were trained, else 2: nothing was
+            raise StoreError(self.store_error.uri, self.store_error.cause, partial=bool(self.outcomes))
         return result

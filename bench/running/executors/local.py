@@ -14,12 +14,16 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
 from multiprocessing import forkserver
 
 from bench.running.executors.book import SuiteBook, WorkList
 from bench.running.executors.slots import Slot
 from bench.running.executors.worker import worker_main
+from bench.running.interrupt import Interrupted
+from bench.running.store import KILLED
 
+STOP_WAIT_S = 15.0  # how long workers get to end their runs once the suite stops
 # What the fork server imports once for every CPU worker: torch, Lightning, MLflow's store, matplotlib.
 PRELOAD = ["bench.running.executors.worker", "bench.running.train", "bench.tasks.run_plots", "mlflow.store.tracking.sqlalchemy_store"]
 
@@ -70,7 +74,8 @@ def execute(book: SuiteBook, slots: list[Slot]) -> None:
     results = ctx.Queue()
     # Workers watch this pipe's read end; only this process holds the write end, so it closes when this dies.
     lifeline, lifeline_end = ctx.Pipe(duplex=False)
-    args = (book.tracking_uri, book.experiment, book.parent_id, os.getpid(), book.claim, lifeline)
+    cause = ctx.Value("i", 0)  # the signal that stops this runner, for the reason its workers give
+    args = (book.tracking_uri, book.experiment, book.parent_id, os.getpid(), book.claim, lifeline, cause)
     pool = [Worker(ctx, slot, results, args) for slot in slots]
 
     def hand_out() -> None:
@@ -83,29 +88,32 @@ def execute(book: SuiteBook, slots: list[Slot]) -> None:
     def busy() -> bool:
         return any(worker.current is not None for worker in pool)
 
+    def take(kind: str, index: int, payload) -> None:
+        """Take in a worker's message: the run it started, or the run it finished."""
+        on_it = next((worker for worker in pool if worker.current == index), None)
+        if kind == "start" and on_it is not None:
+            on_it.run_id = payload
+        elif kind == "done":
+            if on_it is not None:
+                on_it.current = None
+            if payload.status == "claimed":
+                work.hold(index)
+            else:
+                book.record(index, payload.status, payload.reason, payload.metrics, payload.store_error)
+
+    stopping: Interrupted | None = None
     try:
         hand_out()
         while work or busy():
             try:
-                kind, index, payload = results.get(timeout=0.5)
+                take(*results.get(timeout=0.5))
             except queue.Empty:
-                kind = None
-            on_it = next((worker for worker in pool if worker.current == index), None) if kind else None
-            if kind == "start" and on_it is not None:
-                on_it.run_id = payload
-            elif kind == "done":
-                if on_it is not None:
-                    on_it.current = None
-                if payload.status == "claimed":
-                    work.hold(index)
-                else:
-                    book.record(index, payload.status, payload.reason, payload.metrics, payload.store_error)
+                pass
             for n, worker in enumerate(pool):
                 if worker.process.exitcode is None:
                     continue
                 if worker.current is not None:
-                    book.fail(worker.current, worker.run_id,
-                              f"worker died (exit code {worker.process.exitcode}) during the run")
+                    book.fail(worker.current, worker.run_id, died(worker.process.exitcode))
                     worker.current = None
                 if work:  # replace it only while there is work left for the new one
                     pool[n] = Worker(ctx, worker.slot, results, args)
@@ -114,13 +122,40 @@ def execute(book: SuiteBook, slots: list[Slot]) -> None:
             elif not work and not busy():
                 work.add(book.more())  # adaptive seeds: the next ones where the answer is open
             hand_out()
+    except Interrupted as e:
+        stopping = e
+        raise
     finally:
+        if stopping is not None:  # each worker ends its run KILLED, giving the signal this runner got
+            cause.value = stopping.signum
+            for worker in pool:
+                if worker.process.exitcode is None:
+                    worker.process.terminate()
         for worker in pool:
             worker.stop()
         for worker in pool:
-            worker.process.join(timeout=5)
+            worker.process.join(timeout=STOP_WAIT_S)
             if worker.process.is_alive():
                 worker.process.kill()
+                worker.process.join()
+        while True:  # what the workers reported before they exited
+            try:
+                take(*results.get(timeout=0.1))
+            except queue.Empty:
+                break
+        for worker in pool:
             if worker.current is not None and worker.current not in book.outcomes:
-                book.fail(worker.current, worker.run_id, "interrupted by the user")
+                if stopping is not None:
+                    book.fail(worker.current, worker.run_id, stopping.reason, KILLED)
+                else:
+                    book.fail(worker.current, worker.run_id, "interrupted by the user")
         lifeline_end.close()
+
+
+def died(exitcode: int) -> str:
+    """Why a worker's run failed when the worker died; a SIGKILL nobody here sent is most often the kernel's
+    out-of-memory killer, and said so."""
+    if exitcode == -signal.SIGKILL:
+        return ("worker died (exit code -9, SIGKILL: most likely out of memory, the kernel's OOM killer; see dmesg) "
+                "during the run")
+    return f"worker died (exit code {exitcode}) during the run"

@@ -19,7 +19,8 @@ from bench.running.claims import Claim
 from bench.config.settings import ConfigError
 from bench.running.executors.book import SuiteBook, WorkList
 from bench.running.executors.slots import usable_cores
-from bench.running.store import StoreError
+from bench.running.interrupt import Interrupted
+from bench.running.store import FAILED, KILLED, StoreError
 
 
 class RunFailed(RuntimeError):
@@ -92,6 +93,7 @@ def execute(book: SuiteBook, cluster: Cluster, per_device: int = 1) -> None:
             futures[task.remote(book.suite.configs[index], book.tracking_uri, book.experiment, book.parent_id,
                                 book.claim, book.suite.name_of(index))] = index
 
+    stopping: Interrupted | None = None  # SIGINT or SIGTERM (bench.running.interrupt): runs cancelled end KILLED
     try:
         submit()
         while futures or work:
@@ -117,13 +119,17 @@ def execute(book: SuiteBook, cluster: Cluster, per_device: int = 1) -> None:
             elif not work and not futures:
                 work.add(book.more())  # adaptive seeds: the next ones where the answer is open
             submit()
+    except Interrupted as e:
+        stopping = e
+        raise
     finally:
         for ref, index in futures.items():
             ray.cancel(ref, force=True)
             # Only attempts already running leave a trace; runs still queued simply stay missing.
             try:
                 book.store.mark_failed(book.experiment_id, None, book.suite.configs[index], book.parent_id,
-                                       "interrupted by the user", create=False)
+                                       stopping.reason if stopping else "interrupted by the user", create=False,
+                                       status=KILLED if stopping else FAILED)
             except StoreError:
                 pass  # the reap of the next run or compile marks them
 

@@ -198,7 +198,7 @@ def compile_copy(suite, uri: str, out: Path):
     from bench.reporting.compile import compile_suite
     from bench.running.train import restore
 
-    return compile_suite(suite, uri, restore, out_dir=out)
+    return compile_suite(suite, uri, restore, out_dir=out, partial=True)
 
 
 @pytest.mark.slow

@@ -59,10 +59,10 @@ def compile_suite(suite: Suite, tracking_uri: str, restore: Restore, experiment:
     beside a README of another. A parent run whose artifacts would land outside the store is refused first."""
     out_dir = locations.output_dir(tracking_uri, suite.name, out_dir)
     found = results.load(suite, tracking_uri, experiment)
-    note = incomplete(suite, found.runs, tracking_uri, experiment, partial)
     store = Store(tracking_uri)
     if found.parent_run_id:
         store.artifact_folder(found.parent_run_id)  # raises StoreError if it lies outside the store's folder
+    note = incomplete(suite, found.runs, tracking_uri, experiment, partial)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{suite.name}-compiling-", dir=out_dir.parent) as staging:
         summary, comparisons, costs, names = write_files(suite, tracking_uri, found, Path(staging), restore, note)

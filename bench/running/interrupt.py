@@ -79,9 +79,9 @@ def catch_signals(cause=None):
     try:
         yield
     finally:
-        if _State.raised is None:  # once interrupted, later signals stay ignored until the process exits
-            for signum, handler in before.items():
-                signal.signal(signum, handler)
+        for signum, handler in before.items():  # once interrupted, later ones are ignored until the process exits
+            signal.signal(signum, handler if _State.raised is None else signal.SIG_IGN)  # (SIG_IGN holds through the
+            # interpreter's exit, which resets Python-level handlers to the default: a late Ctrl-C killed it then)
 
 
 def interrupted() -> Interrupted | None:

@@ -217,7 +217,8 @@ def test_three_runners_on_one_fresh_store_train_each_configuration_once(tiny_sui
 
 # Long enough (400,000 steps of series) that a signal always lands mid-run.
 LONG_TRAIN = ["--task", "dependency", "--hidden", "4", "--series-length", "400000", "--eval-length", "4000",
-              "--batch-size", "20", "--steps-per-batch", "10", "--log-every", "10", "--no-progress"]
+              "--batch-size", "20", "--steps-per-batch", "10", "--log-every", "10", "--max-steps", "100000", "--epochs", "1000",
+              "--stop", "budget", "--no-progress"]
 
 
 def stopped(proc: subprocess.Popen, uri: str, signum: int, runs: int, times: int = 1) -> subprocess.CompletedProcess:

@@ -163,6 +163,18 @@ def _full_disk_hint(uri: str) -> str:
     return ""
 
 
+OPENED: dict[str, int] = {}  # SQLite store URI -> the inode of its database when this process first opened it
+
+
+def _replaced(uri: str) -> bool:
+    """Whether a SQLite store's database file is gone, or another file now (deleted and made anew), since this
+    process opened it: SQLite then calls the open one read-only."""
+    try:
+        return sqlite_path(uri).stat().st_ino != OPENED.get(uri, sqlite_path(uri).stat().st_ino)
+    except OSError:
+        return True
+
+
 def _schema_cause(uri: str) -> str | None:
     """Why MLflow finds a SQLite store's schema out of date, when its revision tells: one this MLflow does not
     know was written by a newer MLflow (``mlflow db upgrade`` cannot help)."""
@@ -200,10 +212,10 @@ def describe(uri: str, exc: BaseException) -> str | None:
                                              "<uri>` (out-of-date database schema)"),
              ("Can't locate revision identified by", "its schema revision is unknown to this MLflow"),
              ("disk I/O error", "disk I/O error")]
+    if sqlite_path(uri) is not None and uri in OPENED and _replaced(uri):  # read-only, or "no such table" anew
+        return f"its database file {sqlite_path(uri)} was deleted or moved while in use"
     for needle, cause in known:
         if needle in text:
-            if "readonly database" in needle and sqlite_path(uri) is not None and not sqlite_path(uri).exists():
-                return f"its database file {sqlite_path(uri)} was deleted or moved while in use"
             if needle in ("out-of-date database schema", "Can't locate revision identified by"):
                 cause = _schema_cause(uri) or cause
             return cause + (_full_disk_hint(uri) if needle == "disk I/O error" else "")
@@ -295,6 +307,8 @@ class Store:
 
             with self.errors():
                 self._client = self._retry_locked(lambda: MlflowClient(self.uri))
+            if sqlite_path(self.uri) is not None and sqlite_path(self.uri).exists():
+                OPENED.setdefault(self.uri, sqlite_path(self.uri).stat().st_ino)
         return self._client
 
     def _create(self, make):

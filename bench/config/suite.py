@@ -404,7 +404,7 @@ def _read(path: Path, name_or_path: str) -> Any:
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         context = getattr(e, "context", None)
         what = f"{problem} ({context})" if problem and context else problem or str(e).splitlines()[0]
-        raise ConfigError([f"{where}: not valid YAML{at}: {what}; allowed: a YAML mapping (see bench/suite.py)"]) \
+        raise ConfigError([f"{where}: not valid YAML{at}: {what}; allowed: a YAML mapping (see bench/config/suite.py)"]) \
             from None
     except UnicodeDecodeError as e:
         raise ConfigError([f"{where}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "

@@ -38,6 +38,16 @@ def target_of(name: str) -> str | None:
     return installed().get(name)
 
 
+def is_signal(e: BaseException) -> bool:
+    """Whether ``e`` is a signal to stop (``KeyboardInterrupt``, or the harness's ``Interrupted``, which carries the
+    signal's number), not a plug-in's failure.
+
+    >>> is_signal(KeyboardInterrupt()), is_signal(SystemExit(0)), is_signal(ValueError())
+    (True, False, False)
+    """
+    return isinstance(e, KeyboardInterrupt) or isinstance(getattr(e, "signum", None), int)
+
+
 def load(name: str) -> Callable:
     """The factory of cell ``name``; raises ``ValueError`` (one line: why) if it cannot be had."""
     target = target_of(name)
@@ -48,7 +58,9 @@ def load(name: str) -> Callable:
         raise ValueError(f"cell: {name!r}; allowed: {ALLOWED}")
     try:
         module = import_plugin(module_name)
-    except (Exception, SystemExit) as e:  # any import-time error of a user's module (sys.exit too) is a bad setting
+    except BaseException as e:  # any import-time error of a user's module (sys.exit too) is a bad setting ...
+        if is_signal(e):  # ... but Ctrl-C or SIGTERM while it imports is the user stopping us
+            raise
         raise ValueError(f"cell: {name!r} cannot be imported ({type(e).__name__}: {e}); allowed: {ALLOWED}") from None
     factory = getattr(module, attr, None)
     if not callable(factory):

@@ -194,3 +194,18 @@ def test_example_cell_runs_through_a_suite_into_the_compiled_tables(tmp_path, mo
     with sqlite3.connect(tmp_path / "mlflow.db") as db:
         names = {n for (n,) in db.execute("select name from runs where status = 'FINISHED'")}
     assert any(re.fullmatch(r"dep·examples\.mgu:mgu·L1·T5·s0·[0-9a-f]{4}", n) for n in names), names
+
+
+def test_a_plugin_raising_its_own_base_exception_is_a_one_line_error(tmp_path, monkeypatch):
+    """Not only SystemExit: any BaseException a plug-in raises while it loads is a bad setting in one line (the
+    command exits 2), never a traceback; a signal while it loads still stops the command."""
+    (tmp_path / "boom_plugin.py").write_text("class Boom(BaseException):\n    pass\n\nraise Boom('at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError) as found:
+        tasks.get("boom_plugin:Task")
+    assert found.value.problems == [found.value.problems[0]] and "Boom: at import" in found.value.problems[0]
+    with pytest.raises(ValueError, match="Boom: at import"):
+        cell_registry.load("boom_plugin:cell")
+    (tmp_path / "stop_plugin.py").write_text("raise KeyboardInterrupt\n")
+    with pytest.raises(KeyboardInterrupt):
+        tasks.get("stop_plugin:Task")

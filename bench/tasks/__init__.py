@@ -59,7 +59,9 @@ def _load(name: str) -> Task:
     try:
         cls = getattr(cell_registry.import_plugin(module_name), attr)
         task = cls()
-    except (Exception, SystemExit) as e:  # a broken plug-in (sys.exit too) is a bad setting, reported in one line
+    except BaseException as e:  # a broken plug-in (sys.exit or its own BaseException too) is a bad setting ...
+        if cell_registry.is_signal(e):  # ... but Ctrl-C or SIGTERM while it loads is the user stopping us
+            raise
         raise ConfigError([f"task: {name!r} cannot be loaded ({type(e).__name__}: {e}); allowed: {allowed()}"]) from None
     if not isinstance(task, Task) or not SAFE_NAME.fullmatch(task.name or ""):
         raise ConfigError([f"task: {name!r} is not a Task with a name matching {SAFE_NAME.pattern}; "

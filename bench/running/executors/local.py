@@ -48,11 +48,11 @@ def prepare(device: str) -> None:
 
 class Worker:
     def __init__(self, ctx, slot: Slot, results: mp.Queue, args: tuple):
-        self.slot, self.tasks = slot, ctx.Queue()
+        self.slot, self.inbox = slot, ctx.Queue()
         # The environment the worker runs in: this process's now (a fork server's is that of when it started),
         # with the slot's on top (its GPU). The worker sets it before anything reads it.
         environment = {**os.environ, **slot.env}
-        self.process = ctx.Process(target=worker_main, args=(slot, environment, self.tasks, results, *args),
+        self.process = ctx.Process(target=worker_main, args=(slot, environment, self.inbox, results, *args),
                                    daemon=True)
         self.process.start()
         self.current: int | None = None  # index of the run it is on
@@ -60,11 +60,11 @@ class Worker:
 
     def give(self, index: int, cfg: dict, name: str) -> None:
         self.current, self.run_id = index, None
-        self.tasks.put((index, cfg, name))
+        self.inbox.put((index, cfg, name))
 
     def stop(self) -> None:
         if self.process.is_alive():
-            self.tasks.put(None)
+            self.inbox.put(None)
 
 
 def execute(book: SuiteBook, slots: list[Slot]) -> None:

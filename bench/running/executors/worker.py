@@ -20,7 +20,7 @@ from bench.running.leases import Watchdog
 from bench.running.outcome import RunOutcome
 
 
-def worker_main(slot: Slot, environment: dict[str, str], tasks: mp.Queue, results: mp.Queue, tracking_uri: str,
+def worker_main(slot: Slot, environment: dict[str, str], inbox: mp.Queue, results: mp.Queue, tracking_uri: str,
                 experiment: str, parent_run_id: str | None, parent_pid: int, claim: Claim, lifeline, cause) -> None:
     os.environ.clear()  # the runner's environment and the slot's (pinning its GPU), before CUDA or MLflow read it
     os.environ.update(environment)
@@ -28,7 +28,7 @@ def worker_main(slot: Slot, environment: dict[str, str], tasks: mp.Queue, result
     watchdog.start()
     with catch_signals(cause):  # Ctrl-C (the terminal's, to the whole group) or the runner's SIGTERM
         try:
-            serve(slot, tasks, results, tracking_uri, experiment, parent_run_id, claim, watchdog)
+            serve(slot, inbox, results, tracking_uri, experiment, parent_run_id, claim, watchdog)
         except Interrupted as e:  # the run under way is ended KILLED: say so, and go
             if e.run_id is not None:
                 results.put(("done", e.index, RunOutcome(e.run_id, "killed", {}, e.reason)))
@@ -42,7 +42,7 @@ def worker_main(slot: Slot, environment: dict[str, str], tasks: mp.Queue, result
     os._exit(0)
 
 
-def serve(slot: Slot, tasks: mp.Queue, results: mp.Queue, tracking_uri: str, experiment: str,
+def serve(slot: Slot, inbox: mp.Queue, results: mp.Queue, tracking_uri: str, experiment: str,
           parent_run_id: str | None, claim: Claim, watchdog: Watchdog) -> None:
     """Train what the runner hands over until it says stop (None)."""
     import torch  # in the worker only (this module is imported by the runner, which never needs torch)
@@ -54,7 +54,7 @@ def serve(slot: Slot, tasks: mp.Queue, results: mp.Queue, tracking_uri: str, exp
 
     while True:
         try:
-            item = tasks.get(timeout=1.0)
+            item = inbox.get(timeout=1.0)
         except queue.Empty:
             continue
         if item is None:

@@ -187,6 +187,22 @@ class SuiteBook:
             except StoreError as e:
                 self.store_error = self.store_error or e
 
+    def settle(self, work: WorkList, index: int, outcome) -> None:
+        """A run's outcome (:class:`bench.running.outcome.RunOutcome`) as either executor hands it back: a run
+        another runner holds is looked at again later; any other outcome is recorded."""
+        if outcome.status == "claimed":
+            work.hold(index)
+        else:
+            self.record(index, outcome.status, outcome.reason, outcome.metrics, outcome.store_error)
+
+    def refill(self, work: WorkList, idle: bool) -> None:
+        """After each round of either executor: on a failing store, nothing more is handed out (what runs
+        finishes); once the work is out and every run has ended (``idle``), the runs :meth:`more` adds."""
+        if self.store_error is not None:
+            work.clear()
+        elif idle and not work:
+            work.add(self.more())
+
     def record(self, index: int, status: str, reason: str = "", metrics: dict | None = None,
                store_error: StoreError | None = None) -> None:
         self.outcomes[index] = (status, reason, metrics or {})

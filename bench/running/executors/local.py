@@ -96,10 +96,7 @@ def execute(book: SuiteBook, slots: list[Slot]) -> None:
         elif kind == "done":
             if on_it is not None:
                 on_it.current = None
-            if payload.status == "claimed":
-                work.hold(index)
-            else:
-                book.record(index, payload.status, payload.reason, payload.metrics, payload.store_error)
+            book.settle(work, index, payload)
 
     stopping: Interrupted | None = None
     try:
@@ -117,10 +114,7 @@ def execute(book: SuiteBook, slots: list[Slot]) -> None:
                     worker.current = None
                 if work:  # replace it only while there is work left for the new one
                     pool[n] = Worker(ctx, worker.slot, results, args)
-            if book.store_error is not None:
-                work.clear()  # the store fails: finish what runs, start nothing more
-            elif not work and not busy():
-                work.add(book.more())  # adaptive seeds: the next ones where the answer is open
+            book.refill(work, idle=not busy())
             hand_out()
     except Interrupted as e:
         stopping = e

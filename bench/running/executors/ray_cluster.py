@@ -110,14 +110,8 @@ def execute(book: SuiteBook, cluster: Cluster, per_device: int = 1) -> None:
                 except ray.exceptions.RayError as e:  # worker or node died, twice
                     book.fail(index, None, f"worker or node died during the run ({type(e).__name__})")
                 else:
-                    if outcome.status == "claimed":  # another runner holds it: look again later, as locally
-                        work.hold(index)
-                    else:
-                        book.record(index, outcome.status, outcome.reason, outcome.metrics, outcome.store_error)
-            if book.store_error is not None:
-                work.clear()  # the store fails: finish what runs, submit nothing more
-            elif not work and not futures:
-                work.add(book.more())  # adaptive seeds: the next ones where the answer is open
+                    book.settle(work, index, outcome)
+            book.refill(work, idle=not futures)
             submit()
     except Interrupted as e:
         stopping = e

@@ -17,7 +17,7 @@ from bench import tasks
 from bench.config.settings import ConfigError, config_hash, resolve
 from bench.config.suite import load_suite
 from bench.reporting import tables
-from bench.running.train import fit_and_test
+from bench.running.train import Plateau, ValidationHistory, build, fit_and_test, make_trainer
 from bench.tasks import decision
 from suite_procs import (REPO, TINY_FIXED, bench_args, bench_run, child_env, children, describe, parents,
                          sqlite_uri, summary_count, write_suite)
@@ -36,6 +36,20 @@ def test_plateau_stops_before_a_loose_cap_and_records_the_samples_it_took(tiny_c
     # the best validation came `patience` validations before the end
     assert metrics["samples_to_plateau"] == (metrics["train/steps"] - 2 * 20) * per_step
     assert metrics["train/samples"] == metrics["train/steps"] * per_step
+
+
+def test_a_plateau_run_is_tested_with_its_best_validations_weights(tiny_cfg):
+    cfg = tiny_cfg(stop="plateau", patience=3, plateau_tolerance=0.0, max_steps=200, epochs=-1, val_every=20, lr=0.2)
+    data, model = build(cfg)
+    trainer = make_trainer(cfg, None, "cpu", False)
+    history, plateau = ValidationHistory("val/ce"), Plateau(tasks.get("dependency"), 3, 0.0)
+    trainer.callbacks += [history, plateau]
+    trainer.fit(model, datamodule=data)
+    values = [v for _, v in history.points]
+    assert values[-1] > min(values)  # the last validation was not the best: restoring must change the weights
+    plateau.restore(model)
+    again = make_trainer(cfg, None, "cpu", False).validate(model, datamodule=data, verbose=False)[0]["val/ce"]
+    assert again == pytest.approx(min(values), abs=1e-6)
 
 
 def test_a_tight_cap_binds_and_counts_as_at_cap(tiny_cfg):
@@ -102,7 +116,7 @@ def test_add_seeds_extends_only_entries_that_are_open_and_complete(tmp_path):
     entries = list(suite.entries().values())
     # entry 0: decided (1 learned, tight); entry 1: open (interval across bands); entry 2: a run not in yet;
     # entry 3: open, but diverged once: one value is no interval
-    values = {0: (0.520, 0.521), 1: (0.50, 0.56), 3: (0.52, math.nan)}
+    values = {0: (0.520, 0.521), 1: (0.50, 0.525), 3: (0.52, math.nan)}
     results = {}
     for entry, value in values.items():
         for index, v in zip(entries[entry], value):
@@ -119,7 +133,7 @@ def test_add_seeds_extends_only_entries_that_are_open_and_complete(tmp_path):
     assert len(suite.add_seeds(results.get)) == 1  # entry 1 still open (seed 3, its last); entry 3 decided
     for _ in range(10):  # every run in, alternating values that keep entries open: each stops at the maximum
         for i, cfg in enumerate(suite.configs):
-            results.setdefault(config_hash(cfg), ("finished", {"test/ce": (0.50, 0.57)[i % 2], **FLOORS}))
+            results.setdefault(config_hash(cfg), ("finished", {"test/ce": (0.50, 0.525)[i % 2], **FLOORS}))
         if not suite.add_seeds(results.get):
             break
     assert [len(indices) for indices in suite.entries().values()] == [2, 4, 4, 3]  # 0 and 3 were decided
@@ -127,15 +141,19 @@ def test_add_seeds_extends_only_entries_that_are_open_and_complete(tmp_path):
 
 def test_open_reason_follows_the_mark():
     task = tasks.get("dependency")
-    assert decision.open_reason(task, [0.60, 0.601, 0.599], FLOORS) == ""  # 0+: between the bands, tightly
-    assert decision.open_reason(task, [0.46], FLOORS) == "mark 2?: 1 finished seed(s), no interval"
+    assert decision.open_reason(decision.judge(task, [0.60, 0.601, 0.599], FLOORS)) == ""  # 0+: between bands
+    assert decision.open_reason(decision.judge(task, [0.46], FLOORS)) == "mark 2?: 1 finished seed(s), no interval"
+    assert decision.open_reason(decision.judge(task, [0.50, 0.53, 0.52], FLOORS)).startswith("mark 1?: interval")
+    assert decision.open_reason(decision.judge(task, [0.4650, 0.4645, 0.4655], FLOORS)) == ""  # at 2's edge
+    assert decision.judge(task, [0.4650, 0.4645, 0.4655], FLOORS)["mark"] == "1+"
+    assert decision.judge(task, [0.52, 0.519, 0.66], FLOORS)["mark"] == "–…1"  # seeds split: decided
 
 
 def test_summary_says_decided_at_cap_and_why_an_entry_stayed_open():
     runs = pd.DataFrame({"task": "dependency", "configuration": ["a"] * 4 + ["b"] * 3, "cell": "gru", "layers": 1,
                          "direction": "uni", "variant": "", "truncation": [5] * 4 + [10] * 3,
                          "seed": [0, 1, 2, 3, 0, 1, 2], "outcome": "finished",
-                         "metric": [0.50, 0.56, 0.53, 0.52, 0.520, 0.521, 0.519], "converged": 1.0,
+                         "metric": [0.50, 0.528, 0.53, 0.52, 0.520, 0.521, 0.519], "converged": 1.0,
                          "at_cap": [1.0, 0, 0, 0, 0, 0, 0], "samples_to_plateau": [math.nan, 4e4, 6e4, 5e4, 1e4, 2e4, 3e4],
                          "target": 0.4645, "reached": 0.0, "steps_to_target": math.nan, "time_to_target_s": math.nan,
                          "seeds_max": 4, **FLOORS})
@@ -176,8 +194,8 @@ def test_a_suite_adds_seeds_where_open_resumes_to_the_same_runs_and_two_runners_
     task, cfg = tasks.get("dependency"), load_suite(str(suite_file)).configs[0]  # the entries share their noise
     for entry, got in values.items():  # every seed past the minimum was added because the entry was open
         for n in range(2, len(got)):
-            assert decision.open_reason(task, got[:n], FLOORS, cfg), (entry, got)
-        assert len(got) == 4 or not decision.open_reason(task, got, FLOORS, cfg), (entry, got)
+            assert decision.open_reason(decision.judge(task, got[:n], FLOORS, cfg)), (entry, got)
+        assert len(got) == 4 or not decision.open_reason(decision.judge(task, got, FLOORS, cfg)), (entry, got)
     again = bench_run(suite_file, one)  # resumed: every run is in the store, none is trained again
     assert again.returncode == 0, describe(again)
     assert summary_count(again.stdout, "skipped") == sum(map(len, seeds.values()))

@@ -366,7 +366,7 @@ def test_adaptive_seeds_are_added_on_a_cluster_as_locally(two_nodes, mlflow_serv
         assert sorted(by_seed) == list(range(len(by_seed))) and 2 <= len(by_seed) <= 4
         got = [by_seed[s] for s in sorted(by_seed)]
         for n in range(2, len(got)):
-            assert decision.open_reason(task, got[:n], floors, adaptive.configs[0]), (entry, got)
+            assert decision.open_reason(decision.judge(task, got[:n], floors, adaptive.configs[0])), (entry, got)
     again = run_suite(load_suite(str(path)), mlflow_server, experiment, progress=False, executor="ray",
                       address=two_nodes.address)
     assert len(again.skipped) == len(runs) and not again.outcomes

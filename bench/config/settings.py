@@ -73,7 +73,7 @@ FIELDS = [
           *int_range(1, MAX_STEPS_PER_BATCH)),
     Field("stop", str, "when training ends: budget (the whole step budget: equal data for every run) or plateau "
           "(once validation has not improved by plateau_tolerance for patience validations; the budget is then a "
-          "cap)", lambda v: v in STOPS, "one of " + ", ".join(STOPS), neutral="budget"),
+          "cap; tested with the best validation's weights)", lambda v: v in STOPS, "one of " + ", ".join(STOPS), neutral="budget"),
     Field("patience", int, "stop plateau: validations without improvement before training ends (0: the task's "
           "default)", *int_range(0, 10_000), neutral=0),
     Field("plateau_tolerance", float, "stop plateau: an improvement on the best validation by at most this does "

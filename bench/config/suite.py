@@ -136,7 +136,7 @@ class Suite:
             values = [metrics.get(task.metric, math.nan) for metrics in finished]
             references = {k: v for k, v in (finished[0] if finished else {}).items()
                           if k.startswith(("floor/", "baseline/"))}
-            if decision.open_reason(task, values, references, self.configs[indices[0]]):
+            if decision.open_reason(decision.judge(task, values, references, self.configs[indices[0]])):
                 last = max(self.configs[i]["seed"] for i in indices)
                 self.configs.append({**self.configs[indices[-1]], "seed": last + 1})
                 new.append(len(self.configs) - 1)

@@ -74,11 +74,11 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         finished = group[group["outcome"] == "finished"].sort_values("seed")
         task = tasks.get(group.iloc[0]["task"])
         values = tuple(float(v) for v in finished["metric"] if pd.notna(v))
-        mean, low, high = stats.t_interval(values, log=task.log_scale)
+        judged = decision.judge(task, values, references(finished), group.iloc[0].to_dict())
         row = {key: group.iloc[0][key] for key in PLACE}
         row.update(runs=len(group), n=len(values),
                    **{o: int((group["outcome"] == o).sum()) for o in UNFINISHED},
-                   values=values, mean=mean, low=low, high=high, std=finished["metric"].std(ddof=1),
+                   **{k: judged[k] for k in ("values", "mean", "low", "high")}, std=finished["metric"].std(ddof=1),
                    not_converged=int((finished["converged"] == 0).sum()) if "converged" in finished else 0,
                    target=float(group["target"].iloc[0]) if "target" in group else math.nan,
                    reached=int(finished["reached"].sum()))
@@ -89,28 +89,17 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         row["at_cap"] = int((finished["at_cap"] == 1).sum()) if "at_cap" in finished else 0
         row["samples_to_plateau"] = (finished["samples_to_plateau"].mean() if "samples_to_plateau" in finished
                                      else math.nan)
-        row.update(references(finished))
-        first = group.iloc[0].to_dict()
-        row["noise"] = task.noise(first)
-        row["outcome_names"] = tuple(task.outcome_names(first))
-        classes = [task.outcome(row, v) for v in values]
-        row["ranks"] = tuple(c[0] for c in classes if c is not None)
-        row["classes"] = tuple(c[1] for c in classes if c is not None)
-        row["score"] = task.score(row, mean)
-        lowest, highest = task.metric_range(row)
-        row["low"], row["high"] = max(row["low"], lowest), min(row["high"], highest)
-        row["mark"] = task.mark(row)
-        row["open"] = open_question(task, row, group)
+        row.update(judged)
+        row["open"] = open_question(row, group)
         row["decided"] = not row["open"]
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def open_question(task, row: dict, group: pd.DataFrame) -> str:
-    """Why an entry is still undecided (:func:`bench.tasks.decision.open_reason` on its seeds), and where it stopped:
-    at the suite's most seeds, or with runs that did not finish; ``''`` when decided."""
-    reason = decision.open_reason(task, list(row["values"]), references(group[group["outcome"] == "finished"]),
-                                  group.iloc[0].to_dict())
+def open_question(row: dict, group: pd.DataFrame) -> str:
+    """Why an entry is still undecided (:func:`bench.tasks.decision.open_reason`), and where it stopped: at the
+    suite's most seeds, or with runs that did not finish; ``''`` when decided."""
+    reason = decision.open_reason(row)
     if not reason:
         return ""
     most = int(group["seeds_max"].iloc[0]) if "seeds_max" in group else row["runs"]

@@ -230,6 +230,8 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
     trainer.fit(model, datamodule=data)
     fit_time = time.perf_counter() - start
     steps = trainer.global_step
+    if plateau is not None:
+        plateau.restore(model)
     start = time.perf_counter()
     test = trainer.test(model, datamodule=data, verbose=False)[0]
     test_time = time.perf_counter() - start
@@ -306,25 +308,38 @@ class Plateau(pl.Callback):
     far by more than ``tolerance`` (on the log scale for a ``log_scale`` metric), as Lightning's ``EarlyStopping``
     does, but on the task's own scale and direction. Deterministic: it reads only validation values. ``reached``:
     whether it stopped training (else the step budget, the cap, did); ``best_step``: the optimizer step of the
-    best validation, where the metric stopped improving (the samples it took are the run's "how fast")."""
+    best validation, where the metric stopped improving (the samples it took are the run's "how fast").
+
+    The weights of the best validation so far are kept (in memory: these models are small) and :meth:`restore`
+    puts them back before the test, as early stopping with a best checkpoint does: a run stopped on a plateau
+    before its learning rate decayed is tested where it validated best, not wherever the last steps left it."""
 
     def __init__(self, task, patience: int, tolerance: float):
         self.key, self.patience, self.tolerance = task.val_metric, patience, tolerance
         self.sign = 1.0 if task.lower_is_better else -1.0
         self.log = task.log_scale
         self.best, self.best_step, self.waited, self.reached = math.inf, 0, 0, False
+        self.best_seen, self.best_weights = math.inf, None
 
     def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         value = trainer.callback_metrics.get(self.key)
         if value is None or trainer.sanity_checking or not math.isfinite(float(value)):
             return
         score = self.sign * (math.log(max(float(value), 1e-300)) if self.log else float(value))
+        if score < self.best_seen:
+            self.best_seen = score
+            self.best_weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
         if score < self.best - self.tolerance:
             self.best, self.best_step, self.waited = score, trainer.global_step, 0
             return
         self.waited += 1
         if self.waited >= self.patience:
             self.reached = trainer.should_stop = True
+
+    def restore(self, module: pl.LightningModule) -> None:
+        """Load the best validation's weights into ``module`` (nothing when no validation ran)."""
+        if self.best_weights is not None:
+            module.load_state_dict(self.best_weights)
 
 
 def collect_garbage() -> None:

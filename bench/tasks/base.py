@@ -99,7 +99,8 @@ class Task:
 
     def mark(self, row: dict) -> str:
         """A short mark for a summary row, judged against the task's known answers (e.g. which dependencies its
-        interval over seeds shows learned); '' for none."""
+        seeds' classes and interval over seeds show learned); '' for none. A mark ending in ``?`` is undecided:
+        more seeds would decide it (:mod:`bench.tasks.decision`)."""
         return ""
 
     def noise(self, cfg: dict) -> float:

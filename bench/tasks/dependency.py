@@ -139,8 +139,8 @@ class DependencyTask(Task):
 
     def mark(self, row: dict) -> str:
         floors = dependency_floors.floors_of(row)
-        return (dependency_floors.floor_mark(row["mean"], row["low"], row["high"], floors, row.get("noise", math.nan))
-                if floors else "")
+        return (dependency_floors.floor_mark(row["mean"], row["low"], row["high"], floors, row.get("noise", math.nan),
+                                             tuple(row.get("values", ()))) if floors else "")
 
     def noise(self, cfg: dict) -> float:
         if not all(k in cfg for k in ("weights", "base", "lags", "eval_length", "batch_size")):

@@ -148,19 +148,58 @@ def run_noise(weights, base: float, lags, test_steps: int) -> float:
     return math.sqrt(spread / max(1, test_steps))
 
 
-def floor_mark(mean: float, low: float, high: float, floors: dict[str, float], noise: float = 0.0) -> str:
-    """Which dependencies a configuration shows learned, read from its interval over seeds against the floors.
+INDIFFERENCE = 0.005  # nats: a true mean this close to a band's edge may be read as either band (see floor_mark)
 
-    The mark is where the whole interval sits (:func:`level_of` of both ends); when the ends disagree the mark is
-    the mean's, followed by ``?``: never one the mean contradicts. With one seed (no interval) the mean is read,
-    also with ``?``. NaN (no finished run) gives ``''``.
+
+def indifference(floors: dict[str, float]) -> float:
+    """How far past a band's edge an interval may reach and still be read as that band: :data:`INDIFFERENCE`,
+    but at most half the narrowest band above a floor (:data:`BAND_FRACTION` of the closest two floors' gap),
+    so close floors keep their distinctions.
+
+    >>> indifference({"none": 0.6616, "first1": 0.5192, "all": 0.4545})
+    0.005
+    >>> round(indifference({"none": 0.5882, "first1": 0.4044, "all": 0.3950}), 5)
+    0.00117
+    """
+    values = sorted(floors.values())
+    gaps = [b - a for a, b in zip(values, values[1:])]
+    return min([INDIFFERENCE] + [BAND_FRACTION * g / 2 for g in gaps])
+
+
+def rank_mark(rank: int) -> str:
+    """The mark of a seed class's rank (:func:`seed_class`): ``–``, ``0+``, ``1``, ``1+``, …
+
+    >>> [rank_mark(r) for r in range(5)]
+    ['–', '0+', '1', '1+', '2']
+    """
+    return level_mark(rank // 2) if rank % 2 == 0 else f"{rank // 2}+"
+
+
+def floor_mark(mean: float, low: float, high: float, floors: dict[str, float], noise: float = 0.0,
+               values: tuple[float, ...] = ()) -> str:
+    """Which dependencies a configuration shows learned, from its seeds' ``values`` (classed by
+    :func:`seed_class`) and its interval over seeds against the floors. Two answers are decided, one is not:
+
+    - **seeds split** (``–…1+``, the classes of the worst and the best seed): the best and the worst seed lie in
+      classes with a whole band between them even with each moved the :func:`indifference` zone toward the other
+      (one learned what another did not even start): what the configuration learns depends on the seed, and more
+      seeds only narrow the share (the entry's counts give it, with its interval);
+    - **one band**: the whole interval lies in one band (:func:`level_of`), or reaches past it by no more than
+      the :func:`indifference` zone on either side, where the true mean is at a band's edge and either reading
+      is right to within the floors' own precision;
+    - otherwise the mean's band followed by ``?`` (undecided: more seeds would decide it), never a mark the mean
+      contradicts. One seed (no interval) gives the mean's mark with ``?``; NaN (no finished run) ``''``.
 
     >>> floors = {"none": 0.6616, "first1": 0.5192, "all": 0.4545}
     >>> [floor_mark(m, m - 0.002, m + 0.002, floors) for m in (0.69, 0.655, 0.60, 0.525, 0.49, 0.46, 0.44)]
     ['–', '–', '0+', '1', '1+', '2', '2']
     >>> floor_mark(0.52, 0.50, 0.54, floors), floor_mark(0.46, float("nan"), float("nan"), floors)
     ('1?', '2?')
-    >>> floor_mark(0.5202, 0.3022, 0.7382, floors)  # seeds 0.460, 0.479, 0.621: the mean at lag 3's floor
+    >>> floor_mark(0.4652, 0.4610, 0.4690, floors)  # at the edge of 2 and 1+ (0.4645), within the zone
+    '1+'
+    >>> floor_mark(0.5202, 0.3022, 0.7382, floors, values=(0.460, 0.479, 0.621))
+    '0+…2'
+    >>> floor_mark(0.5167, 0.4787, 0.5546, floors, values=(0.50, 0.52, 0.53))  # 1+, 1, 0+: too close to split
     '1?'
     >>> close = {"none": 0.5882, "first1": 0.4044, "all": 0.3950}  # a model that knows only the first lag
     >>> floor_mark(0.4046, 0.4040, 0.4052, close)
@@ -168,10 +207,17 @@ def floor_mark(mean: float, low: float, high: float, floors: dict[str, float], n
     """
     if math.isnan(mean):
         return ""
+    zone = indifference(floors)
+    if len(values) >= 2:
+        best, worst = min(values), max(values)
+        if seed_class(best + zone, floors, noise)[0] - seed_class(worst - zone, floors, noise)[0] >= 2:
+            return f"{level_of(worst, floors, noise)}…{level_of(best, floors, noise)}"
+    at = level_of(mean, floors, noise)
     if math.isnan(low) or math.isnan(high):
-        return level_of(mean, floors, noise) + "?"
-    worse, better = level_of(high, floors, noise), level_of(low, floors, noise)
-    return worse if worse == better else level_of(mean, floors, noise) + "?"
+        return at + "?"
+    if high - low <= 2 * zone or level_of(low + zone, floors, noise) == level_of(high - zone, floors, noise) == at:
+        return at
+    return at + "?"
 
 
 def mark_legend(floors: dict[str, float], noise: float = 0.0) -> list[str]:
@@ -197,7 +243,9 @@ def mark_legend(floors: dict[str, float], noise: float = 0.0) -> list[str]:
         if level < top:
             lines.append(f"`{level}+` between `{mark}` and `{level_mark(level + 1)}`: learned part of the "
                          f"{'first' if level == 0 else 'next'} lag")
-    lines.append("`?` after a mark: the interval of the mean reaches past the mean's mark (or one seed only)")
+    lines.append(f"`?` after a mark: the interval of the mean reaches more than {indifference(floors):.4f} past "
+                 "the band of the mean's mark (or one seed only): undecided")
+    lines.append("`A…B` seeds split: some seeds in class A, some in B, with a whole band between them")
     return lines
 
 

@@ -285,15 +285,17 @@ def protocol(suite: Suite, summary: pd.DataFrame) -> list[str]:
                 texts.append(f"a run stops once {patience} validations in a row have not improved on its best by more "
                              f"than {tolerance:g}{' (of the log)' if tasks.get(name).log_scale else ''}, or at the "
                              f"step budget, its cap; {int(part['at_cap'].sum())} of {int(part['n'].sum())} finished "
-                             "runs stopped at the cap; samples to plateau: the training samples up to its best "
-                             "validation (the cost table)")
+                             "runs stopped at the cap; each is tested with its best validation's weights; samples "
+                             "to plateau: the training samples up to its best validation (the cost table)")
         lines.append(f"Stopping, {name}: " + "; ".join(texts) + ".")
     if suite.seeds:
         decided = int(summary["decided"].sum())
         lines.append(f"Seeds: {suite.seeds[0]} per entry, then one more at a time (seeds {suite.seeds[0]}, "
                      f"{suite.seeds[0] + 1}, …) to each entry whose answer is open — its mark ends in `?` — until "
                      f"it is decided or has {suite.seeds[1]}; {decided} of {len(summary)} entries decided (the "
-                     "undecided ones, and why, are listed below).")
+                     "undecided ones, and why, are listed below). Decided: the seeds split across classes with a "
+                     "band between them (`A…B`), or the interval lies in one band, reaching at most the "
+                     "indifference zone past its edges (`bench/tasks/decision.py`).")
     return lines
 
 

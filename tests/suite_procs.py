@@ -156,8 +156,8 @@ def pid_gone(pid: int) -> bool:
 
 
 def outcome_metrics(run) -> dict[str, float]:
-    """A run's metrics that do not measure the machine, under the harness's names (``test/ce``, not MLflow's
-    ``test.ce``)."""
+    """A run's metrics that do not measure the machine, under the harness's names (``test/ce``; also
+    for runs an earlier commit stored as ``test.ce``)."""
     return {code_key(k): v for k, v in run.data.metrics.items() if not TIMING.fullmatch(k)}
 
 

@@ -190,7 +190,7 @@ def test_a_suite_adds_seeds_where_open_resumes_to_the_same_runs_and_two_runners_
     values: dict[str, list[float]] = {}
     for run in sorted(children(one), key=lambda r: int(r.data.params["seed"])):
         values.setdefault(f"{run.data.params['cell']}-T{run.data.params['truncation']}", []).append(
-            run.data.metrics["test.ce"])
+            run.data.metrics["test/ce"])
     task, cfg = tasks.get("dependency"), load_suite(str(suite_file)).configs[0]  # the entries share their noise
     for entry, got in values.items():  # every seed past the minimum was added because the entry was open
         for n in range(2, len(got)):

@@ -44,8 +44,9 @@ def test_a_moved_store_folder_gives_its_artifacts_back(tiny_cfg, tmp_path):
 
 
 def test_a_store_written_before_reads_the_same_once_moved(tiny_cfg, tmp_path):
-    """Older stores recorded each experiment's artifacts under an absolute file: path and every figure under its
-    own name (test/ce, not test.ce); moved, their artifacts are found beside the database all the same."""
+    """Older stores recorded each experiment's artifacts under an absolute file: path, and some commits stored the
+    figures logged once with "." for "/" (test.ce); moved, their artifacts are found beside the database all the
+    same, and their figures read under the one name (test/ce) beside runs stored under it."""
     older = Store(uri_of(tmp_path / "old"))
     location = (tmp_path / "old" / "mlartifacts" / "rnn-bench").resolve().as_uri()
     older.client.create_experiment("rnn-bench", artifact_location=location, tags=EXPERIMENT_TAGS)
@@ -53,7 +54,7 @@ def test_a_store_written_before_reads_the_same_once_moved(tiny_cfg, tmp_path):
     outcome = train_run(cfg, older.uri)
     assert outcome.status == "finished", outcome.reason
     old_run = older.client.create_run(older.find_experiment("rnn-bench")).info.run_id
-    older.client.log_metric(old_run, "test/ce", 0.25)  # as an older version logged a figure: under its own name
+    older.client.log_metric(old_run, "test.ce", 0.25)  # as an earlier commit stored a figure
     shutil.move(tmp_path / "old", tmp_path / "moved")
 
     store = Store(uri_of(tmp_path / "moved"))
@@ -64,6 +65,10 @@ def test_a_store_written_before_reads_the_same_once_moved(tiny_cfg, tmp_path):
     assert store.metric_history(old_run, "test/ce") == [(0, 0.25)]
     assert store.metrics(old_run) == {"test/ce": 0.25}
     assert store.metrics(outcome.run_id)["test/ce"] == pytest.approx(outcome.metrics["test/ce"])
+    # A run of this commit holds its figures under the one name, which MLflow's search (and the UI's) takes.
+    assert {"test/ce", "floor/all", "train/loss", "train/steps"} <= set(store.get_run(outcome.run_id).data.metrics)
+    found = store.search(store.find_experiment("rnn-bench"), "metrics.`test/ce` < 100")
+    assert outcome.run_id in {r.info.run_id for r in found} and old_run not in {r.info.run_id for r in found}
 
 
 def settings(cfg: dict) -> dict:
@@ -83,8 +88,8 @@ def test_system_metrics_are_logged_when_asked_for(tiny_cfg, tmp_path, capsys, mo
     assert re.search(r"^  browse   mlflow ui --backend-store-uri sqlite:///.*, then "
                      rf"http://127\.0\.0\.1:5000/#/experiments/\d+/runs/{run_id}\?workflowType=machine_learning$",
                      out, re.M)
-    assert re.search(r"^  verdict  test\.ce [\d.]+: (reaches|misses) the target [\d.]+; [\d.e-]+ above the lowest "
-                     r"floor \(floor\.all [\d.]+\)$", out, re.M)
+    assert re.search(r"^  verdict  test/ce [\d.]+: (reaches|misses) the target [\d.]+; [\d.e-]+ above the lowest "
+                     r"floor \(floor/all [\d.]+\)$", out, re.M)
     metrics = Store(uri_of(tmp_path)).metrics(run_id)
     assert 0 <= metrics[SYSTEM_METRIC] <= 100 and metrics["system/system_memory_usage_megabytes"] > 0
 

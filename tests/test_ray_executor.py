@@ -359,7 +359,7 @@ def test_adaptive_seeds_are_added_on_a_cluster_as_locally(two_nodes, mlflow_serv
     values: dict[str, dict[int, float]] = {}
     for run in runs:
         entry = run.data.params["truncation"]
-        values.setdefault(entry, {})[int(run.data.params["seed"])] = run.data.metrics["test.ce"]
+        values.setdefault(entry, {})[int(run.data.params["seed"])] = run.data.metrics["test/ce"]
     floors = {code_key(k): v for k, v in runs[0].data.metrics.items() if k.startswith("floor")}
     task = tasks.get("dependency")
     for entry, by_seed in values.items():

@@ -21,7 +21,6 @@ import pytest
 from bench.cli.main import main
 from bench.config.settings import ConfigError, config_hash, run_name
 from bench.running.executors.slots import gpu_ids, parse_devices, plan_slots
-from bench.running.store import stored_key
 from bench.config.suite import load_suite
 from suite_procs import (REPO, TINY_SUITE, TINY_FIXED, bench_args, bench_run, child_env, children, describe,
                          finished_by_hash, kill_group, outcome_metrics, parents, poll, sqlite_uri, summary_count,
@@ -134,7 +133,7 @@ def test_suite_runs_every_configuration_under_one_parent(tiny_suite, reference):
         assert run.info.run_name == suite.name_of(index)  # the task first, the config hash's start last
         assert re.fullmatch(r"dep·(lstm|gru)·L1·T(5|10)·s[01]·[0-9a-f]{4}", run.info.run_name)
         assert run.data.params["truncation"] == str(cfg["truncation"]) and run.data.params["hidden"] == "4"
-        assert math.isfinite(run.data.metrics[stored_key("test/ce")])  # MLflow holds one-point figures as test.ce
+        assert math.isfinite(run.data.metrics["test/ce"])  # the name the pages and the UI search use
         names.add(run.info.run_name)
     assert any(n.startswith("dep·lstm·L1·T5·s0·") for n in names) and len(names) == 8
     # One worker trained them all: it is long-lived, not one process per run.
@@ -240,7 +239,7 @@ def test_failures_are_isolated(tmp_path):
     for h in set(suite.hashes()) - {long_hash, diverging_hash}:
         (run,) = by_hash[h]
         assert run.info.status == "FINISHED" and run.data.tags["bench.outcome"] == "finished"
-        assert math.isfinite(run.data.metrics[stored_key("test/ce")])  # MLflow holds one-point figures as test.ce
+        assert math.isfinite(run.data.metrics["test/ce"])  # the name the pages and the UI search use
         replacement_pids.add(int(run.data.tags["bench.worker_pid"]))
     replacement_pids.add(int(diverged.data.tags["bench.worker_pid"]))
     assert len(replacement_pids) == 1 and victim_pid not in replacement_pids  # one new worker did the rest

@@ -1,6 +1,6 @@
 """What ``rnn-bench train`` says when its run ends: the run's name, its store, the link to it in ``make ui``, one
 line of verdict against the task's floors or baselines, then every figure, under the names the store and the
-MLflow UI's search use (``test.ce``: :func:`bench.running.store.stored_key`)."""
+MLflow UI's search use (``test/ce``; the search box takes it as ``metrics.`test/ce```)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import math
 
 from bench import tasks
 from bench.running import locations
-from bench.running.store import stored_key
 
 UI = "http://127.0.0.1:5000"  # where `make ui` serves
 
@@ -17,16 +16,16 @@ def verdict(task_name: str, metrics: dict[str, float]) -> str:
     """One line judging the run's test metric against its task's target and best reference.
 
     >>> verdict("sine", {"test/rmse": 0.04, "baseline/last_value_rmse": 0.013, "baseline/linear_ar_rmse": 0.02})
-    'test.rmse 0.04: misses the target 0.0019; beats 0 of 2 baselines (best: baseline.last_value_rmse 0.013)'
+    'test/rmse 0.04: misses the target 0.0019; beats 0 of 2 baselines (best: baseline/last_value_rmse 0.013)'
     >>> verdict("dependency", {"test/ce": 0.455, "floor/all": 0.45, "floor/first1": 0.52, "floor/none": 0.66})
-    'test.ce 0.455: reaches the target 0.46; 0.005 above the lowest floor (floor.all 0.45)'
+    'test/ce 0.455: reaches the target 0.46; 0.005 above the lowest floor (floor/all 0.45)'
     """
     task = tasks.get(task_name)
     value = metrics.get(task.metric, math.nan)
     if math.isnan(value):
-        return f"{stored_key(task.metric)}: no result"
+        return f"{task.metric}: no result"
     target = task.target(metrics)
-    text = f"{stored_key(task.metric)} {value:.3g}"
+    text = f"{task.metric} {value:.3g}"
     if not math.isnan(target):
         better = value <= target if task.lower_is_better else value >= target
         text += f": {'reaches' if better else 'misses'} the target {target:.3g}"
@@ -35,11 +34,11 @@ def verdict(task_name: str, metrics: dict[str, float]) -> str:
     pick = min if task.lower_is_better else max
     if floors:
         key = pick(floors, key=floors.get)
-        text += f"; {abs(value - floors[key]):.2g} above the lowest floor ({stored_key(key)} {floors[key]:.3g})"
+        text += f"; {abs(value - floors[key]):.2g} above the lowest floor ({key} {floors[key]:.3g})"
     if baselines:
         beaten = sum(value < v if task.lower_is_better else value > v for v in baselines.values())
         key = pick(baselines, key=baselines.get)
-        text += (f"; beats {beaten} of {len(baselines)} baselines (best: {stored_key(key)} "
+        text += (f"; beats {beaten} of {len(baselines)} baselines (best: {key} "
                  f"{baselines[key]:.3g})")
     return text
 
@@ -60,9 +59,9 @@ def summary(name: str, run_id: str, status: str, reason: str, task_name: str, me
     if status == "finished":
         lines.append(f"  verdict  {verdict(task_name, metrics)}")
     elif status == "diverged":
-        lines.append(f"  verdict  no {stored_key(task.metric)}: the run diverged (a result: this configuration "
+        lines.append(f"  verdict  no {task.metric}: the run diverged (a result: this configuration "
                      "does not train stably; a lower --lr or a --grad-clip may)")
     first = [k for k in (task.metric, task.val_metric) if k in metrics]
     for key in first + sorted(k for k in metrics if k not in first):
-        lines.append(f"  {stored_key(key):28s} {metrics[key]:.6g}")
+        lines.append(f"  {key:28s} {metrics[key]:.6g}")
     return lines

@@ -9,13 +9,12 @@ Keeping them here gives three things one place each:
   unreachable server becomes :class:`StoreError`: ``store <uri>: <cause>``, never a page of SQLAlchemy
   traceback (MLflow's own logging of the error is silenced for that reason).
 - **The write-once register** (:meth:`Store.set_once`) the claim protocol of :mod:`bench.running.claims` is built on.
-- **What the MLflow UI shows first.** The run page's metrics view files a metric under the section its key names
-  before the last ``/``, sorts those sections alphabetically and puts keys without a ``/`` last, under "Model
-  metrics" (MLflow's ``RunsChartsCardConfig.getBaseChartAndSectionConfigs``). The figures a run logs once at its
-  end (``test/ce``, ``floor/all``, ``train/steps``, …) would sort before the learning curves (``train/loss``,
-  ``val/*``; "floor" < "test" < "train"), so the store writes them with ``.`` for ``/`` (``test.ce``): one
-  chart each under "Model metrics", after the curves. Reading, the store gives the harness's names back
-  (:func:`code_key`); runs logged before keep their old names and read the same.
+- **One name per metric.** A metric is stored under the harness's own name (``test/ce``, ``val/ce``,
+  ``floor/all``): the name the pages, the CSVs, ``rnn-bench train`` and MLflow's search (``metrics.`test/ce```)
+  all use. The MLflow UI files each chart under the part of its key before the last ``/`` (sections ``baseline``,
+  ``floor``, ``test``, ``train``, ``val``, alphabetically). Runs written by earlier commits stored the figures
+  logged once with ``.`` for ``/`` (``test.ce``); reading, the store gives them their one name back
+  (:func:`code_key`).
 - **A store folder that can be moved.** A SQLite store's experiments keep their artifacts at
   ``mlflow-artifacts:/<experiment>`` (:meth:`Store.artifact_location`), which the store resolves against
   ``mlartifacts/`` beside the database, as ``mlflow server --artifacts-destination <that folder>`` (``make ui``)
@@ -49,9 +48,6 @@ BATCH_TOTAL = 1000
 # Errors two processes creating one store's tables or experiment at once run into; retrying resolves them.
 CREATION_RACES = ("already exists", "UNIQUE constraint failed", "RESOURCE_ALREADY_EXISTS", "database is locked")
 
-# Metric keys the MLflow UI should show first: the learning curves, logged as training goes. Every other key with a
-# "/" is a figure logged once, stored with "." for "/" (see the module docstring).
-LEARNING_CURVES = ("train/loss", "val/")
 # How often system metrics (--system-metrics) are sampled: a short run still gets a few points. MLflow's
 # MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides it.
 SYSTEM_METRICS_INTERVAL_S = 2.0
@@ -71,8 +67,9 @@ EXPERIMENT_TAGS = {
                            "known answers. Each suite invocation is a parent run (suite/NAME) with one child run "
                            "per configuration, named task first (dep·lstm·L1·T10·s0·3f6d: the last part tells "
                            "configurations apart). A diverged run ends FAILED with tag bench.outcome=diverged "
-                           "and a name that starts with diverged·. The test figures are test.ce (dependency, "
-                           "nats) and test.rmse (sine): search e.g. metrics.test.ce < 0.5.",
+                           "and a name that starts with diverged·. The test figures are test/ce (dependency, "
+                           "nats) and test/rmse (sine): search e.g. ``metrics.`test/ce` < 0.5`` (a name with a / "
+                           "goes in backticks).",
 }
 
 
@@ -127,23 +124,19 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix(SQLITE_PREFIX)) if uri.startswith(SQLITE_PREFIX) else None
 
 
-def stored_key(key: str) -> str:
-    """The name a metric has in the store: a learning curve's own, a figure's with "." for "/" (the harness's
-    keys never hold a ".").
-
-    >>> stored_key("val/ce"), stored_key("test/ce"), stored_key("floor/first1"), stored_key("wall_time_s")
-    ('val/ce', 'test.ce', 'floor.first1', 'wall_time_s')
-    """
-    return key if key.startswith(LEARNING_CURVES) else key.replace("/", ".")
-
-
 def code_key(stored: str) -> str:
-    """The harness's name of a stored metric: the inverse of :func:`stored_key`.
+    """The harness's name of a stored metric. Runs written by earlier commits hold the figures logged once with
+    "." for "/" (``test.ce``); the harness's names never hold a ".".
 
-    >>> code_key("test.ce"), code_key("val/ce"), code_key("test/ce"), code_key("system/cpu_utilization_percentage")
-    ('test/ce', 'val/ce', 'test/ce', 'system/cpu_utilization_percentage')
+    >>> code_key("test.ce"), code_key("test/ce"), code_key("val/ce"), code_key("system/cpu_utilization_percentage")
+    ('test/ce', 'test/ce', 'val/ce', 'system/cpu_utilization_percentage')
     """
     return stored.replace(".", "/")
+
+
+def dotted_key(key: str) -> str:
+    """The name earlier commits stored the figure ``key`` under (see :func:`code_key`)."""
+    return key.replace("/", ".")
 
 
 def _full_disk_hint(uri: str) -> str:
@@ -401,11 +394,11 @@ class Store:
 
     def log(self, run_id: str, metrics: list[tuple] = (), params: dict | None = None,
             tags: dict[str, str] | None = None) -> None:
-        """Log ``metrics`` (``(key, value, timestamp_ms, step)`` rows, stored under :func:`stored_key`),
+        """Log ``metrics`` (``(key, value, timestamp_ms, step)`` rows),
         ``params`` and ``tags`` in as few batches as MLflow allows."""
         from mlflow.entities import Metric, Param, RunTag  # mlflow: as in client
 
-        left = {"metrics": [Metric(stored_key(k), float(v), int(ts), int(step)) for k, v, ts, step in metrics],
+        left = {"metrics": [Metric(k, float(v), int(ts), int(step)) for k, v, ts, step in metrics],
                 "params": [Param(k, str(v)) for k, v in (params or {}).items()],
                 "tags": [RunTag(k, str(v)) for k, v in (tags or {}).items()]}
         with self.errors():
@@ -625,7 +618,7 @@ class Store:
             finally:
                 mlflow.set_tracking_uri(previous)
         for column in [c for c in runs.columns if c.startswith("metrics.") and "." in c.removeprefix("metrics.")]:
-            named = "metrics." + code_key(column.removeprefix("metrics."))  # runs logged before keep this name
+            named = "metrics." + code_key(column.removeprefix("metrics."))  # as an earlier commit stored it
             runs[named] = runs.pop(column) if named not in runs else runs[named].combine_first(runs.pop(column))
         for column in ("tags.bench.config_hash", "tags.bench.role", "tags.bench.suite"):
             if column not in runs:
@@ -633,12 +626,12 @@ class Store:
         return runs
 
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
-        """(step, value) of metric ``key`` (the harness's name; a run logged before figures were renamed holds it
-        under that name)."""
+        """(step, value) of metric ``key`` (the harness's name; a run written by an earlier commit may hold it
+        under :func:`dotted_key`)."""
         with self.errors():
-            found = self.client.get_metric_history(run_id, stored_key(key))
-            if not found and stored_key(key) != key:
-                found = self.client.get_metric_history(run_id, key)
+            found = self.client.get_metric_history(run_id, key)
+            if not found and dotted_key(key) != key:
+                found = self.client.get_metric_history(run_id, dotted_key(key))
             return [(m.step, m.value) for m in found]
 
     def metric_histories(self, run_ids: list[str], keys: list[str]) -> dict[str, dict[str, list]]:

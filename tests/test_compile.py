@@ -126,7 +126,7 @@ def test_cost_table_has_every_configuration_and_time_to_target(compiled):
     costs = read(folder, "cost.csv").set_index("configuration")
     assert len(costs) == 6
     lstm = costs.loc["dependency/lstm-L1-uni-T10-lr=0.02"]
-    named = stored["tags.mlflow.runName"].str.fullmatch(r"dep·lstm·L1·T10·lr=0.02·s0·[0-9a-f]{4}", na=False)
+    named = stored["tags.mlflow.runName"].str.fullmatch(r"dep·lstm·L1·T10·s0·lr=0.02·[0-9a-f]{4}", na=False)
     params = stored[named]["metrics.num_params"].iloc[0]
     assert lstm["parameters"] == f"{params:,.0f}" and float(lstm["samples/s"].replace(",", "")) > 0
     # Nothing this small gets within 0.01 nats of the Bayes floor or to RMSE 0.0019: every run says so.

@@ -25,7 +25,7 @@ def later_commit(frame: pd.DataFrame, commit: str, days: int, planted: float = 0
     again[COMMIT_TAG] = commit
     again["start_time"] = again["start_time"] + pd.Timedelta(days=days)
     again["run_id"] = again["run_id"] + commit[:4]
-    lstm = again["tags.mlflow.runName"].str.match(r"dep·lstm·L1·T10·lr=0\.02·s\d·")
+    lstm = again["tags.mlflow.runName"].str.match(r"dep·lstm·L1·T10·s\d·lr=0\.02·")
     again.loc[lstm, "metrics.test/ce"] += planted
     return again
 

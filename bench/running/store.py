@@ -65,11 +65,11 @@ EXPERIMENT_TAGS = {
     "mlflow.experimentKind": "custom_model_development",
     "mlflow.note.content": "rnn-bench: recurrent cells, depths, directions and truncation lengths on tasks with "
                            "known answers. Each suite invocation is a parent run (suite/NAME) with one child run "
-                           "per configuration, named task first (dep·lstm·L1·T10·s0·3f6d: the last part tells "
-                           "configurations apart). A diverged run ends FAILED with tag bench.outcome=diverged "
-                           "and a name that starts with diverged·. The test figures are test/ce (dependency, "
-                           "nats) and test/rmse (sine): search e.g. ``metrics.`test/ce` < 0.5`` (a name with a / "
-                           "goes in backticks).",
+                           "per configuration, named what tells runs apart first (dep·lstm·L2bi·T10·s0·3f6d: task, "
+                           "cell, depth and direction, truncation, seed; the last part, from the config hash, keeps "
+                           "names unique). A diverged run ends FAILED with tag bench.outcome=diverged and a name that "
+                           "starts with diverged·. The test figures are test/ce (dependency, nats) and test/rmse "
+                           "(sine): search e.g. ``metrics.`test/ce` < 0.5`` (a name with a / goes in backticks).",
 }
 
 

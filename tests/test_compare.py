@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import textwrap
 
 import pytest
@@ -37,6 +38,26 @@ def test_a_suite_run_compared_with_itself_shows_no_change(tiny_suite_store, tmp_
     assert "PASS: 6 configurations compared: 0 worse, 0 better, 6 no detectable change" in report
     assert "s0 " in report and "s1 " in report  # every seed side by side
     assert "<table" in (out / "compare.html").read_text()
+
+
+def test_a_store_an_earlier_commit_wrote_compares_with_one_written_now(tiny_suite_store, tmp_path):
+    """A: a copy of the store with its figures under the names commits before one-name-per-metric stored them
+    (test.ce, floor.all; the learning curves kept train/loss and val/*), B: the store as written now. The same
+    numbers under either name: nothing changed, nothing on one side only."""
+    _, uri, _ = tiny_suite_store
+    (tmp_path / "old").mkdir()
+    shutil.copy(uri.removeprefix("sqlite:///"), tmp_path / "old" / "mlflow.db")
+    with sqlite3.connect(tmp_path / "old" / "mlflow.db") as db:
+        for table in ("metrics", "latest_metrics"):
+            renamed = db.execute(f"UPDATE {table} SET key = replace(key, '/', '.') "
+                                 "WHERE key LIKE '%/%' AND key != 'train/loss' AND key NOT LIKE 'val/%'").rowcount
+            assert renamed > 0
+    old = Store(f"sqlite:///{tmp_path / 'old' / 'mlflow.db'}")
+    (run,) = old.search(old.find_experiment("rnn-bench"), "tags.mlflow.runName LIKE 'dep·lstm·L1·T10·s0·lr=0.02·%'")
+    assert "test.ce" in run.data.metrics and "test/ce" not in run.data.metrics
+    found = compare.compare(compare.resolve_side(old.uri, uri, "rnn-bench"),
+                            compare.resolve_side(uri, uri, "rnn-bench"))
+    assert len(found.table) == 6 and set(found.table["class"]) == {"no detectable change"} and found.only.empty
 
 
 def test_a_collapsed_seed_is_caught_and_a_dropped_configuration_listed(tiny_suite_store, tmp_path, capsys):

@@ -240,6 +240,24 @@ def test_tuning_runs_come_first_on_their_own_seeds_and_the_choice_sets_each_cell
     assert view.loc["lstm", "rank at shared rate"] == 2 and view.loc["lstm", "rank tuned"] == 1
 
 
+def test_a_task_same_as_another_is_not_tuned_and_trains_at_the_others_rates(tmp_path):
+    doc = {**TUNED, "axes": {**TUNED["axes"], "task": ["sine", "sine_extrapolation"], "truncation": [10]},
+           "fixed": {"max_steps": 30, "epochs": -1, "val_every": 10, "optimizer": "adam", "lr": 0.02},
+           "tune": {**TUNED["tune"], "at": {"truncation": 10}, "same_as": {"sine_extrapolation": "sine"}}}
+    suite = load_suite(str(write_suite(tmp_path / "same.yaml", doc)))
+    assert {c["task"] for c in suite.configs} == {"sine"} and suite.tuning.runs == 6  # 2 cells x 3 rates
+    rmse = {("lstm", 0.005): 0.3, ("lstm", 0.02): 0.2, ("lstm", 0.08): 0.1, ("gru", 0.005): 0.1,
+            ("gru", 0.02): 0.2, ("gru", 0.08): 0.3}
+    results = {config_hash(c): ("finished", {"test/rmse": rmse[(c["cell"], c["lr"])]}) for c in suite.configs}
+    suite.apply_tuning(results.get)
+    assert {(c["task"], c["cell"], c["lr"]) for c in suite.reported()} == {
+        (task, "lstm", 0.08) for task in ("sine", "sine_extrapolation")} | {
+        (task, "gru", 0.005) for task in ("sine", "sine_extrapolation")}
+    with pytest.raises(ConfigError, match=": tune: "):  # the task it names must itself be tuned
+        load_suite(str(write_suite(tmp_path / "bad.yaml", {**doc, "tune": {**doc["tune"], "same_as": {
+            "sine_extrapolation": "sine", "sine": "sine_extrapolation"}}})))
+
+
 @pytest.mark.parametrize("tune", [{"lr": [0.005, 0.01], "seeds": [100], "at": {}},  # the shared 0.02 not in it
                                   {"lr": [0.02], "seeds": [1], "at": {}},  # a reported seed
                                   {"lr": [0.02], "seeds": [100], "at": {"truncation": 3}},  # matches nothing

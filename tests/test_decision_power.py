@@ -52,7 +52,8 @@ def simulate(rng, entries: int, first: int, most: int, sd_median: float = 0.0023
     mixtures read as one band)."""
     task = tasks.get("dependency")
     cfg = resolve({"task": "dependency", "eval_length": 20000, "batch_size": 50})  # the default suite's test noise
-    noise, zone = task.noise(cfg), floors_of.indifference(FLOORS)
+    noise = task.noise(cfg)
+    zone = floors_of.indifference(FLOORS, noise)
     wrong = decided = seeds = splits = mixtures = missed = 0
     for _ in range(entries):
         mean, seed, mixture = draw(rng, sd_median, sd_spread, split_share)

@@ -99,7 +99,7 @@ class Suite:
             return []
         self.tuning.choose(self.configs[: self.tuning.runs], got)
         start = len(self.configs)
-        self.configs += [{**cfg, "lr": self.tuning.chosen[(cfg["task"], cfg["cell"])]} for cfg in self.tuning.shared]
+        self.configs += [{**cfg, "lr": self.tuning.rate(cfg["task"], cfg["cell"])} for cfg in self.tuning.shared]
         return list(range(start, len(self.configs)))
 
     def name_of(self, index: int) -> str:
@@ -159,7 +159,9 @@ class Tuning:
     match ``at`` (e.g. ``{layers: 1, bidirectional: false, truncation: 10}``); the rate with the best mean metric
     (on the task's scale; a diverged run counts as worst) is then used for every reported run of that (task,
     cell). Tuning seeds are never reported seeds. The suite's own rate (its ``lr``) must be in the grid: the
-    tuning runs at it give the sensitivity view (the ranking of cells under the shared rate)."""
+    tuning runs at it give the sensitivity view (the ranking of cells under the shared rate). ``same_as: {task:
+    other}`` (optional): ``task`` is not tuned but trains at ``other``'s tuned rates, for a task whose data and
+    model are ``other``'s and only its test split differs (sine_extrapolation and sine)."""
 
     grid: tuple[float, ...]
     seeds: tuple[int, ...]
@@ -168,6 +170,11 @@ class Tuning:
     runs: int = 0  # how many tuning configurations lead :attr:`Suite.configs`
     chosen: dict[tuple[str, str], float] = field(default_factory=dict)  # (task, cell) -> tuned rate
     scores: dict[tuple[str, str, float], float] = field(default_factory=dict)  # (task, cell, rate) -> mean metric
+    same_as: dict[str, str] = field(default_factory=dict)  # untuned task -> the task whose rates it trains at
+
+    def rate(self, task: str, cell: str) -> float:
+        """The rate a reported run of (``task``, ``cell``) trains at, once :meth:`choose` has run."""
+        return self.chosen[(self.same_as.get(task, task), cell)]
 
     def choose(self, configs: list[dict], got: list[tuple[str, dict]]) -> None:
         """Fill :attr:`scores` (the mean metric per rate) and :attr:`chosen` (the best rate; the smaller on a tie)
@@ -190,9 +197,14 @@ def _tuning(value: Any, configs: list[dict], seeds_used: set[int], where: str, p
     """The ``tune:`` mapping as a :class:`Tuning` whose tuning configurations are built from ``configs``."""
     if value is None:
         return None
-    allowed = ("a mapping {lr: [rates > 0], seeds: [whole numbers no reported run uses], at: {setting: value}} "
-               "whose at matches configurations of every (task, cell) and whose lr list holds the suite's own rate")
-    ok = (isinstance(value, dict) and set(value) == {"lr", "seeds", "at"} and isinstance(value["at"], dict)
+    allowed = ("a mapping {lr: [rates > 0], seeds: [whole numbers no reported run uses], at: {setting: value}, "
+               "optionally same_as: {task: tuned task}} whose at matches configurations of every tuned (task, cell) "
+               "and whose lr list holds the suite's own rate")
+    names = {cfg["task"] for cfg in configs}
+    same_as = value.get("same_as", {}) if isinstance(value, dict) else {}
+    ok = (isinstance(value, dict) and {"lr", "seeds", "at"} <= set(value) <= {"lr", "seeds", "at", "same_as"}
+          and isinstance(value["at"], dict) and isinstance(same_as, dict)
+          and all(k in names and v in names - set(same_as) for k, v in same_as.items())
           and isinstance(value["lr"], list) and value["lr"]
           and all(isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 for r in value["lr"])
           and isinstance(value["seeds"], list) and value["seeds"]
@@ -200,10 +212,11 @@ def _tuning(value: Any, configs: list[dict], seeds_used: set[int], where: str, p
           and not set(value["seeds"]) & seeds_used)
     if ok:
         grid, first = tuple(float(r) for r in value["lr"]), min(cfg["seed"] for cfg in configs)
-        tuning = Tuning(grid, tuple(value["seeds"]), dict(value["at"]), list(configs))
+        tuning = Tuning(grid, tuple(value["seeds"]), dict(value["at"]), list(configs), same_as=dict(same_as))
         tuned = [{**cfg, "lr": rate, "seed": seed} for cfg in configs
-                 if cfg["seed"] == first and _matches(cfg, tuning.at) for rate in grid for seed in tuning.seeds]
-        pairs = {(cfg["task"], cfg["cell"]) for cfg in configs}
+                 if cfg["seed"] == first and cfg["task"] not in same_as and _matches(cfg, tuning.at)
+                 for rate in grid for seed in tuning.seeds]
+        pairs = {(cfg["task"], cfg["cell"]) for cfg in configs if cfg["task"] not in same_as}
         if {(cfg["task"], cfg["cell"]) for cfg in tuned} == pairs and all(cfg["lr"] in grid for cfg in configs):
             configs[:] = list({config_hash(c): c for c in tuned}.values())
             tuning.runs = len(configs)

@@ -224,7 +224,9 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
                         f"its configurations with {', '.join(f'{k}={v}' for k, v in tuning.at.items()) or 'any setting'}; "
                         "the rate with the best mean test metric is used for all its reported runs (also params "
                         "tuned_lr.<task>.<cell> of the suite's parent run). Beside it, the mean at the suite's shared "
-                        "rate and the ranking of the cells under each: how much the comparison depends on tuning."),
+                        "rate and the ranking of the cells under each: how much the comparison depends on tuning."
+                        + "".join(f" {task} is not tuned: its runs train at {other}'s tuned rates (the same data and "
+                                  "model; only the test split differs)." for task, other in tuning.same_as.items())),
                    Table(tables.sensitivity_table(tuning).round(4))]
     if suite.published:
         found = reproduce.verdicts(suite, runs, summary)

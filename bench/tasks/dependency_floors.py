@@ -148,22 +148,26 @@ def run_noise(weights, base: float, lags, test_steps: int) -> float:
     return math.sqrt(spread / max(1, test_steps))
 
 
-INDIFFERENCE = 0.005  # nats: a true mean this close to a band's edge may be read as either band (see floor_mark)
+INDIFFERENCE = 0.005  # nats: a true mean this close to a band's edge may be read as either band, at least
 
 
-def indifference(floors: dict[str, float]) -> float:
-    """How far past a band's edge an interval may reach and still be read as that band: :data:`INDIFFERENCE`,
-    but at most half the narrowest band above a floor (:data:`BAND_FRACTION` of the closest two floors' gap),
-    so close floors keep their distinctions.
+def indifference(floors: dict[str, float], noise: float = 0.0) -> float:
+    """How far past a band's edge an interval may reach and still be read as that band: :data:`INDIFFERENCE`, or
+    the margin a run's own test noise puts on every band edge (:data:`NOISE_Z` times ``noise``, as in
+    :func:`bands`) where that is wider: a true mean closer to an edge than one run's test set can resolve may be
+    read either way. At most half the narrowest band above a floor (:data:`BAND_FRACTION` of the closest two
+    floors' gap), so close floors keep their distinctions.
 
-    >>> indifference({"none": 0.6616, "first1": 0.5192, "all": 0.4545})
-    0.005
-    >>> round(indifference({"none": 0.5882, "first1": 0.4044, "all": 0.3950}), 5)
+    >>> floors = {"none": 0.6616, "first1": 0.5192, "all": 0.4545}
+    >>> indifference(floors), round(indifference(floors, noise=0.0036), 4)
+    (0.005, 0.0071)
+    >>> round(indifference({"none": 0.5882, "first1": 0.4044, "all": 0.3950}, noise=0.0036), 5)
     0.00117
     """
     values = sorted(floors.values())
     gaps = [b - a for a, b in zip(values, values[1:])]
-    return min([INDIFFERENCE] + [BAND_FRACTION * g / 2 for g in gaps])
+    z = NOISE_Z * (0.0 if noise is None or math.isnan(noise) else noise)
+    return min([max(INDIFFERENCE, z)] + [BAND_FRACTION * g / 2 for g in gaps])
 
 
 def rank_mark(rank: int) -> str:
@@ -186,7 +190,7 @@ def floor_mark(mean: float, low: float, high: float, floors: dict[str, float], n
       seeds only narrow the share (the entry's counts give it, with its interval);
     - **one band**: the whole interval lies in one band (:func:`level_of`), or reaches past it by no more than
       the :func:`indifference` zone on either side, where the true mean is at a band's edge and either reading
-      is right to within the floors' own precision;
+      is right to within what one run's test set resolves;
     - otherwise the mean's band followed by ``?`` (undecided: more seeds would decide it), never a mark the mean
       contradicts. One seed (no interval) gives the mean's mark with ``?``; NaN (no finished run) ``''``.
 
@@ -207,7 +211,7 @@ def floor_mark(mean: float, low: float, high: float, floors: dict[str, float], n
     """
     if math.isnan(mean):
         return ""
-    zone = indifference(floors)
+    zone = indifference(floors, noise)
     if len(values) >= 2:
         best, worst = min(values), max(values)
         if seed_class(best + zone, floors, noise)[0] - seed_class(worst - zone, floors, noise)[0] >= 2:
@@ -243,7 +247,7 @@ def mark_legend(floors: dict[str, float], noise: float = 0.0) -> list[str]:
         if level < top:
             lines.append(f"`{level}+` between `{mark}` and `{level_mark(level + 1)}`: learned part of the "
                          f"{'first' if level == 0 else 'next'} lag")
-    lines.append(f"`?` after a mark: the interval of the mean reaches more than {indifference(floors):.4f} past "
+    lines.append(f"`?` after a mark: the interval of the mean reaches more than {indifference(floors, noise):.4f} past "
                  "the band of the mean's mark (or one seed only): undecided")
     lines.append("`A…B` seeds split: some seeds in class A, some in B, with a whole band between them")
     return lines

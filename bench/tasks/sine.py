@@ -71,9 +71,6 @@ class SineTask(Task):
     history_keys = ("val/rmse", "val/elapsed_s")
     log_scale = True
     converge_tolerance = 0.1  # log RMSE: still improving by more than ~10% is not converged
-    shows_source = True  # the source's figure is a reference row: it was measured on this very split
-    split_note = ("Time split, as in the TensorFlow example: one frequency, the test segment right after the "
-                  "training range. The sine is periodic, so the lookup row shows how far interpolation alone gets.")
 
     def cross_checks(self, cfg: dict) -> list[str]:
         needed = cfg["val_examples"] + cfg["truncation"] + cfg["batch_size"]
@@ -149,9 +146,6 @@ class SineExtrapolationTask(SineTask):
     )
     defaults = {**{k: v for k, v in SineTask.defaults.items() if k != "frequency"},
                 "frequencies": (0.5, 1.0, 1.5, 2.0), "test_frequencies": (2.5, 3.0)}
-    shows_source = False  # the source measured interpolation; its figure says nothing about this split
-    split_note = ("Frequency split: trained on some frequencies, validated and tested on others, so no test "
-                  "window has a near-copy in training.")
 
     def cross_checks(self, cfg: dict) -> list[str]:
         problems = []

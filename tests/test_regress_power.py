@@ -81,10 +81,34 @@ def simulate(rng, collapsed: int, suites: int = 40, n: int = 3) -> dict[str, tup
 
 
 def test_false_alarms_where_seeds_do_not_collapse():
-    """At most 1 % per tight configuration; a spread one, whose own sd three seeds cannot estimate and the check
-    moderates toward the task's typical spread, pays for that with more (about 2-3 %, at most 5 %)."""
+    """At most the stated rate (1 %) per configuration of every kind: a spread one's tests on its own seeds (exact
+    whatever its spread) keep it there although its three seeds cannot estimate that spread and the task's typical
+    one is ten times smaller (moderation alone gave 2.7 %). A warning that more seeds learned nothing than in the
+    baseline comes only where every new seed did or Fisher's p <= 0.25 (it came for 29 % of split ones, which
+    lose a seed in three by chance)."""
     rates = simulate(np.random.default_rng(0), 0, suites=30)
-    assert rates["tight"][0] <= regress.ALPHA and rates["spread"][0] <= 0.05, rates
+    assert all(failed <= regress.ALPHA for failed, _ in rates.values()), rates
+    assert all(warned <= 0.06 for _, warned in rates.values()), rates
+
+
+def test_a_spread_baseline_is_judged_by_what_its_own_seeds_support():
+    """Three baseline seeds that happen to lie close (sd 0.005) cannot show that a configuration's seeds spread
+    0.03: a new seed 0.065 above their mean, within that spread, passes (moderation toward the task's typical sd
+    0.003 alone failed it), while a collapse to the no-lag floor, beyond half the known answers' span, fails."""
+    base, prior = [0.530, 0.535, 0.540], 0.003**2
+    within = regress.seed_change("dependency", base, [0.50, 0.53, 0.60], prior, min_delta=0.005, row=ROW)
+    collapsed = regress.seed_change("dependency", base, [0.50, 0.53, 0.6616], prior, min_delta=0.005, row=ROW)
+    assert (within.change, collapsed.change) == ("", "worse"), (within, collapsed)
+
+
+def test_a_split_baseline_warns_only_of_what_chance_rarely_gives():
+    """A baseline with one collapsed seed of three: two new collapsed seeds of three are what such a configuration
+    shows one time in four (Fisher p = 0.5): no warning (there was one); all three warn, naming the seeds that
+    would decide."""
+    base, prior = [0.48, 0.49, 0.6616], 0.003**2
+    two = regress.seed_change("dependency", base, [0.48, 0.6616, 0.6616], prior, min_delta=0.005, row=ROW)
+    three = regress.seed_change("dependency", base, [0.6616] * 3, prior, min_delta=0.005, row=ROW)
+    assert two.change == "" and three.change == "undecided" and "9 seeds on each side would decide" in three.reason
 
 
 def test_sine_false_alarms_stay_below_one_percent():
@@ -106,15 +130,19 @@ def test_sine_false_alarms_stay_below_one_percent():
 @pytest.mark.slow
 def test_detection_of_collapsed_seeds_whatever_the_baseline():
     """Printed for the record (pytest -s): fail and undecided rates for 0-3 collapsed seeds of three, per kind of
-    baseline. A tight or spread baseline must catch every collapse; a split one cannot decide one or two at n=3."""
+    baseline. No kind fails more than the stated rate by chance; a tight baseline catches every collapse (fails,
+    or warns where the baseline holds a nearly collapsed seed); a spread one catches most (its seeds' spread
+    reaches the bound of half the known answers' span); a split one cannot decide at n=3 and says so when all
+    three collapse."""
     rng = np.random.default_rng(1)
     table = {k: simulate(rng, k, suites=25) for k in range(4)}
     for k, rates in table.items():
         print(f"{k} collapsed: " + "; ".join(f"{kind} fail {f:.1%} undecided {w:.1%}" for kind, (f, w) in rates.items()))
+    assert all(failed <= regress.ALPHA for failed, _ in table[0].values()), table[0]
     for k in (1, 2, 3):
-        assert table[k]["tight"][0] == 1.0 and table[k]["spread"][0] >= 0.85, table[k]
-    assert table[3]["spread"][0] >= 0.95, table[3]
-    assert table[3]["split"][0] + table[3]["split"][1] >= 0.95, table[3]  # three in a row: failed or said undecided
+        tight, spread, split = table[k]["tight"], table[k]["spread"], table[k]["split"]
+        assert tight[0] >= 0.99 and sum(tight) == 1.0 and spread[0] >= 0.8 and split[0] == 0.0, table[k]
+    assert table[3]["spread"][0] >= 0.95 and table[3]["split"][1] == 1.0, table[3]
 
 
 # The seed tests alone, as before the outcome classes: 48 configurations per task whose seed spread is log-normal

@@ -208,7 +208,7 @@ def seed_quantile(alpha: float, m: int, df: float) -> float:
 
 
 def worse_tests(base: Sequence[float], new: Sequence[float], sd: float, df: float, alpha: float,
-                min_delta: float, most: float = math.inf) -> dict[str, float]:
+                min_delta: float, most: float = math.inf, own_alpha: float = 0.0) -> dict[str, float]:
     """Two one-sided tests that ``new`` seeds are worse (higher) than ``base`` seeds, each at ``alpha / 2``:
 
     - ``seed``: the worst new seed against the baseline mean — a prediction interval for one new draw, with
@@ -217,8 +217,12 @@ def worse_tests(base: Sequence[float], new: Sequence[float], sd: float, df: floa
 
     Each also needs the change to exceed ``min_delta``: a shift too small to matter never fails; and no threshold
     exceeds ``most`` (a bound from the task's known answers: a drop that large is a regression whatever the
-    seeds' spread). Returns the margin by which each statistic exceeds its threshold (> 0: worse), and the
-    thresholds.
+    seeds' spread). With ``own_alpha`` and three or more baseline seeds, each threshold is at least that of the
+    same test at ``own_alpha`` on ``base``'s own sd and its own n − 1 degrees of freedom (exact for normal seeds
+    whatever their spread; :func:`own_seed_threshold`): moderation toward the task's typical spread may lift a
+    threshold, never lower it below what the configuration's own seeds support, so a configuration whose seeds
+    truly spread wider than its task's typical one keeps its false-alarm rate (affordable where ``most`` bounds
+    the thresholds). Returns the margin by which each statistic exceeds its threshold (> 0: worse), and the thresholds.
 
     >>> r = worse_tests([0.460, 0.461, 0.459], [0.460, 0.461, 0.6616], sd=0.001, df=4.0, alpha=0.01, min_delta=0.005)
     >>> r["seed"] > 0, r["mean"] > 0
@@ -232,10 +236,31 @@ def worse_tests(base: Sequence[float], new: Sequence[float], sd: float, df: floa
     n, m, mean_b = len(b), len(c), float(b.mean())
     seed_q = seed_quantile(alpha, m, df)
     mean_q = float(scipy_stats.t.ppf(1 - alpha / 2, df))
-    seed_threshold = max(min(seed_q * sd * math.sqrt(1 + 1 / n), most), min_delta)
-    mean_threshold = max(min(mean_q * sd * math.sqrt(1 / n + 1 / m), most), min_delta)
+    seed_threshold = seed_q * sd * math.sqrt(1 + 1 / n)
+    if own_alpha:
+        seed_threshold = max(seed_threshold, own_seed_threshold(b, m, own_alpha))
+    seed_threshold = max(min(seed_threshold, most), min_delta)
+    mean_threshold = mean_q * sd * math.sqrt(1 / n + 1 / m)
+    if own_alpha and n > 2:
+        mean_threshold = max(mean_threshold, float(scipy_stats.t.ppf(1 - own_alpha / 2, n - 1)) * float(b.std(ddof=1))
+                             * math.sqrt(1 / n + 1 / m))
+    mean_threshold = max(min(mean_threshold, most), min_delta)
     return {"seed": float(c.max() - mean_b - seed_threshold), "mean": float(c.mean() - mean_b - mean_threshold),
             "seed_threshold": seed_threshold, "mean_threshold": mean_threshold}
+
+
+def own_seed_threshold(base: Sequence[float], m: int, alpha: float) -> float:
+    """The worst-of-``m`` seed test's threshold from ``base``'s own sd alone, on its n − 1 degrees of freedom
+    (exact for normal seeds, whatever their spread; :func:`seed_quantile`); 0 below three seeds: two seeds' one
+    degree of freedom puts the threshold near 200 sd, which would leave only the bound to judge.
+
+    >>> round(own_seed_threshold([0.50, 0.53, 0.56], 3, 0.01), 3)
+    0.598
+    """
+    b = np.asarray(base, dtype=float)
+    if len(b) < 3:
+        return 0.0
+    return seed_quantile(alpha, m, len(b) - 1) * float(b.std(ddof=1)) * math.sqrt(1 + 1 / len(b))
 
 
 def shift_half_width(n: int, m: int, sd: float, df: float, level: float = LEVEL) -> float:

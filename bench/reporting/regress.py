@@ -10,15 +10,21 @@ Configurations are matched by key (``task/cell-L<layers>-<direction>-T<truncatio
   one-sided t tests against the baseline's spread (never pooled with the candidate's, which a collapsed seed
   would inflate), its *worst seed* lies beyond a prediction interval of the baseline (so one seed of three
   collapsing fails) or its *mean* shifted. The baseline's sd is moderated toward the typical spread of its task's
-  configurations (:mod:`bench.core.stats`) and every threshold is bounded by half the span of the task's known
-  answers; the two tests share a false-alarm rate of ``alpha`` per configuration, and a change smaller than the
-  task's ``min_delta`` never counts. Metrics spanning decades (the sine task's RMSE) are compared on a log scale;
+  configurations (:mod:`bench.core.stats`), yet with three or more seeds no threshold lies below what the
+  configuration's own seeds support (so a configuration whose seeds spread wider than its task's typical one
+  does not fail on its own noise), and every threshold is bounded by half the span of the task's known answers;
+  the tests share a false-alarm rate of ``alpha`` per configuration (the tests on a configuration's own spread
+  run at :data:`OWN_SHARE` of it, leaving the rest to the outcome classes and the bound), and a change smaller
+  than the task's ``min_delta`` never counts.
+  Metrics spanning decades (the sine task's RMSE) are compared on a log scale;
 - it *no longer reaches its target*: the baseline's 95% interval lay at or below the target and the current
   one lies entirely above it;
 - more of its runs *fail* or *diverge* than in the baseline.
 
 A configuration whose baseline already holds a seed as bad as its new worst one is *undecided* when more of its
-seeds are that bad but n cannot tell it from chance at ``alpha``: a warning naming how many seeds would decide.
+seeds are that bad but n cannot tell it from chance: a warning naming how many seeds would decide, given where
+every new seed is that bad or the counts say at least :data:`WARN_ALPHA` (not for two such seeds of three against
+one, which a configuration losing a seed in three shows by chance one time in four).
 A configuration whose training samples/s fell below ``slow_ratio`` of the baseline's is flagged *slower*:
 a warning, since CI machines are noisy, and a failure only with ``fail_on_slow``. Better means, targets
 newly reached, faster and new configurations are reported as information.
@@ -42,6 +48,13 @@ from bench.reporting.pages import literal, markdown_table
 from bench.config.suite import Suite
 
 ALPHA = 0.01  # false-alarm rate per configuration under pure seed noise (tests/test_regress_power.py)
+# an "undecided" warning needs every new seed that bad, or counts that chance gives at most this often (one-sided
+# Fisher p): two collapsed seeds of three against a baseline holding one (p = 0.5) are what such a configuration
+# does one time in four
+WARN_ALPHA = 0.25
+# With the known answers, a configuration's tests on its own seeds' spread (exact, whatever that spread) run at
+# this share of alpha: the outcome classes and the bound, which fail a configuration whatever its spread, get the rest
+OWN_SHARE = 0.5
 PRIOR_DF = 1.0  # weight, in seeds' worth of degrees of freedom, of the task's typical spread
 SLOW_RATIO = 0.5
 MAX_COUNT = 10**9  # runs of one configuration in a baseline: a bound that keeps the arithmetic in floats
@@ -285,16 +298,18 @@ def seed_change(task: str, old_values, new_values, prior_var: float, alpha: floa
         span_half = bound(task, row)
         typical = math.sqrt(prior_var) if not math.isnan(prior_var) else sd
         quantile = stats.seed_quantile(alpha, len(new), df) * math.sqrt(1 + 1 / len(old))
+        own = stats.own_seed_threshold(old, len(new), alpha * OWN_SHARE)  # what the configuration's seeds support
         scatter = max(min_delta, min(quantile * typical, span_half / 2))
         spec = tasks.get(task) if not tasks.problem(task) else None
         # a reference seed no better than the worst known answer learned nothing to lose: no bound from the answers
         if spec is not None and all(spec.score(row, v) > 0 for v in old_values):
             most = span_half
-        spread = max(scatter, min(quantile * sd, most))
+        spread = max(scatter, min(max(quantile * sd, own), most))
         classes = outcome_change(task, row, old_values, new_values, old, new, (scatter, spread), alpha)
         if classes and classes[0] != "fail":  # the reference holds seeds as bad: chance may explain them
             most = math.inf
-    tests = stats.worse_tests(old, new, sd, df, alpha, min_delta, most=most)
+    tests = stats.worse_tests(old, new, sd, df, alpha, min_delta, most=most,
+                              own_alpha=alpha * OWN_SHARE if row is not None else 0.0)
     shift = sum(new) / len(new) - sum(old) / len(old)
     half = stats.shift_half_width(len(old), len(new), sd, df)
     units = " (log scale)" if scale(task, [math.e]) == [1.0] else ""
@@ -353,6 +368,8 @@ def outcome_change(task_name: str, row: dict, base_values, new_values, old, new,
                f"baseline ({seen}): Fisher p = {p:.2g}")
     if p < alpha:
         return "fail", counted
+    if k_new < m and p > WARN_ALPHA:  # what chance often gives at these n: nothing to warn of
+        return "held", seen
     needed = stats.seeds_to_decide(k_base, n, k_new, m, alpha)
     more = f"{needed} seeds on each side would decide it" if needed else "no number of seeds up to 100 would decide it"
     return "undecided", (f"{counted}, which {n} and {m} seeds cannot tell from chance at a false-alarm rate of "
@@ -449,9 +466,11 @@ def regress_markdown(comparison: Comparison) -> str:
               f"task's known answers), or the worst seed beyond a prediction interval of the baseline's seeds, or the "
               f"mean shifted, by one-sided t tests with a false-alarm rate of {s['alpha']:g} per configuration, and "
               f"by more than the task's smallest change that counts ({deltas}; log units for RMSE); the baseline's "
-              f"sd is moderated toward its task's typical spread and bounded by half the span of the known answers. "
-              f"Undecided = more seeds that learned nothing than in the baseline, which already had one: too few "
-              f"seeds to tell from chance. Slower = samples/s below × {s['slow_ratio']:g} of the baseline "
+              f"sd is moderated toward its task's typical spread (with three or more seeds, never below what its own "
+              f"seeds support, read at {OWN_SHARE:g} of that rate) and bounded by half the span of the known answers. "
+              f"Undecided = more seeds that learned "
+              f"nothing than in the baseline, which already had one (every new seed, or a margin chance gives at most "
+              f"{WARN_ALPHA:g} of the time by Fisher's exact test), yet too few seeds to decide. Slower = samples/s below × {s['slow_ratio']:g} of the baseline "
               f"({'fails' if s['fail_on_slow'] else 'a warning'}).", "", f"**{verdict(comparison)}**", ""]
     if len(comparison.findings):
         lines.append(markdown_table(comparison.findings))

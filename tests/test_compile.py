@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import scipy.stats
 
 from bench.reporting.task_reports import report_for
 from bench.reporting import results, tables
@@ -19,8 +20,8 @@ from bench.running.store import Store
 from bench.config.suite import load_suite
 
 FILES = ["README.md", "results.html", "summary.csv", "runs.csv", "comparison_dependency.csv", "comparison_sine.csv",
-         "cost.csv", "heatmap_dependency.png", "heatmap_sine.png", "learning_curves_dependency.png",
-         "sine_best_worst.png"]
+         "cost.csv", "score_per_cell.csv", "heatmap_dependency.png", "heatmap_sine.png", "scores_dependency.png",
+         "scores_sine.png", "learning_curves_dependency.png", "sine_best_worst.png"]
 LSTM, RELU = "lstm L1 uni lr=0.02", "rnn_relu L1 uni lr=1000000.0"
 
 
@@ -42,10 +43,31 @@ def test_compile_writes_every_file_and_a_self_contained_page(compiled):
     # The interactive page and its script stay in the folder, not on the parent run (tests/test_explore.py).
     assert sorted(p.name for p in folder.iterdir()) == sorted([*FILES, "explore.html", "plotly.min.js"])
     page = (folder / "results.html").read_text()
-    assert page.count("src='data:image/png;base64,") == 4 and ".png'" not in page
+    assert page.count("src='data:image/png;base64,") == 6 and ".png'" not in page
     readme = (folder / "README.md").read_text()
     for image in (f for f in FILES if f.endswith(".png")):
         assert f"]({image})" in readme
+
+
+def test_each_cell_scores_the_interquartile_mean_of_its_seeds_with_an_interval(compiled):
+    """score_per_cell.csv: per task and cell, every seed's score from its own floors or baselines (0 at the worst
+    known answer, 1 at the best), pooled over the cell's configurations as an interquartile mean with a stratified
+    bootstrap interval: what the heatmap's colours and the page's score table show."""
+    folder, _, _ = compiled
+    summary, per_cell = read(folder, "summary.csv"), read(folder, "score_per_cell.csv")
+    assert sorted(zip(per_cell["task"], per_cell["cell"])) == sorted(
+        {(t, c) for t, c, n in zip(summary["task"], summary["cell"], summary["n"]) if n > 0})
+    for row in per_cell.to_dict("records"):
+        part = summary[(summary["task"] == row["task"]) & (summary["cell"] == row["cell"]) & (summary["n"] > 0)]
+        seeds = [s for scores in part["scores"] for s in eval(scores, {"nan": math.nan})]
+        if row["task"] == "dependency":
+            values = [v for values in part["values"] for v in eval(values)]
+            floors = part.iloc[0]
+            assert seeds == pytest.approx([min(1, max(0, (floors["floor/none"] - v) /
+                                                      (floors["floor/none"] - floors["floor/all"]))) for v in values])
+        assert (row["configurations"], row["seeds"]) == (len(part), len(seeds))
+        assert row["iqm"] == pytest.approx(scipy.stats.trim_mean(seeds, 0.25))
+        assert 0 <= row["low"] <= row["high"] <= 1 and min(seeds) <= row["iqm"] <= max(seeds)
 
 
 def test_files_are_logged_on_the_suites_parent_run(compiled):

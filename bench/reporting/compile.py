@@ -1,8 +1,8 @@
 """``bench compile``: a suite's results, from the store to ``results/<suite>/`` and onto its parent run.
 
 Writes ``README.md`` (README-ready), ``results.html`` (one self-contained page), the CSVs behind them
-(``summary.csv`` one row per configuration, ``runs.csv`` one per run, ``comparison_<task>.csv``, ``cost.csv``)
-and the PNGs, then logs them all as artifacts (under ``results/``) of the suite's latest parent run. Beside
+(``summary.csv`` one row per configuration, ``runs.csv`` one per run, ``comparison_<task>.csv``, ``cost.csv``,
+``score_per_cell.csv``: each cell's score over its configurations) and the PNGs, then logs them all as artifacts (under ``results/``) of the suite's latest parent run. Beside
 them goes the interactive page ``explore.html`` (:mod:`bench.reporting.explore`) with ``plotly.min.js``; those
 two stay in the folder only: the page needs its script beside it, and 5 MB of plotly.js per suite run would fill
 the store.
@@ -97,6 +97,8 @@ def write_files(suite: Suite, tracking_uri: str, found: results.SuiteResults, ou
     for task, table in comparisons.items():
         write_csv(table, f"comparison_{tasks.get(task).name}.csv")
     write_csv(costs, "cost.csv")
+    write_csv(pd.concat([tables.cell_scores(summary, task) for task in task_names], ignore_index=True),
+              "score_per_cell.csv")
     images = draw_figures(suite, summary, found, task_names, out_dir, tracking_uri, restore)
     names += [name for task_images in images.values() for name in task_images]
     blocks = report_blocks(suite, tracking_uri, found.runs, summary, comparisons, costs, images, out_dir)
@@ -179,9 +181,15 @@ def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResult
             images[name] = {}
             if not (part["n"] > 0).any():
                 continue
-            heatmap = f"heatmap_{task.name}.png"
-            figures.metric_heatmap(summary, name, out_dir / heatmap, report_for(task).heatmap_anchors(part))
-            images[name][heatmap] = f"{name}: mean {task.metric_label} over cell × truncation"
+            heatmap, ends = f"heatmap_{task.name}.png", report_for(task).score_ends
+            figures.metric_heatmap(summary, name, out_dir / heatmap, report_for(task).heatmap_anchors(part), ends)
+            scored = part["score"].notna().any()
+            images[name][heatmap] = (f"{name}: score of the mean {task.metric_label} (0 = {ends[1]}, 1 = {ends[0]})"
+                                     if scored else f"{name}: mean {task.metric_label}") + " over cell × truncation"
+            per_cell = tables.cell_scores(summary, name)
+            if len(per_cell):
+                figures.score_plot(per_cell, name, out_dir / f"scores_{task.name}.png", ends)
+                images[name][f"scores_{task.name}.png"] = f"{name}: score per cell (IQM, 95% stratified bootstrap interval)"
             weights = lambda run_id: store.download_artifact(run_id, "model.pt", tmp)  # noqa: E731
             images[name].update(report_for(task).figures(part, found.runs[found.runs["task"] == name],
                                                          found.histories, configs, out_dir, weights, restore))
@@ -240,7 +248,7 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
         scores = tables.comparison_scores(summary, name, table, report_for(task).reference_rows)
         blocks += [Heading(f"{task.title or name}: {task.metric_label}"), *report_for(task).notes(summary[summary["task"] == name]),
                    Table(table, scores.frame, scores.legend)]
-        aggregate = tables.score_table(summary, name)
+        aggregate = tables.score_table(tables.cell_scores(summary, name))
         if len(aggregate):
             best, worst = report_for(task).score_ends
             blocks += [Text(f"Score per cell, from 0 ({worst}) to 1 ({best}), every seed of every configuration of "

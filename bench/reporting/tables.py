@@ -52,7 +52,8 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     Student-t interval ``low``–``high`` over seeds (geometric, on the log scale, for a task whose metric spans
     decades; clipped to the values the metric can take, e.g. never below the Bayes floor) and ``std``; each seed's
     outcome class against the task's known answers (``ranks``, ``classes``, ``outcome_names``, judged with the
-    run's test ``noise``: :mod:`bench.tasks.outcomes`) and the mean's ``score`` from 0 to 1 between them; ``not_converged`` (finished runs still improving at the end); ``target`` and
+    run's test ``noise``: :mod:`bench.tasks.outcomes`), the mean's ``score`` from 0 to 1 between them and each
+    seed's (``scores``); ``not_converged`` (finished runs still improving at the end); ``target`` and
     ``reached`` (finished runs whose validation reached it) with the mean ``steps_to_target`` and
     ``time_to_target_s`` of those; mean costs; mean references; the task's ``mark``.
 
@@ -90,6 +91,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         row["samples_to_plateau"] = (finished["samples_to_plateau"].mean() if "samples_to_plateau" in finished
                                      else math.nan)
         row.update(judged)
+        row["scores"] = tuple(task.score(row, v) for v in row["values"])
         row["open"] = open_question(row, group)
         row["decided"] = not row["open"]
         rows.append(row)
@@ -232,32 +234,43 @@ def comparison_scores(summary: pd.DataFrame, task: str, table: pd.DataFrame,
     return CellScores(frame, legend)
 
 
-def score_table(summary: pd.DataFrame, task: str, by: str = "cell") -> pd.DataFrame:
-    """Per ``by`` (a cell): the task's score of every seed (:meth:`bench.tasks.base.Task.score`, 0 at the worst
-    known answer, 1 at the best), aggregated over all its configurations as an interquartile mean with a
-    stratified bootstrap 95% interval (seeds resampled within each configuration: :func:`bench.core.stats.
-    iqm_interval`); empty when the task has no known answers.
+def cell_scores(summary: pd.DataFrame, task: str, by: str = "cell") -> pd.DataFrame:
+    """Per ``by`` (a cell): the ``scores`` of every seed of every configuration of the task (0 at the worst known
+    answer, 1 at the best: :meth:`bench.tasks.base.Task.score`, in the summary), aggregated as an interquartile
+    mean ``iqm`` with a stratified bootstrap 95% interval ``low``-``high`` (seeds resampled within each
+    configuration: :func:`bench.core.stats.iqm_interval`), and how many ``configurations`` and ``seeds`` it
+    pools; empty when the task has no known answers.
 
     >>> summary = pd.DataFrame({"task": "dependency", "cell": ["gru", "gru", "lstm"], "n": 3,
-    ...     "values": [(0.52, 0.50, 0.51), (0.47, 0.46, 0.48), (0.66, 0.65, 0.60)],
-    ...     "floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545})
-    >>> score_table(summary, "dependency").to_dict("records")[0]
-    {'cell': 'gru', 'configurations': 2, 'seeds': 6, 'score (IQM) [95% interval]': '0.83 [0.79, 0.86]'}
+    ...     "scores": [(0.68, 0.78, 0.73), (0.93, 0.98, 0.88), (0.0, 0.05, 0.30)]})
+    >>> cell_scores(summary, "dependency").round(2).to_dict("records")[0]
+    {'task': 'dependency', 'cell': 'gru', 'configurations': 2, 'seeds': 6, 'iqm': 0.83, 'low': 0.79, 'high': 0.87}
     """
-    spec = tasks.get(task)
     part = summary[(summary["task"] == task) & (summary["n"] > 0)]
     rows = []
     for key, group in part.groupby(by, sort=False):
-        scores = [[s for s in (spec.score(row, v) for v in row["values"]) if not math.isnan(s)]
-                  for row in group.to_dict("records")]
+        scores = [[s for s in seeds if not math.isnan(s)] for seeds in group.get("scores", [])]
         scores = [g for g in scores if g]
         if not scores:
             continue
         point, low, high = stats.iqm_interval(scores)
-        rows.append({by: key, "configurations": len(scores), "seeds": sum(map(len, scores)),
-                     "score (IQM) [95% interval]": f"{point:.2f}" + (f" [{low:.2f}, {high:.2f}]"
-                                                                    if not math.isnan(low) else "")})
-    return pd.DataFrame(rows)
+        rows.append({"task": task, by: key, "configurations": len(scores), "seeds": sum(map(len, scores)),
+                     "iqm": point, "low": low, "high": high})
+    return pd.DataFrame(rows, columns=["task", by, "configurations", "seeds", "iqm", "low", "high"])
+
+
+def score_table(frame: pd.DataFrame, by: str = "cell") -> pd.DataFrame:
+    """:func:`cell_scores` as a page shows it: the IQM with its interval in one column.
+
+    >>> frame = pd.DataFrame({"task": "dependency", "cell": ["gru"], "configurations": 2, "seeds": 6,
+    ...     "iqm": 0.8333, "low": 0.79, "high": 0.86})
+    >>> score_table(frame).to_dict("records")[0]
+    {'cell': 'gru', 'configurations': 2, 'seeds': 6, 'score (IQM) [95% interval]': '0.83 [0.79, 0.86]'}
+    """
+    return pd.DataFrame({by: frame[by], "configurations": frame["configurations"], "seeds": frame["seeds"],
+                         "score (IQM) [95% interval]": [
+                             f"{point:.2f}" + (f" [{low:.2f}, {high:.2f}]" if not math.isnan(low) else "")
+                             for point, low, high in zip(frame["iqm"], frame["low"], frame["high"])]})
 
 
 def cost_table(summary: pd.DataFrame) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from bench.tasks.sine import BASELINES, FLOOR, FLOOR_LABEL, SOURCE_RMSE, SOURCE_
 
 
 class SineReport(TaskReport):
-    score_ends = ("the target", "repeating the last value, on the log scale")
+    score_ends = ("the target", "the last value, log scale")
     shows_source = True  # the source's figure is a reference row: it was measured on this very split
     split_note = ("Time split, as in the TensorFlow example: one frequency, the test segment right after the "
                   "training range. The sine is periodic, so the lookup row shows how far interpolation alone gets.")

@@ -165,6 +165,11 @@ def test_summary_says_decided_at_cap_and_why_an_entry_stayed_open():
     assert tables.cost_table(summary.reset_index())["samples to plateau"].tolist() == ["50,000", "20,000"]
 
 
+def test_a_plateau_stopped_run_is_not_flagged_not_converged_and_the_cap_is_counted_once():
+    finished = pd.DataFrame({"converged": [0.0, 0.0, 1.0, 0.0], "at_cap": [0.0, 1.0, 0.0, math.nan]})
+    assert tables.not_converged(finished) == 1  # only the budget-stopped run (no at_cap) still improving
+
+
 # ----------------------------------------------------------------------------------------------- end to end
 
 def seeds_by_entry(uri: str) -> dict[str, list[int]]:

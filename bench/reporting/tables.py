@@ -53,7 +53,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     decades; clipped to the values the metric can take, e.g. never below the Bayes floor) and ``std``; each seed's
     outcome class against the task's known answers (``ranks``, ``classes``, ``outcome_names``, judged with the
     run's test ``noise``: :mod:`bench.tasks.outcomes`), the mean's ``score`` from 0 to 1 between them and each
-    seed's (``scores``); ``not_converged`` (finished runs still improving at the end); ``target`` and
+    seed's (``scores``); ``not_converged`` (:func:`not_converged`); ``target`` and
     ``reached`` (finished runs whose validation reached it) with the mean ``steps_to_target`` and
     ``time_to_target_s`` of those; mean costs; mean references; the task's ``mark``.
 
@@ -80,7 +80,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         row.update(runs=len(group), n=len(values),
                    **{o: int((group["outcome"] == o).sum()) for o in UNFINISHED},
                    **{k: judged[k] for k in ("values", "mean", "low", "high")}, std=finished["metric"].std(ddof=1),
-                   not_converged=int((finished["converged"] == 0).sum()) if "converged" in finished else 0,
+                   not_converged=not_converged(finished),
                    target=float(group["target"].iloc[0]) if "target" in group else math.nan,
                    reached=int(finished["reached"].sum()))
         hit = finished[finished["reached"] == 1]
@@ -96,6 +96,14 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         row["decided"] = not row["open"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def not_converged(finished: pd.DataFrame) -> int:
+    """Finished runs of the whole budget (equal data) still improving over their last fifth (``converged`` 0). A
+    plateau-stopped run converged by its own rule; one the cap stopped instead is counted ``at_cap``, not here."""
+    at_cap = finished["at_cap"] if "at_cap" in finished else pd.Series(math.nan, index=finished.index)
+    still = finished["converged"] == 0 if "converged" in finished else pd.Series(False, index=finished.index)
+    return int((still & at_cap.isna()).sum())
 
 
 def open_question(row: dict, group: pd.DataFrame) -> str:

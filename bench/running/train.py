@@ -253,7 +253,8 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
         metrics["at_cap"] = float(not plateau.reached)
         if plateau.reached:
             metrics["samples_to_plateau"] = float(plateau.best_step * task.samples_per_step(cfg))
-    converged = task.converged(validations.points)
+    # A plateau-stopped run converged by its own rule; one the cap stopped did not. Else: still improving at the end?
+    converged = plateau.reached if plateau is not None else task.converged(validations.points)
     if converged is not None:  # a run validated too rarely to tell records nothing
         metrics["converged"] = float(converged)
     return model, data, metrics

@@ -231,7 +231,7 @@ def default_sample() -> list[dict]:
     and expensive runs (T=1 against T=10, bidirectional evaluation window by window) as the suite does."""
     # Its whole budget (the cap, where the suite stops at a plateau): the plain loop it is held against has no
     # plateau stopping, and the two must train the same steps.
-    configs = [{**c, "stop": "budget", "patience": 0, "plateau_tolerance": -1.0} for c in load_suite("default").matrix()]
+    configs = [c.replace(stop="budget", patience=0, plateau_tolerance=-1.0) for c in load_suite("default").matrix()]
     cells = list(dict.fromkeys(c["cell"] for c in configs))
     truncations = {task: sorted({c["truncation"] for c in configs if c["task"] == task})
                    for task in ("dependency", "sine")}

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from bench import tasks
+from bench.config.run_config import RunConfig
 from bench.core.fields import NO_NEUTRAL, ConfigError, Field, convert, did_you_mean, int_range, problem, shown
+from bench.tasks.base import Task
 from lightning_modules import cell_registry
 from lightning_modules.choices import LR_SCHEDULES, OPTIMIZER_NAMES
 
@@ -27,7 +30,7 @@ def cell_problem(name) -> str | None:
 
 
 __all__ = ["ConfigError", "Field", "FIELDS", "fields_for", "check_value", "resolve", "config_hash", "run_name",
-           "shown"]
+           "shown", "RunConfig"]
 
 
 # Upper bounds "within reason": far beyond any benchmark here, low enough that a slip (an extra digit, a pasted
@@ -89,15 +92,25 @@ FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 
 
 def fields_for(task_names=None) -> dict[str, Field]:
-    """Name -> field of the common settings and those of the given tasks (default: the built-in ones)."""
+    """Name -> field of the common settings and those of the given tasks, named or :class:`Task` objects
+    (default: the built-in ones)."""
     names = tasks.BUILTIN if task_names is None else task_names
     found = {f.name: f for f in FIELDS}
     for name in names:
         try:
-            found.update({f.name: f for f in tasks.get(name).fields if f.name not in found})
+            task = name if isinstance(name, Task) else tasks.get(name)
         except ConfigError:
-            pass  # reported where the task itself is checked
+            continue  # reported where the task itself is checked
+        found.update({f.name: f for f in task.fields if f.name not in found})
     return found
+
+
+def task_of(cfg: Mapping[str, Any]) -> Task | None:
+    """The Task of a config: the one a :class:`RunConfig` carries; a plain mapping's (settings read back, a
+    docstring's example) looked up by its name, None where that names no usable task."""
+    if isinstance(cfg, RunConfig):
+        return cfg.task
+    return None if tasks.problem(cfg.get("task")) else tasks.get(cfg["task"])
 
 
 def check_value(name: str, value: Any, task_names=None) -> str | None:
@@ -114,8 +127,10 @@ def check_value(name: str, value: Any, task_names=None) -> str | None:
     return problem(field, value)
 
 
-def resolve(overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
-    """Defaults of the task plus ``overrides``, converted and checked; every problem raised at once.
+def resolve(overrides: Mapping[str, Any], where: str = "", task: Task | None = None) -> RunConfig:
+    """Defaults of the task plus ``overrides``, converted and checked; every problem raised at once. The one
+    place a task is looked up by its name (``overrides["task"]``), unless ``task`` hands the object over (a task
+    no registry lists: its name is then ``overrides["task"]``, or the task's own).
 
     >>> cfg = resolve({"task": "dependency", "cell": "gru", "truncation": "5"})
     >>> cfg["cell"], cfg["truncation"], cfg["lags"]
@@ -126,9 +141,10 @@ def resolve(overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
     bench.core.fields.ConfigError: layers: 0; allowed: an integer >= 1, at most 64
     """
     prefix = f"{where}: " if where else ""
-    name = overrides.get("task", tasks.DEFAULT)
+    handed = task is not None
+    name = overrides.get("task", task.name if handed else tasks.DEFAULT)
     try:
-        task = tasks.get(name)
+        task = task if handed else tasks.get(name)
     except ConfigError as e:
         raise ConfigError([prefix + p for p in e.problems]) from None
     own = {f.name: f for f in (*FIELDS, *task.fields)}
@@ -139,6 +155,8 @@ def resolve(overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
             known = check_value(key, value)
             problems.append(prefix + (known or f"{key}: {value!r} does not apply to task {name!r}; allowed for it: "
                                                f"{', '.join(own)}"))
+        elif key == "task" and handed:
+            resolved[key] = value  # the name it goes by: no registry need know it
         elif found := problem(own[key], value):
             problems.append(prefix + found)
         else:
@@ -154,7 +172,7 @@ def resolve(overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
         problems += [prefix + p for p in _cross_checks(resolved) + task.cross_checks(resolved)]
     if problems:
         raise ConfigError(problems)
-    return {key: resolved[key] for key in own if key in resolved}
+    return RunConfig({key: resolved[key] for key in own if key in resolved}, task)
 
 
 def _budget_in_samples(cfg: dict[str, Any], overrides: dict[str, Any], task) -> list[str]:
@@ -233,7 +251,7 @@ def _cross_checks(cfg: dict[str, Any]) -> list[str]:
 def config_hash(cfg: dict[str, Any]) -> str:
     """Identity of a run: a short hash of its resolved config (same config, same hash, on any machine). A field
     at its ``neutral`` value is left out, so adding a field never changes the identity of existing runs."""
-    fields = fields_for([cfg["task"]]) if "task" in cfg else {}
+    fields = fields_for([task_of(cfg) or cfg["task"]]) if "task" in cfg else {}
     kept = {k: v for k, v in cfg.items()
             if k not in fields or ((fields[k].neutral is NO_NEUTRAL or v != fields[k].neutral)
                                    and not (fields[k].follows and v == cfg.get(fields[k].follows)))}
@@ -268,8 +286,8 @@ def varying_fields(configs: list[dict]) -> dict[str, list[str]]:
         for name, value in cfg.items():
             if name not in derived:
                 values.setdefault(cfg["task"], {}).setdefault(name, set()).add(value)
-    named = {cfg["task"] for cfg in configs}
-    labelled = {f for name in named for f in tasks.get(name).labelled_fields}
+    named = list({cfg["task"]: task_of(cfg) for cfg in configs}.values())
+    labelled = {f for task in named for f in task.labelled_fields}
     order = [name for name in fields_for(named) if name not in PLACED_FIELDS and name not in labelled]
     return {task: [n for n in order if len(seen.get(n, ())) > 1] for task, seen in values.items()}
 
@@ -297,7 +315,7 @@ def display_name(cfg: dict[str, Any], varying: list[str] = ()) -> str:
     ...               "tbptt_stride": 2, "seed": 1})
     'sine·tanh·L1·T2·s1·8ecd'
     """
-    variant = tasks.get(cfg["task"]).variant(cfg) if not tasks.problem(cfg["task"]) else ""
+    variant = task.variant(cfg) if (task := task_of(cfg)) is not None else ""
     parts = [TASK_SHORT.get(cfg["task"], cfg["task"]), CELL_SHORT.get(cfg["cell"], cfg["cell"]),
              f"L{cfg['layers']}" + ("bi" if cfg["bidirectional"] else ""), f"T{cfg['truncation']}",
              variant.replace("=", ""), f"s{cfg['seed']}",

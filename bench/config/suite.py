@@ -48,8 +48,9 @@ import yaml
 from bench import tasks as task_registry
 from bench.core import bounded_yaml
 from bench.tasks import decision
-from bench.config.settings import (COMMON_DEFAULTS, ConfigError, check_value, config_hash, display_name, fields_for, resolve,
-                          varying_fields)
+from bench.tasks.base import Task
+from bench.config.settings import (COMMON_DEFAULTS, ConfigError, RunConfig, check_value, config_hash, display_name,
+                                   fields_for, resolve, varying_fields)
 from bench.core.fields import convert, did_you_mean
 from bench.core.names import NAME_ALLOWED, is_safe_name
 SUITES_DIR = Path(__file__).parents[1] / "suites"  # bench/suites: data, beside the layers
@@ -64,7 +65,7 @@ class Suite:
     name: str
     path: Path
     description: str
-    configs: list[dict[str, Any]]  # resolved, in matrix order
+    configs: list[RunConfig]  # resolved, in matrix order
     published: list[dict[str, Any]] = field(default_factory=list)  # figures of a source to reproduce (see below)
     overrides: list[str] = field(default_factory=list)  # the command line's --axis/--set, as given
     seeds: tuple[int, int] | None = None  # (min, max): seeds added where the answer is open (see the module doc)
@@ -79,12 +80,18 @@ class Suite:
             self._varying = (len(self.configs), varying_fields(self.configs))
         return self._varying[1]
 
-    def matrix(self) -> list[dict[str, Any]]:
+    @property
+    def tasks(self) -> dict[str, Task]:
+        """Each task its configurations name (as they name it) -> its :class:`Task`: what the layers above work
+        from instead of looking a task up by name."""
+        return {cfg["task"]: cfg.task for cfg in self.configs}
+
+    def matrix(self) -> list[RunConfig]:
         """The suite's reported configurations as its file writes them (its own rates, the first seeds), before a
         tuning stage chooses rates or seeds are added."""
         return list(self.tuning.shared if self.tuning else self.configs)
 
-    def reported(self) -> list[dict[str, Any]]:
+    def reported(self) -> list[RunConfig]:
         """The configurations whose results the tables report: all but the tuning runs."""
         return self.configs[self.tuning.runs if self.tuning else 0:]
 
@@ -99,7 +106,7 @@ class Suite:
             return []
         self.tuning.choose(self.configs[: self.tuning.runs], got)
         start = len(self.configs)
-        self.configs += [{**cfg, "lr": self.tuning.rate(cfg["task"], cfg["cell"])} for cfg in self.tuning.shared]
+        self.configs += [cfg.replace(lr=self.tuning.rate(cfg["task"], cfg["cell"])) for cfg in self.tuning.shared]
         return list(range(start, len(self.configs)))
 
     def name_of(self, index: int) -> str:
@@ -115,7 +122,7 @@ class Suite:
         found: dict[str, list[int]] = {}
         start = self.tuning.runs if self.tuning else 0
         for index, cfg in enumerate(self.configs[start:], start):
-            found.setdefault(config_hash({**cfg, "seed": -1}), []).append(index)
+            found.setdefault(config_hash(cfg.replace(seed=-1)), []).append(index)
         return found
 
     def add_seeds(self, results: Callable[[str], tuple[str, dict] | None]) -> list[int]:
@@ -131,23 +138,23 @@ class Suite:
             got = [results(config_hash(self.configs[i])) for i in indices]
             if len(indices) >= self.seeds[1] or any(g is None for g in got):
                 continue  # complete, or a run still to finish (a failed one holds its entry where it is)
-            task = task_registry.get(self.configs[indices[0]]["task"])
+            task = self.configs[indices[0]].task
             finished = [metrics for outcome, metrics in got if outcome == "finished"]
             values = [metrics.get(task.metric, math.nan) for metrics in finished]
             references = {k: v for k, v in (finished[0] if finished else {}).items()
                           if k.startswith(("floor/", "baseline/"))}
             if decision.open_reason(decision.judge(task, values, references, self.configs[indices[0]])):
                 last = max(self.configs[i]["seed"] for i in indices)
-                self.configs.append({**self.configs[indices[-1]], "seed": last + 1})
+                self.configs.append(self.configs[indices[-1]].replace(seed=last + 1))
                 new.append(len(self.configs) - 1)
         return new
 
-    def possible_seed_configs(self) -> list[dict[str, Any]]:
+    def possible_seed_configs(self) -> list[RunConfig]:
         """Every configuration the suite may add (seeds min … max−1 of each entry): what compiling reads."""
         if self.seeds is None:
             return []
         have = set(self.hashes())
-        extra = [{**self.configs[indices[0]], "seed": seed} for indices in self.entries().values()
+        extra = [self.configs[indices[0]].replace(seed=seed) for indices in self.entries().values()
                  for seed in range(self.seeds[1])]
         return [cfg for cfg in extra if config_hash(cfg) not in have]
 
@@ -166,7 +173,7 @@ class Tuning:
     grid: tuple[float, ...]
     seeds: tuple[int, ...]
     at: dict[str, Any]
-    shared: list[dict[str, Any]]  # the reported configurations at the suite's own rate, before tuning
+    shared: list[RunConfig]  # the reported configurations at the suite's own rate, before tuning
     runs: int = 0  # how many tuning configurations lead :attr:`Suite.configs`
     chosen: dict[tuple[str, str], float] = field(default_factory=dict)  # (task, cell) -> tuned rate
     scores: dict[tuple[str, str, float], float] = field(default_factory=dict)  # (task, cell, rate) -> mean metric
@@ -180,15 +187,16 @@ class Tuning:
         """Fill :attr:`scores` (the mean metric per rate) and :attr:`chosen` (the best rate; the smaller on a tie)
         from the tuning runs' (outcome, metrics)."""
         scaled: dict[tuple[str, str, float], list[float]] = {}
+        named = {cfg["task"]: cfg.task for cfg in configs}
         for cfg, (outcome, metrics) in zip(configs, got):
-            task = task_registry.get(cfg["task"])
+            task = cfg.task
             value = metrics.get(task.metric, math.nan) if outcome == "finished" else math.nan
             score = (math.log(max(value, 1e-300)) if task.log_scale else value) * (1 if task.lower_is_better else -1)
             scaled.setdefault((cfg["task"], cfg["cell"], cfg["lr"]), []).append(math.inf if math.isnan(score) else score)
         means = {key: sum(v) / len(v) for key, v in scaled.items()}
         for (name, cell, rate), mean in sorted(means.items(), key=lambda item: (item[1], item[0][2])):
             self.chosen.setdefault((name, cell), rate)
-            task = task_registry.get(name)
+            task = named[name]
             value = (mean if task.lower_is_better else -mean) if math.isfinite(mean) else math.nan
             self.scores[(name, cell, rate)] = math.exp(value) if task.log_scale else value
 
@@ -213,7 +221,7 @@ def _tuning(value: Any, configs: list[dict], seeds_used: set[int], where: str, p
     if ok:
         grid, first = tuple(float(r) for r in value["lr"]), min(cfg["seed"] for cfg in configs)
         tuning = Tuning(grid, tuple(value["seeds"]), dict(value["at"]), list(configs), same_as=dict(same_as))
-        tuned = [{**cfg, "lr": rate, "seed": seed} for cfg in configs
+        tuned = [cfg.replace(lr=rate, seed=seed) for cfg in configs
                  if cfg["seed"] == first and cfg["task"] not in same_as and _matches(cfg, tuning.at)
                  for rate in grid for seed in tuning.seeds]
         pairs = {(cfg["task"], cfg["cell"]) for cfg in configs if cfg["task"] not in same_as}

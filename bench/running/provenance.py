@@ -12,8 +12,8 @@ import subprocess
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import tasks
-from bench.config.settings import resolve, setting_text
+from bench.config.settings import RunConfig, resolve, setting_text
+from bench.tasks.base import Task
 from bench.running.locations import REPO_ROOT
 
 
@@ -50,19 +50,19 @@ def package_versions() -> dict[str, str]:
     return {name: version(name) for name in ("torch", "pytorch-lightning", "torchmetrics", "mlflow")}
 
 
-def run_description_tags(cfg: dict) -> dict[str, str]:
+def run_description_tags(cfg: RunConfig) -> dict[str, str]:
     """A training run's task as a tag, and its description (shown on the run's page): the resolved settings."""
     settings = ", ".join(f"{k}={setting_text(v)}" for k, v in cfg.items())
     return {"bench.task": str(cfg["task"]), "mlflow.note.content": f"rnn-bench run. Settings: {settings}."}
 
 
 @functools.cache
-def task_defaults(task: str) -> dict:
-    """Task ``task``'s resolved defaults, once per process (read only: every run's dataset name compares to them)."""
-    return resolve({"task": task})
+def task_defaults(task: Task) -> RunConfig:
+    """Task ``task``'s resolved defaults, once per process (every run's dataset name compares to them)."""
+    return resolve({}, task=task)
 
 
-def dataset_input(cfg: dict) -> dict:
+def dataset_input(cfg: RunConfig) -> dict:
     """A run's data set as an MLflow dataset input (the arguments of :meth:`bench.running.store.Store.log_input`).
 
     The data are generated, not read, so the settings that define them (:meth:`bench.tasks.base.Task.dataset_spec`)
@@ -75,9 +75,9 @@ def dataset_input(cfg: dict) -> dict:
     >>> found["name"], found["digest"], found["context"]
     ('dependency·lags=3,8,12·weights=0.4,-0.25,0.1·seed=2', 'b8bd353c', 'training')
     """
-    task = tasks.get(cfg["task"])
+    task = cfg.task
     spec = task.dataset_spec(cfg)
-    defaults = task_defaults(cfg["task"])
+    defaults = task_defaults(task)
     shown = [f"{k}={setting_text(v)}" for k, v in spec.items() if k != "seed" and v != defaults[k]]
     shown += [f"seed={spec['seed']}"] if "seed" in spec else []
     profile = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items()}  # as JSON writes it

@@ -26,10 +26,9 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from pytorch_lightning.loggers import Logger  # noqa: E402
 
-from bench import tasks  # noqa: E402
 from bench.running import locations, provenance
 from bench.running.claims import Claim, Lost, open_run  # noqa: E402
-from bench.config.settings import config_hash, display_name, setting_text  # noqa: E402
+from bench.config.settings import RunConfig, config_hash, display_name, setting_text  # noqa: E402
 from bench.running.interrupt import Interrupted, shielded  # noqa: E402
 from bench.running.leases import Watchdog  # noqa: E402
 from bench.running.outcome import RunOutcome  # noqa: E402
@@ -45,9 +44,9 @@ warnings.filterwarnings("ignore", ".*GPU available but not used.*")
 warnings.filterwarnings("ignore", ".*LeafSpec.*")  # pytorch-lightning 2.6 on torch 2.13, harmless
 
 
-def build(cfg: dict) -> tuple[pl.LightningDataModule, pl.LightningModule]:
+def build(cfg: RunConfig) -> tuple[pl.LightningDataModule, pl.LightningModule]:
     """The data module and the LightningModule for a resolved config, as its task builds them."""
-    return tasks.get(cfg["task"]).build(cfg)
+    return cfg.task.build(cfg)
 
 
 class RunLogger(Logger):
@@ -190,7 +189,7 @@ class PeakMemory:
         return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
-def make_trainer(cfg: dict, logger, device: str, progress_bar: bool) -> pl.Trainer:
+def make_trainer(cfg: RunConfig, logger, device: str, progress_bar: bool) -> pl.Trainer:
     per_batch = cfg["steps_per_batch"]
     val_every = {"check_val_every_n_epoch": 1}
     if cfg["val_every"]:
@@ -206,7 +205,7 @@ def make_trainer(cfg: dict, logger, device: str, progress_bar: bool) -> pl.Train
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=False,  # StepBar counts optimizer steps, where Lightning's bar counts batches
-        callbacks=[StepBar(per_batch, ("train/loss", tasks.get(cfg["task"]).val_metric))] if progress_bar else [],
+        callbacks=[StepBar(per_batch, ("train/loss", cfg.task.val_metric))] if progress_bar else [],
         num_sanity_val_steps=0,
         deterministic=True,
         reload_dataloaders_every_n_epochs=1 if cfg.get("fresh_series") else 0,  # a new training series per epoch
@@ -214,10 +213,10 @@ def make_trainer(cfg: dict, logger, device: str, progress_bar: bool) -> pl.Train
     )
 
 
-def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool = False):
+def fit_and_test(cfg: RunConfig, logger=None, device: str = "cpu", progress_bar: bool = False):
     """Seed, build, fit and test; return (module, data, run metrics). Raises :class:`DivergedError`."""
     pl.seed_everything(cfg["seed"], workers=True, verbose=False)
-    task = tasks.get(cfg["task"])
+    task = cfg.task
     memory = PeakMemory(device)  # before the data and model exist: they are the run's own memory
     data, model = build(cfg)
     trainer = make_trainer(cfg, logger, device, progress_bar)
@@ -260,7 +259,7 @@ def fit_and_test(cfg: dict, logger=None, device: str = "cpu", progress_bar: bool
     return model, data, metrics
 
 
-def restore(cfg: dict, weights: Path | None = None) -> tuple[pl.LightningDataModule, pl.LightningModule]:
+def restore(cfg: RunConfig, weights: Path | None = None) -> tuple[pl.LightningDataModule, pl.LightningModule]:
     """The trained (data, model) of the run ``cfg`` describes, in eval mode with its test split set up: its saved
     weights (``model.pt``) loaded when given, else trained again from ``cfg`` on this CPU, which gives the recorded
     run's model too (every random source is seeded from the config; on the CPU exactly, a GPU run may differ)."""
@@ -351,7 +350,7 @@ def collect_garbage() -> None:
     gc.freeze()
 
 
-def train_run(cfg: dict, tracking_uri: str, experiment: str = locations.EXPERIMENT, parent_run_id: str | None = None,
+def train_run(cfg: RunConfig, tracking_uri: str, experiment: str = locations.EXPERIMENT, parent_run_id: str | None = None,
               device: str = "cpu", progress_bar: bool = False, on_start=None,
               extra_tags: dict[str, str] | None = None, claim: Claim | None = None,
               watchdog: Watchdog | None = None, name: str | None = None) -> RunOutcome:
@@ -402,7 +401,7 @@ def train_run(cfg: dict, tracking_uri: str, experiment: str = locations.EXPERIME
     return outcome
 
 
-def _train(cfg: dict, store: Store, run_id: str, tags: dict, name: str, logger: RunLogger, device: str,
+def _train(cfg: RunConfig, store: Store, run_id: str, tags: dict, name: str, logger: RunLogger, device: str,
            progress_bar: bool, start: float) -> tuple[RunOutcome, tuple]:
     """Train, test and log the run; (its outcome, how to end it: status and tags). Never raises but
     :class:`Interrupted` (or ``KeyboardInterrupt``, where no signal handler of :mod:`bench.running.interrupt`
@@ -438,7 +437,7 @@ def _train(cfg: dict, store: Store, run_id: str, tags: dict, name: str, logger: 
     return outcome, ending
 
 
-def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, history, model=None, data=None,
+def log_artifacts(store: Store, run_id: str, cfg: RunConfig, tags: dict, history, model=None, data=None,
                   title: str = "", note: str = "") -> None:
     """The resolved config, a file ``rnn-bench train --config config.yaml`` reruns as is (its ``rerun`` line the
     same as flags, never wrapped), and the run's plot, ``plot.svg``; a diverged run (no model) gets its learning
@@ -454,7 +453,7 @@ def log_artifacts(store: Store, run_id: str, cfg: dict, tags: dict, history, mod
                                          sort_keys=False, width=2**31 - 1))
         plot_path = Path(tmp) / "plot.svg"
         paths = [config_path, plot_path]
-        task = tasks.get(cfg["task"])
+        task = cfg.task
         if model is None:
             learning_curve(history(["train/loss", task.val_metric]), plot_path, ylabel=task.metric_label,
                            title=title, note=note)

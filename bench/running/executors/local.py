@@ -17,6 +17,7 @@ import queue
 import signal
 from multiprocessing import forkserver
 
+from bench.config.run_config import RunConfig
 from bench.running.executors.book import SuiteBook, WorkList
 from bench.running.executors.slots import Slot
 from bench.running.executors.worker import worker_main
@@ -58,7 +59,7 @@ class Worker:
         self.current: int | None = None  # index of the run it is on
         self.run_id: str | None = None
 
-    def give(self, index: int, cfg: dict, name: str) -> None:
+    def give(self, index: int, cfg: RunConfig, name: str) -> None:
         self.current, self.run_id = index, None
         self.inbox.put((index, cfg, name))
 

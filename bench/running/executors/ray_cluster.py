@@ -16,7 +16,7 @@ import ray
 from ray.exceptions import RayTaskError
 
 from bench.running.claims import Claim
-from bench.config.settings import ConfigError
+from bench.config.settings import ConfigError, RunConfig
 from bench.running.executors.book import SuiteBook, WorkList
 from bench.running.executors.slots import usable_cores
 from bench.running.interrupt import Interrupted
@@ -62,7 +62,7 @@ def connect(address: str | None, tracking_uri: str, workers: int = 0) -> Cluster
     return Cluster("cuda" if gpus else "cpu", gpus or int(resources.get("CPU", 1)), len(nodes), not address)
 
 
-def _train_task(cfg: dict, tracking_uri: str, experiment: str, parent_run_id: str, claim: Claim, name: str):
+def _train_task(cfg: RunConfig, tracking_uri: str, experiment: str, parent_run_id: str, claim: Claim, name: str):
     """Body of one Ray task: train one run on whatever this worker was given; raise if it failed."""
     import torch  # in the Ray worker only: the runner that submits tasks never needs it
 

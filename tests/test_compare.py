@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from bench.reporting import compare
+from bench.tasks import BUILTIN
 from bench.cli.main import main
 from bench.config.settings import ConfigError
 from bench.running.store import Store
@@ -31,7 +32,7 @@ def test_a_suite_run_compared_with_itself_shows_no_change(tiny_suite_store, tmp_
     out = tmp_path / "out"
     assert main(["compare", "suite/tiny", "suite/tiny", "--tracking-uri", uri, "--out", str(out)]) == 0
     side = compare.resolve_side("tiny", uri, "rnn-bench")  # the suite's name alone names its parent run too
-    found = compare.compare(side, side)
+    found = compare.compare(side, side, BUILTIN)
     assert len(found.table) == 6 and set(found.table["class"]) == {"no detectable change"} and found.only.empty
     assert found.table.set_index("configuration").at[LSTM_T10, "effect (B − A)"].startswith("+0 [")
     report = (out / "compare.md").read_text()
@@ -78,7 +79,7 @@ def test_a_collapsed_seed_is_caught_and_a_dropped_configuration_listed(tiny_suit
     assert main(["compare", uri, str(copy), "--out", str(tmp_path / "out")]) == 1
     printed = capsys.readouterr().out
     found = compare.compare(compare.resolve_side(uri, uri, "rnn-bench"),
-                            compare.resolve_side(str(copy), uri, "rnn-bench"))
+                            compare.resolve_side(str(copy), uri, "rnn-bench"), BUILTIN)
     assert classes(found) == {**{k: "no detectable change" for k in classes(found)}, LSTM_T10: "worse"}
     assert found.only.values.tolist() == [[LSTM_T2, "dependency", "A"]]
     row = found.table.set_index("configuration").loc[LSTM_T10]
@@ -147,7 +148,7 @@ def test_two_real_suites_differ_by_the_planted_change_only(tmp_path, monkeypatch
                      "--no-compile"]) == 0
         stores.append(uri)
     assert main(["compare", *stores, "--out", str(tmp_path / "out")]) == 1
-    found = compare.compare(*(compare.resolve_side(uri, uri, "rnn-bench") for uri in stores))
+    found = compare.compare(*(compare.resolve_side(uri, uri, "rnn-bench") for uri in stores), BUILTIN)
     assert classes(found) == {"dependency/rnn_tanh-L1-uni-T5": "no detectable change",
                               "dependency/planted_cell:cut-L1-uni-T5": "worse"}
     same = found.table.set_index("configuration").loc["dependency/rnn_tanh-L1-uni-T5"]

@@ -15,6 +15,7 @@ from bench.reporting.task_reports import report_for
 from bench.reporting import results, tables
 from bench.tasks import dependency_floors
 from bench.tasks import sine
+from bench.tasks import BUILTIN
 from bench.config.settings import config_hash
 from bench.running.store import Store
 from bench.config.suite import load_suite
@@ -179,10 +180,11 @@ def test_failed_and_missing_runs_are_counted(tiny_suite_store):
     store = Store(uri)
     store.mark_failed(store.experiment_id("rnn-bench"), None, lost, "no-parent", "worker died (planted by the test)")
     runs = results.suite_runs(suite, store.runs_frame("rnn-bench"))
-    summary = tables.summarize(results.add_time_to_target(runs, {})).set_index("configuration")
+    summary = tables.summarize(results.add_time_to_target(runs, {}, suite.tasks), suite.tasks).set_index("configuration")
     assert summary.loc["sine/lstm-L2-uni-T2", ["runs", "n", "failed", "missing"]].tolist() == [3, 2, 1, 0]
     assert summary.loc["sine/lstm-L2-uni-T10", ["runs", "n", "failed", "missing"]].tolist() == [3, 2, 0, 1]
-    text = tables.comparison_table(summary.reset_index(), "sine", report_for("sine").reference_rows).set_index("configuration")
+    text = tables.comparison_table(summary.reset_index(), "sine", suite.tasks["sine"],
+                                   report_for(suite.tasks["sine"]).reference_rows).set_index("configuration")
     assert "(n=2), 1 failed" in text.loc["lstm L2 uni", "T=2"]
     assert config_hash(lost) in set(runs[runs["outcome"] == "failed"]["config_hash"])
 
@@ -194,7 +196,7 @@ def test_time_to_target_is_the_first_validation_at_the_target():
     histories = {"a": {"val/ce": [(200, 0.6), (400, 0.46), (600, 0.455)],
                        "val/elapsed_s": [(200, 1.0), (400, 2.5), (600, 3.0)]},
                  "b": {"val/rmse": [(200, 0.01), (400, 0.002)], "val/elapsed_s": [(200, 1.0), (400, 2.0)]}}
-    found = results.add_time_to_target(runs, histories).fillna(-1)
+    found = results.add_time_to_target(runs, histories, BUILTIN).fillna(-1)
     assert found[["target", "reached", "steps_to_target", "time_to_target_s"]].round(4).values.tolist() == [
         [0.4645, 1, 400, 2.5], [sine.SOURCE_RMSE, 0, -1, -1], [sine.SOURCE_RMSE, -1, -1, -1]]
 
@@ -298,7 +300,7 @@ def test_a_run_with_a_live_lease_counts_as_running_not_failed(tiny_suite_store):
         runs = results.suite_runs(suite, store.runs_frame("rnn-bench"))
         (row,) = runs[runs["config_hash"] == config_hash(live)].to_dict("records")
         assert (row["outcome"], row["reason"]) == ("running", "still running (its process holds a live lease)")
-        summary = tables.summarize(results.add_time_to_target(runs, {}))
+        summary = tables.summarize(results.add_time_to_target(runs, {}, suite.tasks), suite.tasks)
         assert summary["running"].sum() == 1 and summary["failed"].sum() == 0
     finally:
         lease.end("KILLED")

@@ -157,7 +157,7 @@ def test_summary_says_decided_at_cap_and_why_an_entry_stayed_open():
                          "at_cap": [1.0, 0, 0, 0, 0, 0, 0], "samples_to_plateau": [math.nan, 4e4, 6e4, 5e4, 1e4, 2e4, 3e4],
                          "target": 0.4645, "reached": 0.0, "steps_to_target": math.nan, "time_to_target_s": math.nan,
                          "seeds_max": 4, **FLOORS})
-    summary = tables.summarize(runs).set_index("configuration")
+    summary = tables.summarize(runs, tasks.BUILTIN).set_index("configuration")
     assert summary.loc["a", "decided"] == False and summary.loc["b", "decided"] == True  # noqa: E712
     assert summary.loc["a", "open"].endswith("; at the most seeds, 4")
     assert summary.loc["a", "at_cap"] == 1 and summary.loc["a", "samples_to_plateau"] == 5e4

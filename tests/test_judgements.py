@@ -11,6 +11,7 @@ import pytest
 
 from bench.cli.main import main
 from bench.reporting import tables, truncation_styles
+from bench.tasks import BUILTIN
 from bench.tasks import dependency_floors as targets
 from bench.tasks import decision
 
@@ -32,7 +33,7 @@ def runs(values, **settings) -> pd.DataFrame:
 def test_split_seeds_lead_the_entry_with_counts_and_the_mark_follows_the_mean():
     """rnn_relu L1 uni T=5 of the default suite: two seeds learned lag 3 and more, one did not. Today's page read
     `[–?] 0.5202 [0.3022, 0.7382]`: "learned no dependency", below the Bayes floor."""
-    row = tables.summarize(runs([0.460, 0.479, 0.621])).iloc[0].to_dict()
+    row = tables.summarize(runs([0.460, 0.479, 0.621]), BUILTIN).iloc[0].to_dict()
     assert row["classes"] == ("2", "1+", "0+")
     text = tables.entry_text(row, ".4f")
     assert text.startswith("lag 3: 2/3 [21%, 94%], 1 partly · lag 8: 1/3 [6%, 79%], 1 partly · [0+…2] "), text
@@ -41,10 +42,10 @@ def test_split_seeds_lead_the_entry_with_counts_and_the_mark_follows_the_mean():
 
 
 def test_interval_is_clipped_to_the_bayes_floor_and_unanimous_seeds_are_decided():
-    row = tables.summarize(runs([0.5180, 0.5195, 0.5201])).iloc[0].to_dict()
+    row = tables.summarize(runs([0.5180, 0.5195, 0.5201]), BUILTIN).iloc[0].to_dict()
     assert tables.entry_text(row, ".4f").startswith("lag 3: 3/3 · lag 8: 0/3 · [1] 0.519")
     assert decision.open_reason(row) == ""
-    wide = tables.summarize(runs([0.46, 0.66, 0.93])).iloc[0]
+    wide = tables.summarize(runs([0.46, 0.66, 0.93]), BUILTIN).iloc[0]
     assert wide["low"] == pytest.approx(FLOORS["all"]) and wide["high"] > 0.9
 
 
@@ -127,7 +128,7 @@ def test_reproduce_verdicts_are_read_seed_by_seed_and_can_fail():
     seeds did. Today a `?` made every such row "inconclusive"; the sine verdict read our seeds' range."""
     from bench.reporting import reproduce
 
-    row = tables.summarize(runs([0.641, 0.642, 0.595] * 4)).iloc[0].to_dict()
+    row = tables.summarize(runs([0.641, 0.642, 0.595] * 4), BUILTIN).iloc[0].to_dict()
     assert reproduce.mark_verdict(row, "–")[0] == "not reproduced"
     worse = {"values": (0.011, 0.014, 0.012, 0.0125, 0.0118, 0.013, 0.0122, 0.0135, 0.0119, 0.0128)}
     assert reproduce.value_verdict(worse, 0.001863, True, ".4g")[0] == "not reproduced"

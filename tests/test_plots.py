@@ -9,6 +9,7 @@ from matplotlib.colors import LogNorm, Normalize
 
 from bench.reporting import figures, plots
 from bench.tasks import run_plots
+from bench.tasks.dependency import DependencyTask
 
 CELLS = ["rnn_tanh", "lstm", "gru"]  # suite order, not alphabetical
 PLACES = [(1, "uni"), (1, "bi"), (2, "uni")]
@@ -33,7 +34,7 @@ def suite_runs(truncations=(10, 2), outcome=lambda cell, layers, direction, t: "
 
 def test_learning_curve_panels_follow_the_table_order():
     runs, histories = suite_runs()
-    panels, rows, columns = figures.curve_panels(runs, histories, "train/loss")
+    panels, rows, columns = figures.curve_panels(DependencyTask(), runs, histories, "train/loss")
     assert rows == ["L1 uni", "L1 bi", "L2 uni"]  # as the table lists them, not sorted or scrambled
     assert columns == CELLS
     assert list(panels) == [(r, c) for r in rows for c in columns]
@@ -49,7 +50,7 @@ def test_rows_and_columns_without_a_finished_run_are_left_out():
         return "diverged" if cell == "rnn_tanh" or (layers, direction) == (1, "bi") else "finished"
 
     runs, histories = suite_runs(outcome=outcome)
-    panels, rows, columns = figures.curve_panels(runs, histories, "train/loss")
+    panels, rows, columns = figures.curve_panels(DependencyTask(), runs, histories, "train/loss")
     assert (rows, columns) == (["L1 uni", "L2 uni"], ["lstm", "gru"])
     assert set(panels) == {(r, c) for r in rows for c in columns}
 

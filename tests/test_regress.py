@@ -24,7 +24,7 @@ def store(tiny_suite_store, tmp_path_factory):
     baseline_file = tmp_path_factory.mktemp("baseline") / "tiny.json"
     assert main(["baseline", "--suite", str(suite_file), "--tracking-uri", uri, "--out", str(baseline_file)]) == 0
     suite = load_suite(str(suite_file))
-    summary = tables.summarize(results.load(suite, uri, "rnn-bench").runs)
+    summary = tables.summarize(results.load(suite, uri, "rnn-bench").runs, suite.tasks)
     return suite_file, uri, baseline_file, suite, summary
 
 

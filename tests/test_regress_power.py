@@ -72,7 +72,7 @@ def simulate(rng, collapsed: int, suites: int = 40, n: int = 3) -> dict[str, tup
                 configurations.append((kind, base, new))
         prior = stats.prior_variance([b.var(ddof=1) for _, b, _ in configurations])
         for kind, base, new in configurations:
-            found = regress.seed_change("dependency", list(base), list(new), prior, regress.ALPHA,
+            found = regress.seed_change(dependency.DependencyTask(), list(base), list(new), prior, regress.ALPHA,
                                         dependency.DependencyTask.min_delta, row=ROW)
             failed[kind] += found.change == "worse"
             warned[kind] += found.change == "undecided"
@@ -121,7 +121,7 @@ def test_sine_false_alarms_stay_below_one_percent():
         prior = stats.prior_variance(base.var(axis=1, ddof=1))
         row = {"baseline/last_value_rmse": 0.03}
         for b, c in zip(np.exp(base), np.exp(new)):
-            found = regress.seed_change("sine", list(b), list(c), prior, regress.ALPHA, sine.SineTask.min_delta, row=row)
+            found = regress.seed_change(sine.SineTask(), list(b), list(c), prior, regress.ALPHA, sine.SineTask.min_delta, row=row)
             failed += found.change == "worse"
             total += 1
     assert failed / total <= regress.ALPHA, failed / total

@@ -16,6 +16,7 @@ import pytest
 
 from bench.reporting.task_reports import report_for
 from bench.reporting import tables
+from bench.tasks import BUILTIN
 from bench.reporting.pages import (Bullets, Heading, Image, Table, Text, score_colour, to_html, to_markdown,
                                     unbroken)
 from bench.tasks import sine
@@ -34,13 +35,14 @@ def summary_of(task: str, means: dict[tuple[str, int], list[float]], references:
                          "direction": "uni", "variant": "", "truncation": truncation, "seed": seed,
                          "outcome": "finished" if metrics else "diverged", "metric": metric, "reached": 0.0,
                          "steps_to_target": math.nan, "time_to_target_s": math.nan, **references})
-    return tables.summarize(pd.DataFrame(rows))
+    return tables.summarize(pd.DataFrame(rows), BUILTIN)
 
 
 def scored(task, means, references):
     summary = summary_of(task, means, references)
-    table = tables.comparison_table(summary, task, report_for(task).reference_rows)
-    return table, tables.comparison_scores(summary, task, table, report_for(task).reference_rows)
+    spec = BUILTIN[task]
+    table = tables.comparison_table(summary, task, spec, report_for(spec).reference_rows)
+    return table, tables.comparison_scores(summary, task, spec, table, report_for(spec).reference_rows)
 
 
 def test_dependency_scores_run_from_the_target_to_learned_nothing():

@@ -9,6 +9,7 @@ import pytest
 
 from bench.reporting import truncation_styles as styles
 from bench.reporting.pages import Image, Table, to_markdown
+from bench.tasks import BUILTIN
 
 FLOORS = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
 
@@ -80,7 +81,7 @@ def test_summarize_carries_the_settings_and_fills_an_unset_stride_with_the_trunc
                          "tbptt_stride": [1, 1, math.nan], "lags": [(3, 8)] * 3, "outcome": "finished",
                          "metric": [0.5, 0.52, 0.6], "reached": 0.0, "steps_to_target": math.nan,
                          "time_to_target_s": math.nan, **FLOORS})
-    summary = styles.summarize(runs).set_index("configuration")
+    summary = styles.summarize(runs, BUILTIN).set_index("configuration")
     assert summary.loc["a", "mean"] == pytest.approx(0.51) and summary.loc["a", "n"] == 2
     assert summary["tbptt_stride"].to_dict() == {"a": 1, "b": 4}
     assert summary.loc["a", "hidden"] == 4 and summary.loc["a", "lags"] == (3, 8)

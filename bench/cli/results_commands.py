@@ -158,7 +158,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     failed = int((found.runs["outcome"] == "failed").sum())
     if failed:
         print(f"warning: {failed} runs failed; the baseline records them as failed")
-    doc = regress.make_baseline(suite, tables.summarize(found.runs), list(found.runs["commit"].dropna()))
+    doc = regress.make_baseline(suite, tables.summarize(found.runs, suite.tasks), list(found.runs["commit"].dropna()))
     path = args.out or regress.baseline_path(suite.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
@@ -175,7 +175,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
     baseline = regress.load_baseline(path)
     min_delta = dict(args.min_delta)
     uri = checked_store(args)
-    summary = tables.summarize(results.load(suite, uri, args.experiment).runs)
+    summary = tables.summarize(results.load(suite, uri, args.experiment).runs, suite.tasks)
     comparison = regress.compare(baseline, path, suite, summary, args.alpha, min_delta, args.slow_ratio,
                                  args.fail_on_slow)
     report = regress.regress_markdown(comparison)
@@ -202,7 +202,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if problems:
         raise ConfigError(problems)
     a, b = sides
-    comparison = compare.compare(a, b, args.alpha)
+    named = {compare.named_task(record) for side in sides for record in side.runs.to_dict("records")}
+    specs = {name: tasks.get(name) for name in named if not tasks.problem(name)}  # the tasks this installation knows
+    comparison = compare.compare(a, b, specs, args.alpha)
     blocks = compare.blocks(comparison)
     out = locations.output_dir(uri, "compare", args.out)
     out.mkdir(parents=True, exist_ok=True)

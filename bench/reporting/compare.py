@@ -22,17 +22,18 @@ from __future__ import annotations
 import math
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from bench import tasks
 from bench.config.settings import ConfigError, shown
 from bench.reporting import regress
 from bench.reporting.pages import Block, Bullets, Heading, Table, Text
 from bench.running import locations
 from bench.running.store import Store, has_result
+from bench.tasks.base import Task
 
 COMMIT_TAG = "tags.mlflow.source.git.commit"
 RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -116,20 +117,27 @@ def resolve_side(spec: str, uri: str, experiment: str) -> Side:
                        "tracking URI)"])
 
 
-def seed_runs(runs: pd.DataFrame) -> pd.DataFrame:
+def named_task(record: dict) -> str | None:
+    """The task a stored run (a row of :meth:`bench.running.store.Store.runs_frame`) names."""
+    found = record.get("params.task") or record.get("tags.bench.task")
+    return found if isinstance(found, str) else None
+
+
+def seed_runs(runs: pd.DataFrame, specs: Mapping[str, Task]) -> pd.DataFrame:
     """One row per (settings less seed, seed): ``task``, ``seed``, ``settings`` (parameter -> text), ``outcome``
     (finished | diverged | failed), ``metric`` (the task's, finished runs only), ``run_id``, ``commit``. The latest
-    finished run of each counts, else the latest one."""
+    finished run of each counts, else the latest one. ``specs``: task name -> Task (a run of a task it lacks is
+    left out: nothing says which metric is its)."""
     params = [c for c in runs.columns if c.startswith("params.") and "." not in c.removeprefix("params.")]
     rows = []
     for record in runs.to_dict("records"):
-        task_name = record.get("params.task") or record.get("tags.bench.task")
-        if not isinstance(task_name, str) or tasks.problem(task_name):
+        task_name = named_task(record)
+        if task_name not in specs:
             continue  # a task this installation cannot load: nothing says which metric is its
         status, outcome = record["status"], record.get("tags.bench.outcome")
         done = has_result(status, outcome)  # FINISHED, or FAILED as diverged
         state = ("diverged" if outcome == "diverged" else "finished") if done else "failed"
-        metric = record.get(f"metrics.{tasks.get(task_name).metric}", math.nan)
+        metric = record.get(f"metrics.{specs[task_name].metric}", math.nan)
         rows.append({"task": task_name, "seed": record.get("params.seed"), "outcome": state,
                      "metric": float(metric) if state == "finished" and pd.notna(metric) else math.nan,
                      "settings": {c.removeprefix("params."): record[c] for c in params
@@ -189,9 +197,8 @@ def seed_text(rows: pd.DataFrame, spec: str) -> str:
     return ", ".join(f"s{row['seed']} {one(row)}" for row in ordered.to_dict("records"))
 
 
-def effect_text(task_name: str, shift: float, low: float, high: float) -> str:
+def effect_text(task: Task, shift: float, low: float, high: float) -> str:
     """B − A in the metric's own terms: a difference, or for a metric compared on logs a ratio."""
-    task = tasks.get(task_name)
     if task.log_scale:
         sign = 1 if task.lower_is_better else -1
         low, high = sorted((math.exp(sign * low), math.exp(sign * high)))
@@ -215,13 +222,16 @@ class Comparison:
         return int((self.table["class"] == "worse").sum())
 
 
-def compare(a: Side, b: Side, alpha: float = regress.ALPHA, min_delta: dict[str, float] | None = None) -> Comparison:
-    """Every configuration both sides hold, classed worse / better / no detectable change (module docstring)."""
-    both, one_sided = matched(seed_runs(a.runs), seed_runs(b.runs))
+def compare(a: Side, b: Side, specs: Mapping[str, Task], alpha: float = regress.ALPHA,
+            min_delta: dict[str, float] | None = None) -> Comparison:
+    """Every configuration both sides hold, classed worse / better / no detectable change (module docstring).
+    ``specs``: the Task of each task name the sides' runs give (:func:`named_task`) that this installation knows;
+    the runs of the others are left out."""
+    both, one_sided = matched(seed_runs(a.runs, specs), seed_runs(b.runs, specs))
     sides = {key: dict(list(part.groupby("side"))) for key, part in both.groupby("configuration", sort=False)}
     prior = regress.prior_variances(
-        (part["task"].iloc[0], list(part["metric"].dropna())) for by_side in sides.values()
-        for side, part in by_side.items() if side == "A")
+        ((part["task"].iloc[0], list(part["metric"].dropna())) for by_side in sides.values()
+         for side, part in by_side.items() if side == "A"), specs)
     rows, only = [], []
     for key, by_side in sides.items():
         task_name = next(iter(by_side.values()))["task"].iloc[0]
@@ -229,8 +239,9 @@ def compare(a: Side, b: Side, alpha: float = regress.ALPHA, min_delta: dict[str,
             only.append({"configuration": key, "task": task_name, "only in": next(iter(by_side))})
             continue
         old, new = by_side["A"], by_side["B"]
-        delta = (min_delta or {}).get(task_name, tasks.get(task_name).min_delta)
-        moved = regress.seed_change(task_name, list(old["metric"].dropna()), list(new["metric"].dropna()),
+        task = specs[task_name]
+        delta = (min_delta or {}).get(task_name, task.min_delta)
+        moved = regress.seed_change(task, list(old["metric"].dropna()), list(new["metric"].dropna()),
                                     prior.get(task_name, math.nan), alpha, delta)
         lost = {o: int((new["outcome"] == o).sum()) - int((old["outcome"] == o).sum()) for o in ("failed", "diverged")}
         more = [f"{n} more {o}" for o, n in lost.items() if n > 0]
@@ -240,11 +251,11 @@ def compare(a: Side, b: Side, alpha: float = regress.ALPHA, min_delta: dict[str,
             effect, detail = "", "a result on one side only" if verdict != "no detectable change" else "no result"
         else:
             verdict = {"worse": "worse", "better": "better", "": "no detectable change"}[moved.change]
-            effect = effect_text(task_name, moved.shift, moved.low, moved.high)
+            effect = effect_text(task, moved.shift, moved.low, moved.high)
             detail = f"{moved.reason}: {moved.detail}" if moved.reason else moved.detail
         if more:
             verdict, detail = "worse", "; ".join([*more, detail])
-        spec = regress.number_format(task_name)
+        spec = regress.number_format(task)
         rows.append({"configuration": key, "task": task_name, "class": verdict, "A": seed_text(old, spec),
                      "B": seed_text(new, spec), "effect (B − A)": effect, "detail": detail})
     order = {"worse": 0, "better": 1, "no detectable change": 2}

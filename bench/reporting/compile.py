@@ -20,7 +20,6 @@ from pathlib import Path
 import pandas as pd
 
 from bench.reporting import explore, figures, reproduce, results, tables
-from bench import tasks
 from bench.reporting.task_reports import report_for
 from bench.reporting.task_reports.base import Restore
 from bench.running import locations
@@ -82,9 +81,11 @@ def write_files(suite: Suite, tracking_uri: str, found: results.SuiteResults, ou
                 restore: Restore, note: str) -> tuple:
     """Write every compiled file into ``out_dir`` (``note``: why the results are partial, if they are);
     (summary, comparisons, costs, the files' names)."""
-    summary = tables.summarize(found.runs)
+    specs = suite.tasks
+    summary = tables.summarize(found.runs, specs)
     task_names = list(dict.fromkeys(summary["task"]))
-    comparisons = {task: tables.comparison_table(summary, task, report_for(task).reference_rows) for task in task_names}
+    comparisons = {name: tables.comparison_table(summary, name, specs[name], report_for(specs[name]).reference_rows)
+                   for name in task_names}
     costs = tables.cost_table(summary)
     names: list[str] = []
 
@@ -95,7 +96,7 @@ def write_files(suite: Suite, tracking_uri: str, found: results.SuiteResults, ou
     write_csv(summary, "summary.csv")
     write_csv(found.runs[RUN_COLUMNS + [c for c in found.runs.columns if c not in RUN_COLUMNS]], "runs.csv")
     for task, table in comparisons.items():
-        write_csv(table, f"comparison_{tasks.get(task).name}.csv")
+        write_csv(table, f"comparison_{specs[task].name}.csv")
     write_csv(costs, "cost.csv")
     write_csv(pd.concat([tables.cell_scores(summary, task) for task in task_names], ignore_index=True),
               "score_per_cell.csv")
@@ -127,16 +128,17 @@ def explore_frames(suite: Suite, found: results.SuiteResults, summary: pd.DataFr
     runs["settings"] = [" ".join(f"{k}={setting_text(c[k])}" for k in shown.get(c["task"], SHOWN_SETTINGS) if k in c)
                         for c in cfgs]
     runs["url"] = [explore.run_url(experiment_id, r) for r in runs["run_id"]]
-    runs["metric_label"] = [tasks.get(t).metric_label for t in runs["task"]]
-    runs["log_scale"] = [tasks.get(t).log_scale for t in runs["task"]]
-    runs["lower_is_better"] = [tasks.get(t).lower_is_better for t in runs["task"]]
+    specs = suite.tasks
+    runs["metric_label"] = [specs[t].metric_label for t in runs["task"]]
+    runs["log_scale"] = [specs[t].log_scale for t in runs["task"]]
+    runs["lower_is_better"] = [specs[t].lower_is_better for t in runs["task"]]
     curves = pd.DataFrame(
         [(run_id, step, value) for run_id, history in found.histories.items()
-         for step, value in history.get(tasks.get(runs.set_index("run_id").at[run_id, "task"]).val_metric, [])],
+         for step, value in history.get(specs[runs.set_index("run_id").at[run_id, "task"]].val_metric, [])],
         columns=["run_id", "step", "value"])
     references = pd.DataFrame(
         [(name, label, value) for name, part in summary.groupby("task", sort=False) if (part["n"] > 0).any()
-         for label, value in report_for(tasks.get(name)).heatmap_anchors(part).items()],
+         for label, value in report_for(specs[name]).heatmap_anchors(part).items()],
         columns=["task", "reference", "value"])
     return runs, summary, curves, references
 
@@ -177,12 +179,12 @@ def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResult
     images: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="rnn-bench-weights-") as tmp:
         for name in task_names:
-            task, part = tasks.get(name), summary[summary["task"] == name]
+            task, part = suite.tasks[name], summary[summary["task"] == name]
             images[name] = {}
             if not (part["n"] > 0).any():
                 continue
             heatmap, ends = f"heatmap_{task.name}.png", report_for(task).score_ends
-            figures.metric_heatmap(summary, name, out_dir / heatmap, report_for(task).heatmap_anchors(part), ends)
+            figures.metric_heatmap(summary, name, task, out_dir / heatmap, report_for(task).heatmap_anchors(part), ends)
             scored = part["score"].notna().any()
             images[name][heatmap] = (f"{name}: score of the mean {task.metric_label} (0 = {ends[1]}, 1 = {ends[0]})"
                                      if scored else f"{name}: mean {task.metric_label}") + " over cell × truncation"
@@ -243,9 +245,10 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
                    Text("Verdicts: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + ". " + reproduce.RULES),
                    Table(found, reproduce.verdict_scores(found),
                          "Verdict: blue reproduced, white inconclusive, orange not reproduced.")]
+    specs = suite.tasks
     for name, table in comparisons.items():
-        task = tasks.get(name)
-        scores = tables.comparison_scores(summary, name, table, report_for(task).reference_rows)
+        task = specs[name]
+        scores = tables.comparison_scores(summary, name, task, table, report_for(task).reference_rows)
         blocks += [Heading(f"{task.title or name}: {task.metric_label}"), *report_for(task).notes(summary[summary["task"] == name]),
                    Table(table, scores.frame, scores.legend)]
         aggregate = tables.score_table(tables.cell_scores(summary, name))
@@ -256,7 +259,7 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
                             "within each configuration; Agarwal et al. 2021)."), Table(aggregate)]
         blocks += [Image(file, alt) for file, alt in images[name].items()]
         blocks += report_for(task).sections(summary[summary["task"] == name], runs[runs["task"] == name], out_dir)
-    goals = "; ".join(text for name in comparisons if (text := report_for(name).target_text()))
+    goals = "; ".join(text for name in comparisons if (text := report_for(specs[name]).target_text()))
     blocks += [
         Heading("Cost and time to target"),
         Text(f"Means over finished seeds. Target: {goals}. Steps and wall time to target: the first validation "
@@ -283,7 +286,7 @@ def protocol(suite: Suite, summary: pd.DataFrame) -> list[str]:
     run trained its whole budget (equal data) or stopped at a validation plateau (and how many the cap stopped
     instead), and, with adaptive seeds, the rule that added them and how many entries it decided."""
     lines = []
-    for name in dict.fromkeys(cfg["task"] for cfg in suite.configs):
+    for name, task in suite.tasks.items():
         configs = [cfg for cfg in suite.configs if cfg["task"] == name]
         part = summary[summary["task"] == name]
         stops = sorted({(cfg["stop"], cfg["patience"], cfg["plateau_tolerance"]) for cfg in configs})
@@ -293,7 +296,7 @@ def protocol(suite: Suite, summary: pd.DataFrame) -> list[str]:
                 texts.append("every run trains its whole step budget (equal data)")
             else:
                 texts.append(f"a run stops once {patience} validations in a row have not improved on its best by more "
-                             f"than {tolerance:g}{' (of the log)' if tasks.get(name).log_scale else ''}, or at the "
+                             f"than {tolerance:g}{' (of the log)' if task.log_scale else ''}, or at the "
                              f"step budget, its cap; {int(part['at_cap'].sum())} of {int(part['n'].sum())} finished "
                              "runs stopped at the cap; each is tested with its best validation's weights; samples "
                              "to plateau: the training samples up to its best validation (the cost table)")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.reporting import plots, tables
-from bench import tasks
+from bench.tasks.base import Task
 
 
 DIRECTIONS = {"uni": "unidirectional", "bi": "bidirectional"}
@@ -46,15 +46,14 @@ def heatmap_cell_text(row: dict, spec: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def metric_heatmap(summary: pd.DataFrame, task_name: str, path: Path, anchors: dict[str, float],
+def metric_heatmap(summary: pd.DataFrame, task_name: str, task: Task, path: Path, anchors: dict[str, float],
                    ends: tuple[str, str] = ("the best known answer", "the worst")) -> None:
-    """The task's configurations over cell (rows) × truncation (columns), one facet per layers × direction, each
+    """The configurations of ``task`` (named ``task_name`` in ``summary``) over cell (rows) × truncation (columns), one facet per layers × direction, each
     cell naming its mean metric, mark and score, coloured by the summary's ``score`` (0 at the worst known answer,
     1 at the best, ``ends`` naming them: :meth:`bench.tasks.base.Task.score`), so that configurations with
     different floors share one scale; the ``anchors`` (floors, baselines by name) that lie between the two ends
     are ticked on the colour bar at their scores. A task whose rows have no score (no known answers) is coloured
     by its metric, on a scale anchored at ``anchors``."""
-    task = tasks.get(task_name)
     part = summary[summary["task"] == task_name]
     scored = "score" in part and part["score"].notna().any()
     facets = heatmap_facets(part, "score" if scored else "mean", ".2g" if task.log_scale else ".3f")
@@ -95,14 +94,15 @@ def heatmap_facets(part: pd.DataFrame, colour: str, spec: str) -> dict[tuple[str
     return facets
 
 
-def score_anchors(task, part: pd.DataFrame, anchors: dict[str, float]) -> dict[str, float]:
+def score_anchors(task: Task, part: pd.DataFrame, anchors: dict[str, float]) -> dict[str, float]:
     """``anchors`` (name -> metric value) as the scores they have between the task's known answers of ``part``'s
     first scored row (the anchors are shared by every row, or there are none), named with their value; those
     outside the two ends (a Kalman floor below the target) are left out.
 
     >>> import pandas as pd
     >>> part = pd.DataFrame({"score": [0.5], "floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545})
-    >>> score_anchors(tasks.get("dependency"), part, {"no lag": 0.6616, "first 1": 0.5192, "every lag": 0.4545})
+    >>> from bench.tasks.dependency import DependencyTask
+    >>> score_anchors(DependencyTask(), part, {"no lag": 0.6616, "first 1": 0.5192, "every lag": 0.4545})
     {'no lag 0.6616': 0.0, 'first 1 0.5192': 0.688, 'every lag 0.4545': 1.0}
     """
     row = part[part["score"].notna()].iloc[0].to_dict()
@@ -141,8 +141,8 @@ def panel_place(row: dict) -> tuple[str, str]:
     return " ".join(p for p in (facet_label(row), row["variant"]) if p), row["cell"]
 
 
-def curve_panels(runs: pd.DataFrame, histories: dict, key: str) -> tuple[dict, list[str], list[str]]:
-    """The learning-curve grid of one task's ``runs``: (panels, rows, columns). Rows are layers × direction,
+def curve_panels(task: Task, runs: pd.DataFrame, histories: dict, key: str) -> tuple[dict, list[str], list[str]]:
+    """The learning-curve grid of ``task``'s ``runs``: (panels, rows, columns). Rows are layers × direction,
     columns cells, both in the comparison table's order (the order of ``runs``); a panel (row, column) maps
     ``T=…`` to the seed mean of ``key`` against training samples (optimizer steps × the task's samples per step,
     so that truncations given equal data end at the same place), by increasing truncation. Only finished runs have
@@ -154,7 +154,7 @@ def curve_panels(runs: pd.DataFrame, histories: dict, key: str) -> tuple[dict, l
     finished = runs[runs["outcome"] == "finished"]
     for _, group in finished.groupby("configuration", sort=False):
         first = group.iloc[0].to_dict()
-        per_step = int(tasks.get(first["task"]).samples_per_step(first))
+        per_step = int(task.samples_per_step(first))
         series = [histories[run_id][key] for run_id in group["run_id"]]
         found.setdefault(panel_place(first), {})[int(first["truncation"])] = [
             (step * per_step, value) for step, value in seed_mean(series)]
@@ -164,9 +164,9 @@ def curve_panels(runs: pd.DataFrame, histories: dict, key: str) -> tuple[dict, l
     return panels, [r for r in rows if r in used_rows], [c for c in columns if c in used_columns]
 
 
-def learning_curves(runs: pd.DataFrame, histories: dict, path: Path, key: str, floors: dict[str, float],
-                    title: str) -> None:
+def learning_curves(task: Task, runs: pd.DataFrame, histories: dict, path: Path, key: str,
+                    floors: dict[str, float], title: str) -> None:
     """``key`` (mean over seeds) against training samples: the grid of :func:`curve_panels`, a line per
-    truncation, the ``floors`` as grey lines. ``runs``: one task's runs."""
-    panels, rows, columns = curve_panels(runs, histories, key)
+    truncation, the ``floors`` as grey lines. ``runs``: ``task``'s runs."""
+    panels, rows, columns = curve_panels(task, runs, histories, key)
     plots.learning_curves(panels, floors, path, rows, columns, title=title, xlabel="training samples")

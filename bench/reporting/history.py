@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import tasks
 from bench.config.settings import ConfigError
 from bench.config.suite import Suite
 from bench.core import stats
 from bench.reporting import regress, results
 from bench.reporting.compare import COMMIT_TAG, effect_text
 from bench.reporting.pages import markdown_table
+from bench.tasks.base import Task
 
 SUMMARY = "summary score"
 METHOD = """Runs record their commit (tag `mlflow.source.git.commit`; `-dirty` when the work tree had changes, kept apart);
@@ -45,13 +45,14 @@ def commit_runs(suite: Suite, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def summary_values(runs: pd.DataFrame, task_name: str) -> dict[str, list[float]]:
-    """commit -> the task's summary score per seed (see the module docstring)."""
+def summary_values(runs: pd.DataFrame, task_name: str, task: Task) -> dict[str, list[float]]:
+    """commit -> the summary score per seed of ``task``, named ``task_name`` in ``runs`` (see the module
+    docstring)."""
     part = runs[(runs["task"] == task_name) & runs["metric"].notna()]
     commits = list(dict.fromkeys(part.sort_values("order")["commit"]))
     present = part.groupby("configuration")["commit"].nunique()
     kept = part[part["configuration"].isin(present[present == len(commits)].index)]
-    log = tasks.get(task_name).log_scale
+    log = task.log_scale
     found = {}
     for commit, at in kept.groupby("commit", sort=False):
         scale = at["metric"].map(math.log) if log else at["metric"]
@@ -67,13 +68,14 @@ class Step:
     alpha: float  # per split
 
 
-def step_change(task_name: str, series: dict[str, list[float]], prior_var: float, alpha: float) -> Step | None:
+def step_change(task: Task, series: dict[str, list[float]], prior_var: float, alpha: float) -> Step | None:
     """The best single split of ``series`` (commit -> seeds' values, in commit order) that the regression tests
     call a change at ``alpha / (splits)`` each; None when no split does.
 
-    >>> step_change("dependency", {"a": [0.49, 0.492], "b": [0.491, 0.49], "c": [0.66, 0.661]}, math.nan, 0.01).commit
+    >>> from bench.tasks.dependency import DependencyTask
+    >>> step_change(DependencyTask(), {"a": [0.49, 0.492], "b": [0.491, 0.49], "c": [0.66, 0.661]}, math.nan, 0.01).commit
     'c'
-    >>> step_change("dependency", {"a": [0.49, 0.492], "b": [0.491, 0.49]}, math.nan, 0.01) is None
+    >>> step_change(DependencyTask(), {"a": [0.49, 0.492], "b": [0.491, 0.49]}, math.nan, 0.01) is None
     True
     """
     commits = [c for c, v in series.items() if v]
@@ -84,7 +86,7 @@ def step_change(task_name: str, series: dict[str, list[float]], prior_var: float
     for j in range(1, len(commits)):
         before = [v for c in commits[:j] for v in series[c]]
         after = [v for c in commits[j:] for v in series[c]]
-        moved = regress.seed_change(task_name, before, after, prior_var, each, tasks.get(task_name).min_delta)
+        moved = regress.seed_change(task, before, after, prior_var, each, task.min_delta)
         if moved is None or not moved.change:
             continue
         ratio = abs(moved.shift) / moved.tests["mean_threshold"] if moved.tests["mean_threshold"] else math.inf
@@ -110,18 +112,18 @@ def history(suite: Suite, frame: pd.DataFrame, alpha: float = regress.ALPHA) -> 
     commits = list(dict.fromkeys(runs.sort_values("order")["commit"]))
     rows, steps = [], {}
     for task_name, part in runs.groupby("task", sort=False):
-        spec = tasks.get(task_name)
+        spec = suite.tasks[task_name]
         series = {key: {c: list(at["metric"].dropna()) for c, at in group.groupby("commit", sort=False)}
                   for key, group in part.sort_values("order").groupby("configuration", sort=False)}
-        series[SUMMARY] = summary_values(runs, task_name)
-        prior = regress.prior_variances((task_name, v) for key, by_commit in series.items() if key != SUMMARY
-                                        for v in by_commit.values())
+        series[SUMMARY] = summary_values(runs, task_name, spec)
+        prior = regress.prior_variances(((task_name, v) for key, by_commit in series.items() if key != SUMMARY
+                                         for v in by_commit.values()), {task_name: spec})
         for key, by_commit in series.items():
             for commit, values in by_commit.items():
                 mean, low, high = stats.t_interval(values, log=spec.log_scale)
                 rows.append(dict(task=task_name, configuration=key, commit=commit, values=tuple(values), mean=mean,
                                  low=low, high=high, n=len(values)))
-            steps[task_name, key] = step_change(task_name, by_commit, math.nan if key == SUMMARY else
+            steps[task_name, key] = step_change(spec, by_commit, math.nan if key == SUMMARY else
                                                 prior.get(task_name, math.nan), alpha)
     return History(suite, commits, pd.DataFrame(rows), steps)
 
@@ -131,11 +133,11 @@ def short(commit: str) -> str:
     return commit[:7] + ("-dirty" if commit.endswith("-dirty") else "")
 
 
-def step_text(task_name: str, step: Step | None) -> str:
+def step_text(task: Task, step: Step | None) -> str:
     if step is None:
         return "none"
     c = step.change
-    return (f"{c.change} from {short(step.commit)}: {effect_text(task_name, c.shift, c.low, c.high)} "
+    return (f"{c.change} from {short(step.commit)}: {effect_text(task, c.shift, c.low, c.high)} "
             f"({c.reason + ': ' if c.reason else ''}{c.detail}; α {step.alpha:.2g} per split)")
 
 
@@ -146,7 +148,8 @@ def markdown(found: History, image: str) -> str:
              + ", ".join(f"`{short(c)}`" for c in found.commits) + ".", "", METHOD, "",
              f"![metric by commit]({image})", ""]
     for task_name, part in found.table.groupby("task", sort=False):
-        spec = regress.number_format(task_name)
+        task = found.suite.tasks[task_name]
+        spec = regress.number_format(task)
         table = part.assign(entry=[
             f"no result (n={r.n})" if math.isnan(r.mean) else f"{r.mean:{spec}}" + (
                 "" if math.isnan(r.low) else f" [{r.low:{spec}}, {r.high:{spec}}]") + f" (n={r.n})"
@@ -155,9 +158,9 @@ def markdown(found: History, image: str) -> str:
         table.columns = [short(c) for c in table.columns]
         order = [k for k in dict.fromkeys(part["configuration"]) if k != SUMMARY] + [SUMMARY]
         table = table.reindex([k for k in order if k in table.index])
-        table["step change"] = [step_text(task_name, found.steps.get((task_name, k))) for k in table.index]
+        table["step change"] = [step_text(task, found.steps.get((task_name, k))) for k in table.index]
         steps = sum(found.steps.get((task_name, k)) is not None for k in table.index)
-        lines += [f"## {tasks.get(task_name).title or task_name}: {tasks.get(task_name).metric_label}", "",
+        lines += [f"## {task.title or task_name}: {task.metric_label}", "",
                   f"{steps} of {len(table)} series show a step change.", "", markdown_table(table.reset_index()), ""]
     return "\n".join(lines)
 
@@ -184,7 +187,7 @@ def plot(found: History, path: Path) -> None:
             ax.errorbar(xs, series["mean"], yerr=[low, high], marker="o", ms=3, capsize=3, **style)
             if step:
                 ax.axvline(x_of[step.commit] - 0.5, color="black" if key == SUMMARY else "tab:red", ls="--", lw=1)
-        spec = tasks.get(task_name)
+        spec = found.suite.tasks[task_name]
         ax.set_yscale("log" if spec.log_scale else "linear")
         ax.set_xticks(range(len(found.commits)), [short(c) for c in found.commits], rotation=30, ha="right")
         ax.set_xlim(-0.5, len(found.commits) - 0.5)

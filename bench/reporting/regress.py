@@ -35,17 +35,18 @@ from __future__ import annotations
 import datetime
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from bench.core import stats
-from bench import tasks
 from bench.running import locations
 from bench.config.settings import ConfigError, config_hash, shown
 from bench.reporting.pages import literal, markdown_table
 from bench.config.suite import Suite
+from bench.tasks.base import Task
 
 ALPHA = 0.01  # false-alarm rate per configuration under pure seed noise (tests/test_regress_power.py)
 # an "undecided" warning needs every new seed that bad, or counts that chance gives at most this often (one-sided
@@ -101,7 +102,7 @@ def make_baseline(suite: Suite, summary: pd.DataFrame, commits: list[str]) -> di
     n, whether the configuration reached its target (by interval) and its samples/s."""
     configurations = {}
     for row in summary.to_dict("records"):
-        task = tasks.get(row["task"])
+        task = suite.tasks[row["task"]]
         configurations[row["configuration"]] = {
             "metric": task.metric, "values": [_json_number(v) for v in row["values"]],
             "mean": _json_number(row["mean"]), "std": _json_number(row["std"]), "n": int(row["n"]),
@@ -190,9 +191,9 @@ def _problem(path, where: str, mapping: dict, check, allowed: str, name: str | N
     return None
 
 
-def number_format(task: str) -> str:
-    """The task's number format; a generic one for a task this installation does not know."""
-    return ".4g" if tasks.problem(task) else tasks.get(task).number_format
+def number_format(task: Task | None) -> str:
+    """The task's number format; a generic one for a task this installation does not know (None)."""
+    return ".4g" if task is None else task.number_format
 
 
 def _text(mean, std, n, spec: str) -> str:
@@ -216,31 +217,32 @@ class Comparison:
         return bool((self.findings["severity"] == "fail").any())
 
 
-def scale(task_name: str, values) -> list[float]:
-    """Values as the check compares them: worse is higher; logs for metrics spanning decades."""
-    task = tasks.get(task_name) if not tasks.problem(task_name) else None
+def scale(task: Task | None, values) -> list[float]:
+    """Values as the check compares them: worse is higher; logs for metrics spanning decades (as they are for a
+    task this installation does not know, None)."""
     sign = -1 if task is not None and not task.lower_is_better else 1
     log = task is not None and task.log_scale
     return [sign * (math.log(v) if log else v) for v in values if v is not None and not math.isnan(v)]
 
 
-def prior_variances(entries) -> dict[str, float]:
+def prior_variances(entries, specs: Mapping[str, Task]) -> dict[str, float]:
     """task -> the typical variance of a configuration's seeds, on the check's scale (:func:`stats.prior_variance`),
-    from ``entries``: (task, the seeds' values) of every configuration of the reference."""
+    from ``entries``: (task, the seeds' values) of every configuration of the reference; ``specs``: the Task of
+    each task name (those it lacks: tasks this installation does not know)."""
     spreads: dict[str, list[float]] = {}
     for task, values in entries:
-        values = scale(task, values)
+        values = scale(specs.get(task), values)
         if len(values) > 1:
             spreads.setdefault(task, []).append(float(pd.Series(values).var(ddof=1)))
     return {task: stats.prior_variance(v) for task, v in spreads.items()}
 
 
-def bound(task_name: str, row: dict) -> float:
+def bound(task: Task | None, row: dict) -> float:
     """Half the span between the task's known answers on the check's scale (for the dependency task, the Bayes
     and no-lag floors; for the sine task, the target and the last-value baseline); no bound without them."""
-    if tasks.problem(task_name):
+    if task is None:
         return math.inf
-    span = scale(task_name, tasks.get(task_name).known_span(row))
+    span = scale(task, task.known_span(row))
     return abs(span[0] - span[1]) / 2 if len(span) == 2 else math.inf
 
 
@@ -258,7 +260,7 @@ class SeedChange:
     detail: str
 
 
-def seed_change(task: str, old_values, new_values, prior_var: float, alpha: float = ALPHA,
+def seed_change(task: Task | None, old_values, new_values, prior_var: float, alpha: float = ALPHA,
                 min_delta: float = 0.0, row: dict | None = None) -> SeedChange | None:
     """The regression check's verdict on one configuration. The reference's sd is moderated toward ``prior_var``
     (:func:`prior_variances`). None when a side has no value. Worse when
@@ -278,12 +280,14 @@ def seed_change(task: str, old_values, new_values, prior_var: float, alpha: floa
     holds such a seed), naming how many seeds would; better when its mean moved the other way past the mean
     test's threshold, else no detectable change.
 
-    >>> seed_change("dependency", [0.460, 0.461, 0.459], [0.460, 0.461, 0.6616], math.nan, min_delta=0.005).change
+    >>> from bench.tasks.dependency import DependencyTask
+    >>> dependency = DependencyTask()
+    >>> seed_change(dependency, [0.460, 0.461, 0.459], [0.460, 0.461, 0.6616], math.nan, min_delta=0.005).change
     'worse'
-    >>> seed_change("dependency", [0.460, 0.461, 0.459], [0.460, 0.461, 0.459], math.nan, min_delta=0.005).change
+    >>> seed_change(dependency, [0.460, 0.461, 0.459], [0.460, 0.461, 0.459], math.nan, min_delta=0.005).change
     ''
     >>> floors = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545, "noise": 0.0031}
-    >>> seed_change("dependency", [0.469, 0.499, 0.539], [0.6616] * 3, 0.0035 ** 2, min_delta=0.005, row=floors).reason
+    >>> seed_change(dependency, [0.469, 0.499, 0.539], [0.6616] * 3, 0.0035 ** 2, min_delta=0.005, row=floors).reason
     "3 of 3 seeds lost what every baseline seed had learned (seeds –, –, – against the baseline's 1+, 1+, 0+)"
     """
     old, new = scale(task, old_values), scale(task, new_values)
@@ -300,9 +304,8 @@ def seed_change(task: str, old_values, new_values, prior_var: float, alpha: floa
         quantile = stats.seed_quantile(alpha, len(new), df) * math.sqrt(1 + 1 / len(old))
         own = stats.own_seed_threshold(old, len(new), alpha * OWN_SHARE)  # what the configuration's seeds support
         scatter = max(min_delta, min(quantile * typical, span_half / 2))
-        spec = tasks.get(task) if not tasks.problem(task) else None
         # a reference seed no better than the worst known answer learned nothing to lose: no bound from the answers
-        if spec is not None and all(spec.score(row, v) > 0 for v in old_values):
+        if task is not None and all(task.score(row, v) > 0 for v in old_values):
             most = span_half
         spread = max(scatter, min(max(quantile * sd, own), most))
         classes = outcome_change(task, row, old_values, new_values, old, new, (scatter, spread), alpha)
@@ -326,7 +329,7 @@ def seed_change(task: str, old_values, new_values, prior_var: float, alpha: floa
     return SeedChange(change, "", shift, shift - half, shift + half, tests, detail)
 
 
-def outcome_change(task_name: str, row: dict, base_values, new_values, old, new, margins: tuple[float, float],
+def outcome_change(task: Task | None, row: dict, base_values, new_values, old, new, margins: tuple[float, float],
                    alpha: float) -> tuple[str, str] | None:
     """What the seeds' outcome classes say (:meth:`bench.tasks.base.Task.outcome`, judged against the current
     row's known answers; ranks 2 apart are a whole level, a lag, apart):
@@ -337,8 +340,7 @@ def outcome_change(task_name: str, row: dict, base_values, new_values, old, new,
       the baseline's typical class than chance allows at ``alpha`` (Fisher's exact test);
     - ``("undecided", why)`` when more seeds sit there but too few were run to tell, with how many would;
     - ``("held", why)`` when the baseline holds seeds as bad as the new worst one and the counts show no change;
-    - None otherwise, or for a task without outcome classes."""
-    task = tasks.get(task_name) if not tasks.problem(task_name) else None
+    - None otherwise, or for a task without outcome classes (or one this installation does not know, None)."""
     if task is None:
         return None
     judged = [[task.outcome(row, v) for v in values] for values in (base_values, new_values)]
@@ -380,11 +382,12 @@ def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataF
             min_delta: dict[str, float] | None = None, slow_ratio: float = SLOW_RATIO,
             fail_on_slow: bool = False) -> Comparison:
     """Every change between the baseline and the current summary (:func:`bench.reporting.tables.summarize`)."""
-    min_delta = {**{name: tasks.get(name).min_delta for name in set(summary["task"])}, **(min_delta or {})}
+    specs = suite.tasks  # a baseline's task the suite does not run: not known here (None below)
+    min_delta = {**{name: specs[name].min_delta for name in set(summary["task"])}, **(min_delta or {})}
     current = {row["configuration"]: row for row in summary.to_dict("records")}
     findings = []
     entries = baseline["configurations"]
-    prior = prior_variances((key.split("/", 1)[0], base["values"]) for key, base in entries.items())
+    prior = prior_variances(((key.split("/", 1)[0], base["values"]) for key, base in entries.items()), specs)
 
     def note(key, change, severity, base="", now="", detail=""):
         findings.append(dict(configuration=key, change=change, severity=severity, baseline=base, current=now,
@@ -392,7 +395,7 @@ def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataF
 
     for key, base in entries.items():
         task = key.split("/", 1)[0]
-        spec = number_format(task)
+        spec = number_format(specs.get(task))
         base_text = _text(base["mean"], base["std"], base["n"], spec)
         now = current.get(key)
         if now is None:
@@ -407,7 +410,7 @@ def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataF
             if now[outcome] > base[outcome]:
                 note(key, f"more {outcome}", "fail", f"{base[outcome]} {outcome}", f"{now[outcome]} {outcome}",
                      f"{now[outcome]} of {now['runs']} runs {outcome}")
-        moved = seed_change(task, base["values"], now["values"], prior.get(task, math.nan), alpha,
+        moved = seed_change(specs.get(task), base["values"], now["values"], prior.get(task, math.nan), alpha,
                             min_delta.get(task, 0.0), row=now)
         if moved is not None and moved.change == "worse":
             note(key, "worse", "fail", base_text, now_text, f"{moved.reason}: {moved.detail}")
@@ -415,9 +418,9 @@ def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataF
             note(key, "undecided", "warn", base_text, now_text, moved.reason)
         elif moved is not None and moved.change == "better":
             note(key, "better", "info", base_text, now_text, moved.detail)
-        elif moved is None and not scale(task, base["values"]) and scale(task, now["values"]):
+        elif moved is None and not scale(specs.get(task), base["values"]) and scale(specs.get(task), now["values"]):
             note(key, "better", "info", base_text, now_text, "has a result now")
-        t = tasks.get(task) if not tasks.problem(task) else None
+        t = specs.get(task)
         verdict_now = target_verdict(now["low"], now["high"], now["mean"], now["target"],
                                      t.lower_is_better if t else True)
         if base["reached_target"] and verdict_now == "not reached":
@@ -434,7 +437,7 @@ def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataF
                 note(key, "faster", "info", f"{base_speed:,.0f} samples/s", f"{speed:,.0f} samples/s", f"× {ratio:.2f}")
     for key in current.keys() - baseline["configurations"].keys():
         note(key, "new", "info", "", _text(current[key]["mean"], current[key]["std"], current[key]["n"],
-                                           number_format(current[key]["task"])), "not in the baseline")
+                                           number_format(specs.get(current[key]["task"]))), "not in the baseline")
     columns = ["configuration", "change", "severity", "baseline", "current", "detail"]
     order = {"fail": 0, "warn": 1, "info": 2}
     frame = pd.DataFrame(findings, columns=columns)

@@ -20,7 +20,6 @@ import pandas as pd
 
 from bench.core import stats
 from bench.reporting import tables
-from bench import tasks
 from bench.config.settings import setting_text
 from bench.config.suite import Suite
 
@@ -90,7 +89,7 @@ def verdicts(suite: Suite, runs: pd.DataFrame, summary: pd.DataFrame) -> pd.Data
             continue
         for key in keys:
             row = by_key.loc[key].to_dict()
-            task = tasks.get(row["task"])
+            task = suite.tasks[row["task"]]
             spec = task.number_format
             ours = tables.entry_text(row, spec)
             if row["n"] == 0:

@@ -9,15 +9,16 @@ all as missing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 
 from bench.tasks import dependency_floors
-from bench import tasks
-from bench.config.settings import config_hash, run_name, setting_text
+from bench.config.settings import RunConfig, config_hash, run_name, setting_text
 from bench.running.store import Store, has_result
 from bench.config.suite import Suite
+from bench.tasks.base import Task
 
 def configuration_key(cfg: dict, extra_fields: list[str] = ()) -> str:
     """A configuration without its seed: :func:`bench.config.settings.run_name` less the seed, plus varying settings.
@@ -31,17 +32,18 @@ def configuration_key(cfg: dict, extra_fields: list[str] = ()) -> str:
     return run_name(cfg).removesuffix(f"-s{cfg['seed']}") + extras
 
 
-def variant_text(cfg: dict, extra_fields: list[str]) -> str:
+def variant_text(cfg: RunConfig, extra_fields: list[str]) -> str:
     """What sets a configuration apart within its table cell: the varying settings, and what the task labels
     itself (a truncation style other than TF-style, named relative to T so that one row holds a style at every T).
 
-    >>> variant_text({"task": "dependency", "hidden": 4, "truncation": 10, "tbptt_stride": 5}, ["hidden"])
+    >>> from bench.config.settings import resolve
+    >>> variant_text(resolve({"task": "dependency", "hidden": 4, "truncation": 10, "tbptt_stride": 5}), ["hidden"])
     'hidden=4 stride=T/2'
-    >>> variant_text({"task": "dependency", "hidden": 4, "truncation": 10, "tbptt_stride": 10}, ["hidden"])
+    >>> variant_text(resolve({"task": "dependency", "hidden": 4, "truncation": 10}), ["hidden"])
     'hidden=4'
     """
     parts = [f"{name}={setting_text(cfg[name])}" for name in extra_fields]
-    return " ".join(p for p in (*parts, tasks.get(cfg["task"]).variant(cfg)) if p)
+    return " ".join(p for p in (*parts, cfg.task.variant(cfg)) if p)
 
 
 
@@ -89,7 +91,8 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
         if status == "RUNNING" else (
             reason if isinstance(reason, str) else ("" if status == "FINISHED" else f"run left {status}"))
         for status, reason in zip(picked["status"], reason_tag)]
-    table["metric"] = [row.get(tasks.get(row["task"]).metric, float("nan")) if row["outcome"] == "finished"
+    specs = suite.tasks
+    table["metric"] = [row.get(specs[row["task"]].metric, float("nan")) if row["outcome"] == "finished"
                        else float("nan") for row in table.to_dict("records")]
     if suite.seeds:  # a seed beyond the minimum that is not in the store was not needed: no run, not missing
         table = table[(table["outcome"] != "missing") | (table["seed"] < suite.seeds[0])].reset_index(drop=True)
@@ -121,13 +124,15 @@ def _column(frame: pd.DataFrame, name: str) -> list:
     return [None if pd.isna(v) else v for v in frame[name]]
 
 
-def add_time_to_target(table: pd.DataFrame, histories: dict[str, dict[str, list]]) -> pd.DataFrame:
+def add_time_to_target(table: pd.DataFrame, histories: dict[str, dict[str, list]],
+                       specs: Mapping[str, Task]) -> pd.DataFrame:
     """Columns ``target``, ``reached`` (bool; NaN for runs that did not finish), ``steps_to_target`` and
-    ``time_to_target_s`` (NaN unless reached): the first validation at or below the task's target."""
+    ``time_to_target_s`` (NaN unless reached): the first validation at or below the task's target. ``specs``:
+    the Task of each task name in ``table``."""
     table = table.copy()
     goals, reached, steps, seconds = [], [], [], []
     for row in table.to_dict("records"):
-        task = tasks.get(row["task"])
+        task = specs[row["task"]]
         goal = task.target(row)
         history = histories.get(row["run_id"]) if row["outcome"] == "finished" else None
         if history is None or pd.isna(goal):
@@ -158,5 +163,5 @@ def load(suite: Suite, tracking_uri: str, experiment: str) -> SuiteResults:
     runs = suite_runs(suite, stored)
     histories = {}
     for task, finished in runs[runs["outcome"] == "finished"].groupby("task"):
-        histories.update(store.metric_histories(list(finished["run_id"]), list(tasks.get(task).history_keys)))
-    return SuiteResults(add_time_to_target(runs, histories), histories, latest_suite_parent(stored, suite.name))
+        histories.update(store.metric_histories(list(finished["run_id"]), list(suite.tasks[task].history_keys)))
+    return SuiteResults(add_time_to_target(runs, histories, suite.tasks), histories, latest_suite_parent(stored, suite.name))

@@ -8,14 +8,15 @@ reference rows (floors, baselines) beside them; ``cost_table`` lists what each c
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable
 
 import pandas as pd
 
 from bench.core import stats
-from bench import tasks
 from bench.tasks import decision, outcomes
+from bench.tasks.base import Task
 
 # a task's reference rows under its table: (its summary rows, column label -> their rows) -> label -> column -> value
 ReferenceRows = Callable[[pd.DataFrame, dict[str, pd.DataFrame]], dict[str, dict[str, float]]]
@@ -46,7 +47,7 @@ def references(finished: pd.DataFrame) -> dict[str, float]:
     return {k: float(v) for k, v in means.items() if pd.notna(v)}
 
 
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+def summarize(runs: pd.DataFrame, specs: Mapping[str, Task]) -> pd.DataFrame:
     """One row per configuration (seeds pooled): where it sits (``PLACE``), counts ``runs``, ``n`` (finished
     with a metric), ``diverged``, ``failed``, ``missing``; the metric's ``values`` by seed, ``mean`` with its 95%
     Student-t interval ``low``–``high`` over seeds (geometric, on the log scale, for a task whose metric spans
@@ -55,7 +56,8 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     run's test ``noise``: :mod:`bench.tasks.outcomes`), the mean's ``score`` from 0 to 1 between them and each
     seed's (``scores``); ``not_converged`` (:func:`not_converged`); ``target`` and
     ``reached`` (finished runs whose validation reached it) with the mean ``steps_to_target`` and
-    ``time_to_target_s`` of those; mean costs; mean references; the task's ``mark``.
+    ``time_to_target_s`` of those; mean costs; mean references; the task's ``mark``. ``specs``: the Task of
+    each task name in ``runs`` (:attr:`bench.config.suite.Suite.tasks`).
 
     >>> runs = pd.DataFrame({"task": "dependency", "configuration": "dependency/gru-L1-uni-T5", "cell": "gru",
     ...     "layers": 1, "direction": "uni", "variant": "", "truncation": 5, "seed": [0, 1, 2, 3],
@@ -63,7 +65,8 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     ...     "converged": [1.0, 0.0, 1.0, float("nan")], "target": 0.4645, "reached": [0.0, 0.0, 1.0, float("nan")],
     ...     "steps_to_target": [float("nan")] * 2 + [400.0, float("nan")], "time_to_target_s": 1.0,
     ...     "num_params": 337.0, "floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545})
-    >>> row = summarize(runs).iloc[0]
+    >>> from bench.tasks.dependency import DependencyTask
+    >>> row = summarize(runs, {"dependency": DependencyTask()}).iloc[0]
     >>> print(f"{row.runs} runs: n={row.n}, {row.diverged} diverged; {row['mean']:.3f} [{row.low:.4f}, {row.high:.4f}] "
     ...       f"[{row.mark}], {row.not_converged} not converged")
     4 runs: n=3, 1 diverged; 0.520 [0.5175, 0.5225] [1], 1 not converged
@@ -73,7 +76,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, group in runs.groupby("configuration", sort=False):
         finished = group[group["outcome"] == "finished"].sort_values("seed")
-        task = tasks.get(group.iloc[0]["task"])
+        task = specs[group.iloc[0]["task"]]
         values = tuple(float(v) for v in finished["metric"] if pd.notna(v))
         judged = decision.judge(task, values, references(finished), group.iloc[0].to_dict())
         row = {key: group.iloc[0][key] for key in PLACE}
@@ -156,13 +159,14 @@ def column_label(truncation: int) -> str:
     return f"T={truncation}"
 
 
-def comparison_table(summary: pd.DataFrame, task: str, reference_rows: ReferenceRows = lambda part, columns: {}
-                     ) -> pd.DataFrame:
+def comparison_table(summary: pd.DataFrame, name: str, task: Task,
+                     reference_rows: ReferenceRows = lambda part, columns: {}) -> pd.DataFrame:
     """Rows cell × layers × direction, columns truncation lengths, entries :func:`entry_text`; then the task's
     reference rows (floors, baselines, a source's figure: its report part's
-    :meth:`~bench.reporting.task_reports.base.TaskReport.reference_rows`)."""
-    part = summary[summary["task"] == task]
-    spec = tasks.get(task).number_format
+    :meth:`~bench.reporting.task_reports.base.TaskReport.reference_rows`). ``name``: the task's name in
+    ``summary``."""
+    part = summary[summary["task"] == name]
+    spec = task.number_format
     columns = [column_label(t) for t in sorted(part["truncation"].unique())]
     entries: dict[str, dict[str, str]] = {}
     for row in part.to_dict("records"):
@@ -182,7 +186,7 @@ class CellScores:
     legend: str  # what the scores mean, with the references' values
 
 
-def comparison_scores(summary: pd.DataFrame, task: str, table: pd.DataFrame,
+def comparison_scores(summary: pd.DataFrame, name: str, task: Task, table: pd.DataFrame,
                       reference_rows: ReferenceRows = lambda part, columns: {}) -> CellScores:
     """A score in [0, 1] for every entry of ``table`` (:func:`comparison_table` of ``task``): 0 at the task's best
     reference or its target, whichever is worse (for the dependency task: the Bayes floor + 0.01; for the sine
@@ -197,14 +201,16 @@ def comparison_scores(summary: pd.DataFrame, task: str, table: pd.DataFrame,
     ...     "floor/all": 0.46})
     >>> table = pd.DataFrame({"configuration": ["gru L1 uni", "floor: knows no lag"], "T=2": "", "T=10": ""})
     >>> from bench.reporting.task_reports import report_for
-    >>> scores = comparison_scores(summary, "dependency", table, report_for("dependency").reference_rows)
+    >>> from bench.tasks.dependency import DependencyTask
+    >>> task = DependencyTask()
+    >>> scores = comparison_scores(summary, "dependency", task, table, report_for(task).reference_rows)
     >>> scores.frame.round(2).to_numpy().tolist()
     [[nan, 1.0, 0.16], [nan, 1.0, 1.0]]
     >>> print(scores.legend)
     Colour: blue at 0.47 (the target) or better, orange at 0.66 (the worst reference) or worse, linear in between.
     """
-    part = summary[summary["task"] == task]
-    spec = tasks.get(task)
+    part = summary[summary["task"] == name]
+    spec = task
     frame = pd.DataFrame(math.nan, index=table.index, columns=table.columns)
     references = part[[c for c in part.columns if c.startswith(("floor/", "baseline/"))]].to_numpy(dtype=float)
     references = references[~pd.isna(references)]
@@ -312,8 +318,9 @@ def sensitivity_table(tuning) -> pd.DataFrame:
     mean metric over the tuning seeds at the suite's shared rate and at its tuned rate, and the cell's rank
     within its task under each (1 = best): the ranking a reader would see without tuning, beside the tuned one.
 
+    >>> from bench.config.settings import resolve
     >>> from bench.config.suite import Tuning
-    >>> t = Tuning((0.01, 0.02), (100,), {}, [{"task": "dependency", "cell": c, "lr": 0.02} for c in ("gru", "lstm")],
+    >>> t = Tuning((0.01, 0.02), (100,), {}, [resolve({"task": "dependency", "cell": c, "lr": 0.02}) for c in ("gru", "lstm")],
     ...            chosen={("dependency", "gru"): 0.02, ("dependency", "lstm"): 0.01},
     ...            scores={("dependency", "gru", 0.01): 0.52, ("dependency", "gru", 0.02): 0.50,
     ...                    ("dependency", "lstm", 0.01): 0.46, ("dependency", "lstm", 0.02): 0.55})
@@ -321,13 +328,14 @@ def sensitivity_table(tuning) -> pd.DataFrame:
     [['gru', 1, 0.02, 2], ['lstm', 2, 0.01, 1]]
     """
     shared = {(cfg["task"], cfg["cell"]): cfg["lr"] for cfg in tuning.shared}
+    specs = {cfg["task"]: cfg.task for cfg in tuning.shared}
     rows = [{"task": task, "cell": cell, "shared rate": shared[(task, cell)],
              "at shared rate": tuning.scores.get((task, cell, shared[(task, cell)]), math.nan),
              "tuned rate": rate, "at tuned rate": tuning.scores.get((task, cell, rate), math.nan)}
             for (task, cell), rate in sorted(tuning.chosen.items())]
     frame = pd.DataFrame(rows)
     for column, rank in (("at shared rate", "rank at shared rate"), ("at tuned rate", "rank tuned")):
-        ascending = frame["task"].map(lambda name: tasks.get(name).lower_is_better)
+        ascending = frame["task"].map(lambda name: specs[name].lower_is_better)
         frame[rank] = [int(frame[(frame["task"] == row.task)][column].rank(ascending=bool(up), method="min")[i])
                        for i, row, up in zip(frame.index, frame.itertuples(), ascending)]
     return frame[["task", "cell", "shared rate", "at shared rate", "rank at shared rate", "tuned rate",

@@ -15,6 +15,7 @@ the style has no configuration (:func:`bench.tasks.dependency.stride_of`), and w
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,7 @@ import pandas as pd
 from bench.reporting import tables
 from bench.reporting.plots import draw_floors, plt
 from bench.tasks import dependency_floors
+from bench.tasks.base import Task
 from bench.tasks.dependency import STYLES, stride_of
 from bench.reporting.pages import Block, Bullets, Image, Table, Text
 from bench.core.stats import LEVEL as CONFIDENCE
@@ -31,10 +33,10 @@ NUMBER_FORMAT, METRIC_LABEL = ".4f", "test cross-entropy (nats)"  # the dependen
 SETTINGS = ("hidden", "tbptt_stride", "lags")  # what the summary needs beyond tables.PLACE
 
 
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+def summarize(runs: pd.DataFrame, specs: Mapping[str, Task]) -> pd.DataFrame:
     """:func:`bench.reporting.tables.summarize` of a suite's runs (:func:`bench.reporting.results.suite_runs`) with the settings
     a style comparison needs: ``hidden``, ``tbptt_stride`` (the truncation where unset) and ``lags``."""
-    summary = tables.summarize(runs)
+    summary = tables.summarize(runs, specs)
     first = runs.groupby("configuration", sort=False).first()
     for column in SETTINGS:
         summary[column] = summary["configuration"].map(first[column]) if column in first else math.nan

@@ -11,24 +11,20 @@ from bench.core.fields import ConfigError
 from bench.reporting.task_reports.base import TaskReport
 from bench.reporting.task_reports.dependency import DependencyReport
 from bench.reporting.task_reports.sine import SineExtrapolationReport, SineReport
-from bench.tasks import get as get_task
 from bench.tasks.base import Task
 
 ENTRY_POINT_GROUP = "rnn_bench.reports"
 BUILTIN = {"dependency": DependencyReport, "sine": SineReport, "sine_extrapolation": SineExtrapolationReport}
 
 
-def report_for(task: Task | str) -> TaskReport:
-    """The report part of ``task`` (a Task, or a task name the registry knows).
+@functools.cache
+def report_for(task: Task) -> TaskReport:
+    """The report part of ``task``.
 
-    >>> report_for("sine").task.metric
+    >>> from bench.tasks.sine import SineTask
+    >>> report_for(SineTask()).task.metric
     'test/rmse'
     """
-    return _report(get_task(task) if isinstance(task, str) else task)
-
-
-@functools.cache
-def _report(task: Task) -> TaskReport:
     cls = BUILTIN.get(task.name) or _installed(task.name) or TaskReport
     return cls(task)
 

@@ -59,12 +59,13 @@ class DependencyReport(TaskReport):
         """The truncation-styles comparison, when the suite varies the TBPTT stride."""
         if "tbptt_stride" not in runs or not (runs["tbptt_stride"] != runs["truncation"]).any():
             return []  # every run TF-style: nothing to compare
-        return [Heading("Truncation styles", 3), *truncation_styles.report(truncation_styles.summarize(runs), out_dir)]
+        summary = truncation_styles.summarize(runs, {name: self.task for name in set(runs["task"])})
+        return [Heading("Truncation styles", 3), *truncation_styles.report(summary, out_dir)]
 
     def figures(self, summary, runs, histories, configs, out_dir: Path, weights, restore) -> dict[str, str]:
         if not (summary["n"] > 0).any():
             return {}
-        figures.learning_curves(runs, histories, out_dir / "learning_curves_dependency.png", "train/loss",
+        figures.learning_curves(self.task, runs, histories, out_dir / "learning_curves_dependency.png", "train/loss",
                                 dependency_floors.shared_floors(runs[runs["outcome"] == "finished"]),
                                 "dependency task: train/loss (mean over seeds), by truncation T; grey: analytic floors")
         return {"learning_curves_dependency.png": "dependency: learning curves against the analytic floors"}

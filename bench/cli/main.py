@@ -147,7 +147,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     outcome = train_run(cfg, uri, args.experiment, device=device, progress_bar=not args.no_progress)
     if outcome.store_error is not None:  # one line naming the store (main prints it)
         raise outcome.store_error.after_work() if outcome.run_id else outcome.store_error
-    print("\n".join(summary(display_name(cfg), outcome.run_id, outcome.status, outcome.reason, cfg["task"],
+    print("\n".join(summary(display_name(cfg), outcome.run_id, outcome.status, outcome.reason, cfg.task,
                             outcome.metrics, uri, args.experiment, Store(uri).find_experiment(args.experiment))))
     return 1 if outcome.status == "failed" else 0
 

@@ -6,21 +6,21 @@ from __future__ import annotations
 
 import math
 
-from bench import tasks
 from bench.running import locations
+from bench.tasks.base import Task
 
 UI = "http://127.0.0.1:5000"  # where `make ui` serves
 
 
-def verdict(task_name: str, metrics: dict[str, float]) -> str:
+def verdict(task: Task, metrics: dict[str, float]) -> str:
     """One line judging the run's test metric against its task's target and best reference.
 
-    >>> verdict("sine", {"test/rmse": 0.04, "baseline/last_value_rmse": 0.013, "baseline/linear_ar_rmse": 0.02})
+    >>> from bench.tasks import BUILTIN
+    >>> verdict(BUILTIN["sine"], {"test/rmse": 0.04, "baseline/last_value_rmse": 0.013, "baseline/linear_ar_rmse": 0.02})
     'test/rmse 0.04: misses the target 0.0019; beats 0 of 2 baselines (best: baseline/last_value_rmse 0.013)'
-    >>> verdict("dependency", {"test/ce": 0.455, "floor/all": 0.45, "floor/first1": 0.52, "floor/none": 0.66})
+    >>> verdict(BUILTIN["dependency"], {"test/ce": 0.455, "floor/all": 0.45, "floor/first1": 0.52, "floor/none": 0.66})
     'test/ce 0.455: reaches the target 0.46; 0.005 above the lowest floor (floor/all 0.45)'
     """
-    task = tasks.get(task_name)
     value = metrics.get(task.metric, math.nan)
     if math.isnan(value):
         return f"{task.metric}: no result"
@@ -43,10 +43,9 @@ def verdict(task_name: str, metrics: dict[str, float]) -> str:
     return text
 
 
-def summary(name: str, run_id: str, status: str, reason: str, task_name: str, metrics: dict[str, float],
+def summary(name: str, run_id: str, status: str, reason: str, task: Task, metrics: dict[str, float],
             uri: str, experiment: str, experiment_id: str | None) -> list[str]:
     """The lines ``rnn-bench train`` ends with."""
-    task = tasks.get(task_name)
     lines = [f"run {name}: {status}" + (f" ({reason})" if reason else ""),
              f"  store    {locations.shown_uri(uri)} (experiment {experiment}, run id {run_id})"]
     if experiment_id is not None:
@@ -57,7 +56,7 @@ def summary(name: str, run_id: str, status: str, reason: str, task_name: str, me
             start = "make ui" if uri == locations.default_tracking_uri() else f"mlflow ui --backend-store-uri {uri}"
             lines.append(f"  browse   {start}, then {UI}/{page}")
     if status == "finished":
-        lines.append(f"  verdict  {verdict(task_name, metrics)}")
+        lines.append(f"  verdict  {verdict(task, metrics)}")
     elif status == "diverged":
         lines.append(f"  verdict  no {task.metric}: the run diverged (a result: this configuration "
                      "does not train stably; a lower --lr or a --grad-clip may)")

@@ -88,8 +88,17 @@ def test_a_resolved_config_is_its_plain_settings_and_its_task():
         cfg.replace(lags=(1, 2))  # not a setting of the sine task
 
 
-def test_a_suites_added_seeds_keep_their_task():
-    suite = load_suite("decide")
-    assert suite.seeds is not None
-    assert all(isinstance(c, RunConfig) for c in suite.configs + suite.possible_seed_configs())
+def test_a_suites_tuned_rates_and_added_seeds_keep_their_task():
+    """The suite copies configurations (a tuned rate, the next seed): each copy still carries its Task."""
+    suite = load_suite("default")
+    assert suite.tuning is not None and suite.seeds is not None
+
+    def results(cfg_hash):  # every run finished, each seed between the floors: the answer stays open
+        return "finished", {"test/ce": 0.5 + int(cfg_hash[:4], 16) / 2**20, "test/rmse": 0.01, "floor/none": 0.6616,
+                            "floor/first1": 0.5192, "floor/all": 0.4545, "noise": 0.0016}
+
+    tuned = suite.apply_tuning(results)
+    added = suite.add_seeds(results)
+    assert tuned and added
+    assert all(isinstance(c, RunConfig) and c.task is tasks.get(c["task"]) for c in suite.configs)
     assert suite.tasks == {name: tasks.get(name) for name in {c["task"] for c in suite.configs}}

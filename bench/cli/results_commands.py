@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench import tasks
 from bench.cli.args import module_text, number, output_dir, output_file
-from bench.config.settings import ConfigError, shown
+from bench.config.settings import ConfigError, RunConfig, shown
 from bench.config.suite import available_suites, load_suite
 from bench.running import locations
 from bench.running.leases import reap
@@ -104,7 +104,7 @@ def checked_store(args: argparse.Namespace, write: bool = True) -> str:
     return uri
 
 
-def restore_run(cfg: dict, weights):
+def restore_run(cfg: RunConfig, weights):
     """A run's trained (data, model) for the figures that show its predictions: :func:`bench.running.train.restore`,
     imported only when one is drawn (it brings torch and Lightning)."""
     from bench.running.train import restore  # torch and Lightning: only for a figure that needs a model

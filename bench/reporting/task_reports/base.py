@@ -13,13 +13,14 @@ from typing import Callable
 
 import pandas as pd
 
+from bench.config.run_config import RunConfig
 from bench.reporting.pages import Block
 from bench.tasks.base import History, Task
 
 # What the figures are handed to show a run's predictions: its saved weights (``model.pt``, None if it has none)
 # and a way to get the trained (data, model) of a config from them, or by training again (:mod:`bench.running.train`).
 Weights = Callable[[str], "Path | None"]
-Restore = Callable[[dict, "Path | None"], tuple]
+Restore = Callable[[RunConfig, "Path | None"], tuple]
 
 
 class TaskReport:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.config.run_config import RunConfig
 from bench.reporting import plots
 from bench.reporting.pages import Text
 from bench.reporting.task_reports.base import Restore, TaskReport, Weights
@@ -93,7 +94,7 @@ def lookup_claim(part) -> str:
     return text + "."
 
 
-def replay_sine_run(cfg: dict, weights: Path | None, restore: Restore) -> tuple:
+def replay_sine_run(cfg: RunConfig, weights: Path | None, restore: Restore) -> tuple:
     """(truth, prediction, test RMSE, each test window's frequency) of the test segment of the run trained with
     ``cfg`` (the frequencies tell where one held-out frequency's segment joins the next): ``restore`` gives its
     trained (data, model), from its saved weights when it has them (its ``model.pt`` artifact), else by training

@@ -57,7 +57,7 @@ def test_a_store_an_earlier_commit_wrote_compares_with_one_written_now(tiny_suit
     (run,) = old.search(old.find_experiment("rnn-bench"), "tags.mlflow.runName LIKE 'dep·lstm·L1·T10·s0·lr=0.02·%'")
     assert "test.ce" in run.data.metrics and "test/ce" not in run.data.metrics
     found = compare.compare(compare.resolve_side(old.uri, uri, "rnn-bench"),
-                            compare.resolve_side(uri, uri, "rnn-bench"))
+                            compare.resolve_side(uri, uri, "rnn-bench"), BUILTIN)
     assert len(found.table) == 6 and set(found.table["class"]) == {"no detectable change"} and found.only.empty
 
 

@@ -96,8 +96,8 @@ def test_a_spread_baseline_is_judged_by_what_its_own_seeds_support():
     0.03: a new seed 0.065 above their mean, within that spread, passes (moderation toward the task's typical sd
     0.003 alone failed it), while a collapse to the no-lag floor, beyond half the known answers' span, fails."""
     base, prior = [0.530, 0.535, 0.540], 0.003**2
-    within = regress.seed_change("dependency", base, [0.50, 0.53, 0.60], prior, min_delta=0.005, row=ROW)
-    collapsed = regress.seed_change("dependency", base, [0.50, 0.53, 0.6616], prior, min_delta=0.005, row=ROW)
+    within = regress.seed_change(dependency.DependencyTask(), base, [0.50, 0.53, 0.60], prior, min_delta=0.005, row=ROW)
+    collapsed = regress.seed_change(dependency.DependencyTask(), base, [0.50, 0.53, 0.6616], prior, min_delta=0.005, row=ROW)
     assert (within.change, collapsed.change) == ("", "worse"), (within, collapsed)
 
 
@@ -106,8 +106,8 @@ def test_a_split_baseline_warns_only_of_what_chance_rarely_gives():
     shows one time in four (Fisher p = 0.5): no warning (there was one); all three warn, naming the seeds that
     would decide."""
     base, prior = [0.48, 0.49, 0.6616], 0.003**2
-    two = regress.seed_change("dependency", base, [0.48, 0.6616, 0.6616], prior, min_delta=0.005, row=ROW)
-    three = regress.seed_change("dependency", base, [0.6616] * 3, prior, min_delta=0.005, row=ROW)
+    two = regress.seed_change(dependency.DependencyTask(), base, [0.48, 0.6616, 0.6616], prior, min_delta=0.005, row=ROW)
+    three = regress.seed_change(dependency.DependencyTask(), base, [0.6616] * 3, prior, min_delta=0.005, row=ROW)
     assert two.change == "" and three.change == "undecided" and "9 seeds on each side would decide" in three.reason
 
 

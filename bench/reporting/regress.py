@@ -383,7 +383,7 @@ def compare(baseline: dict, baseline_file: Path, suite: Suite, summary: pd.DataF
             fail_on_slow: bool = False) -> Comparison:
     """Every change between the baseline and the current summary (:func:`bench.reporting.tables.summarize`)."""
     specs = suite.tasks  # a baseline's task the suite does not run: not known here (None below)
-    min_delta = {**{name: specs[name].min_delta for name in set(summary["task"])}, **(min_delta or {})}
+    min_delta = {**{name: specs[name].min_delta for name in sorted(set(summary["task"]))}, **(min_delta or {})}
     current = {row["configuration"]: row for row in summary.to_dict("records")}
     findings = []
     entries = baseline["configurations"]

@@ -72,7 +72,7 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
     mine["is_finished"] = [has_result(s, o) for s, o in zip(mine["status"], outcomes)]
     chosen = (mine.sort_values(["is_finished", "start_time"], ascending=False)
               .drop_duplicates("tags.bench.config_hash").set_index("tags.bench.config_hash"))
-    metric_columns = [c for c in chosen.columns if c.startswith("metrics.")]
+    metric_columns = sorted(c for c in chosen.columns if c.startswith("metrics."))  # the store's order varies
     picked = chosen.reindex(table["config_hash"])
     for column in metric_columns:
         table[column.removeprefix("metrics.")] = picked[column].to_numpy(dtype=float)

@@ -52,8 +52,9 @@ def test_compile_writes_every_file_and_a_self_contained_page(compiled):
 
 def test_each_cell_scores_the_interquartile_mean_of_its_seeds_with_an_interval(compiled):
     """score_per_cell.csv: per task and cell, every seed's score from its own floors or baselines (0 at the worst
-    known answer, 1 at the best), pooled over the cell's configurations as an interquartile mean with a stratified
-    bootstrap interval: what the heatmap's colours and the page's score table show."""
+    known answer, 1 at the best), pooled over the cell's configurations (each weighing the same) as an
+    interquartile mean with a stratified bootstrap interval: what the heatmap's colours and the page's score table
+    show."""
     folder, _, _ = compiled
     summary, per_cell = read(folder, "summary.csv"), read(folder, "score_per_cell.csv")
     assert sorted(zip(per_cell["task"], per_cell["cell"])) == sorted(
@@ -67,7 +68,12 @@ def test_each_cell_scores_the_interquartile_mean_of_its_seeds_with_an_interval(c
             assert seeds == pytest.approx([min(1, max(0, (floors["floor/none"] - v) /
                                                       (floors["floor/none"] - floors["floor/all"]))) for v in values])
         assert (row["configurations"], row["seeds"]) == (len(part), len(seeds))
-        assert row["iqm"] == pytest.approx(scipy.stats.trim_mean(seeds, 0.25))
+        # each configuration weighs the same: repeat its seeds up to a common count (a multiple of 4, so that
+        # trimming a quarter from each end cuts whole values) and take scipy's trimmed mean
+        groups = [eval(scores, {"nan": math.nan}) for scores in part["scores"]]
+        common = 4 * math.lcm(*(len(g) for g in groups))
+        equal = [s for g in groups for s in g * (common // len(g))]
+        assert row["iqm"] == pytest.approx(scipy.stats.trim_mean(equal, 0.25))
         assert 0 <= row["low"] <= row["high"] <= 1 and min(seeds) <= row["iqm"] <= max(seeds)
 
 

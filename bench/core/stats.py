@@ -179,25 +179,49 @@ def interquartile_mean(values: Sequence[float]) -> float:
     return float(scipy_stats.trim_mean(np.asarray(values, dtype=float), 0.25))
 
 
+def weighted_iqm(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The interquartile mean of ``values`` (along the last axis) where each value counts with its weight: the
+    weighted mean of the middle half of the weight, a value straddling a quartile counting with the part of its
+    weight inside. With equal weights it is :func:`interquartile_mean`.
+
+    >>> float(weighted_iqm(np.array([0.0, 1.0, 2.0, 3.0]), np.ones(4)))
+    1.5
+    >>> float(weighted_iqm(np.array([0.0, 0.0, 0.0, 1.0]), np.array([1, 1, 1, 3])))  # the 1 holds half the weight
+    0.5
+    """
+    order = np.argsort(values, axis=-1)
+    ranked = np.take_along_axis(values, order, axis=-1)
+    w = np.broadcast_to(np.asarray(weights, dtype=float) / np.sum(weights), values.shape)
+    w = np.take_along_axis(w, order, axis=-1)
+    upper = np.cumsum(w, axis=-1)
+    kept = np.clip(np.minimum(upper, 0.75) - np.maximum(upper - w, 0.25), 0.0, None)
+    return np.sum(kept * ranked, axis=-1) / 0.5
+
+
 def iqm_interval(groups: Sequence[Sequence[float]], level: float = LEVEL, resamples: int = 2000,
                  seed: int = 0) -> tuple[float, float, float]:
     """(IQM, low, high): the interquartile mean of every value of ``groups`` (one group per configuration, its
-    seeds' scores) with a stratified bootstrap percentile interval: seeds are resampled within each
-    configuration, as Agarwal et al. (2021), "Deep Reinforcement Learning at the Edge of the Statistical
-    Precipice", recommend for few runs per task. Built on ``scipy.stats.bootstrap``, seeded.
+    seeds' scores), each configuration weighing the same whatever its number of seeds (a suite that adds seeds
+    where an answer is open must not let those configurations count more), with a stratified bootstrap
+    percentile interval: seeds are resampled within each configuration, as Agarwal et al. (2021), "Deep
+    Reinforcement Learning at the Edge of the Statistical Precipice", recommend for few runs per task. Built on
+    ``scipy.stats.bootstrap``, seeded.
 
     >>> [round(v, 3) for v in iqm_interval([[0.9, 0.8, 0.85], [0.1, 0.2, 0.15], [0.5, 0.55, 0.6]])]
-    [0.53, 0.5, 0.56]
+    [0.533, 0.5, 0.567]
+    >>> round(iqm_interval([[0.0, 0.0, 0.0], [1.0] * 9])[0], 3)  # two configurations: the middle half is 0.5
+    0.5
     """
     groups = [np.asarray(g, dtype=float) for g in groups if len(g)]
     if not groups:
         return math.nan, math.nan, math.nan
-    point = interquartile_mean(np.concatenate(groups))
+    weights = np.concatenate([np.full(len(g), 1.0 / len(g)) for g in groups])
+    point = float(weighted_iqm(np.concatenate(groups), weights))
     if all(len(g) < 2 for g in groups):
         return point, math.nan, math.nan
-    result = scipy_stats.bootstrap(groups, lambda *gs, axis=-1: scipy_stats.trim_mean(
-        np.concatenate(gs, axis=axis), 0.25, axis=axis), n_resamples=resamples, confidence_level=level,
-        method="percentile", paired=False, vectorized=True, random_state=np.random.default_rng(seed))
+    result = scipy_stats.bootstrap(groups, lambda *gs, axis=-1: weighted_iqm(np.concatenate(gs, axis=axis), weights),
+                                   n_resamples=resamples, confidence_level=level, method="percentile", paired=False,
+                                   vectorized=True, random_state=np.random.default_rng(seed))
     return point, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 

@@ -251,14 +251,14 @@ def comparison_scores(summary: pd.DataFrame, name: str, task: Task, table: pd.Da
 def cell_scores(summary: pd.DataFrame, task: str, by: str = "cell") -> pd.DataFrame:
     """Per ``by`` (a cell): the ``scores`` of every seed of every configuration of the task (0 at the worst known
     answer, 1 at the best: :meth:`bench.tasks.base.Task.score`, in the summary), aggregated as an interquartile
-    mean ``iqm`` with a stratified bootstrap 95% interval ``low``-``high`` (seeds resampled within each
-    configuration: :func:`bench.core.stats.iqm_interval`), and how many ``configurations`` and ``seeds`` it
-    pools; empty when the task has no known answers.
+    mean ``iqm`` (each configuration weighing the same) with a stratified bootstrap 95% interval ``low``-``high``
+    (seeds resampled within each configuration: :func:`bench.core.stats.iqm_interval`), and how many
+    ``configurations`` and ``seeds`` it pools; empty when the task has no known answers.
 
     >>> summary = pd.DataFrame({"task": "dependency", "cell": ["gru", "gru", "lstm"], "n": 3,
     ...     "scores": [(0.68, 0.78, 0.73), (0.93, 0.98, 0.88), (0.0, 0.05, 0.30)]})
     >>> cell_scores(summary, "dependency").round(2).to_dict("records")[0]
-    {'task': 'dependency', 'cell': 'gru', 'configurations': 2, 'seeds': 6, 'iqm': 0.83, 'low': 0.79, 'high': 0.87}
+    {'task': 'dependency', 'cell': 'gru', 'configurations': 2, 'seeds': 6, 'iqm': 0.83, 'low': 0.8, 'high': 0.86}
     """
     part = summary[(summary["task"] == task) & (summary["n"] > 0)]
     rows = []

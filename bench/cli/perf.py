@@ -368,10 +368,10 @@ def suite_figures(configs: list[dict], tmp: Path, rounds: int, reference_epoch: 
                           "the command")
     dependency = [r for one in ones for r in one.runs if r.data.params.get("task") == "dependency"]
     shortest = min((int(r.data.params["truncation"]) for r in dependency), default=1)
-    t1 = [r for r in dependency if int(r.data.params["truncation"]) == shortest]  # the most steps per sample
+    shortest_runs = [r for r in dependency if int(r.data.params["truncation"]) == shortest]  # most steps per sample
 
     def share(bidirectional: bool) -> list[float]:
-        return [r.data.metrics["eval_time_s"] / r.data.metrics["wall_time_s"] for r in t1
+        return [r.data.metrics["eval_time_s"] / r.data.metrics["wall_time_s"] for r in shortest_runs
                 if r.data.params.get("bidirectional") == str(bidirectional)]
 
     bidirectional = share(True)

@@ -173,16 +173,12 @@ def lost_seeds(base_ranks: Sequence[int], base: Sequence[float], new_ranks: Sequ
     return sum(1 for r, v in zip(new_ranks, new) if r <= floor_rank - drop and v > worst + margin)
 
 
-def interquartile_mean(values: Sequence[float]) -> float:
-    """The mean of the middle half (scipy's ``trim_mean`` cutting a quarter from each end): robust to a few
-    configurations that failed or excelled, yet using more of the data than a median (Agarwal et al. 2021)."""
-    return float(scipy_stats.trim_mean(np.asarray(values, dtype=float), 0.25))
-
-
 def weighted_iqm(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The interquartile mean of ``values`` (along the last axis) where each value counts with its weight: the
     weighted mean of the middle half of the weight, a value straddling a quartile counting with the part of its
-    weight inside. With equal weights it is :func:`interquartile_mean`.
+    weight inside: robust to a few configurations that failed or excelled, yet using more of the data than a
+    median (Agarwal et al. 2021). With equal weights and a multiple of 4 values it is scipy's ``trim_mean(values,
+    0.25)``.
 
     >>> float(weighted_iqm(np.array([0.0, 1.0, 2.0, 3.0]), np.ones(4)))
     1.5
@@ -258,19 +254,26 @@ def worse_tests(base: Sequence[float], new: Sequence[float], sd: float, df: floa
     b = np.asarray(base, dtype=float)
     c = np.asarray(new, dtype=float)
     n, m, mean_b = len(b), len(c), float(b.mean())
-    seed_q = seed_quantile(alpha, m, df)
-    mean_q = float(scipy_stats.t.ppf(1 - alpha / 2, df))
-    seed_threshold = seed_q * sd * math.sqrt(1 + 1 / n)
-    if own_alpha:
-        seed_threshold = max(seed_threshold, own_seed_threshold(b, m, own_alpha))
-    seed_threshold = max(min(seed_threshold, most), min_delta)
-    mean_threshold = mean_q * sd * math.sqrt(1 / n + 1 / m)
+    seed_threshold, mean_threshold = thresholds(n, m, sd, df, alpha)
     if own_alpha and n > 2:
-        mean_threshold = max(mean_threshold, float(scipy_stats.t.ppf(1 - own_alpha / 2, n - 1)) * float(b.std(ddof=1))
-                             * math.sqrt(1 / n + 1 / m))
+        own = thresholds(n, m, float(b.std(ddof=1)), n - 1, own_alpha)
+        seed_threshold, mean_threshold = max(seed_threshold, own[0]), max(mean_threshold, own[1])
+    seed_threshold = max(min(seed_threshold, most), min_delta)
     mean_threshold = max(min(mean_threshold, most), min_delta)
     return {"seed": float(c.max() - mean_b - seed_threshold), "mean": float(c.mean() - mean_b - mean_threshold),
             "seed_threshold": seed_threshold, "mean_threshold": mean_threshold}
+
+
+def thresholds(n: int, m: int, sd: float, df: float, alpha: float) -> tuple[float, float]:
+    """(seed, mean): how far above the mean of ``n`` baseline seeds the worst of ``m`` new seeds (a prediction
+    interval, Bonferroni over the new seeds: :func:`seed_quantile`) and the mean of the new ones (a two-sample t
+    test) may lie at ``alpha``, with seed sd ``sd`` on ``df`` degrees of freedom.
+
+    >>> [round(t, 5) for t in thresholds(3, 3, 0.001, 4.0, 0.01)]
+    [0.00722, 0.00376]
+    """
+    return (seed_quantile(alpha, m, df) * sd * math.sqrt(1 + 1 / n),
+            float(scipy_stats.t.ppf(1 - alpha / 2, df)) * sd * math.sqrt(1 / n + 1 / m))
 
 
 def own_seed_threshold(base: Sequence[float], m: int, alpha: float) -> float:
@@ -282,9 +285,7 @@ def own_seed_threshold(base: Sequence[float], m: int, alpha: float) -> float:
     0.598
     """
     b = np.asarray(base, dtype=float)
-    if len(b) < 3:
-        return 0.0
-    return seed_quantile(alpha, m, len(b) - 1) * float(b.std(ddof=1)) * math.sqrt(1 + 1 / len(b))
+    return thresholds(len(b), m, float(b.std(ddof=1)), len(b) - 1, alpha)[0] if len(b) >= 3 else 0.0
 
 
 def shift_half_width(n: int, m: int, sd: float, df: float, level: float = LEVEL) -> float:

@@ -103,7 +103,8 @@ def summarize(runs: pd.DataFrame, specs: Mapping[str, Task]) -> pd.DataFrame:
 
 def not_converged(finished: pd.DataFrame) -> int:
     """Finished runs of the whole budget (equal data) still improving over their last fifth (``converged`` 0). A
-    plateau-stopped run converged by its own rule; one the cap stopped instead is counted ``at_cap``, not here."""
+    plateau-stopped run (``at_cap`` set) converged by its own rule, or is counted at cap, not here; its
+    ``converged``, which stores written before this rule hold, is not read."""
     at_cap = finished["at_cap"] if "at_cap" in finished else pd.Series(math.nan, index=finished.index)
     still = finished["converged"] == 0 if "converged" in finished else pd.Series(False, index=finished.index)
     return int((still & at_cap.isna()).sum())

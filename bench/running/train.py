@@ -234,6 +234,7 @@ def fit_and_test(cfg: RunConfig, logger=None, device: str = "cpu", progress_bar:
     start = time.perf_counter()
     test = trainer.test(model, datamodule=data, verbose=False)[0]
     test_time = time.perf_counter() - start
+    samples = steps * task.samples_per_step(cfg)
     metrics = {
         **{k: float(v) for k, v in test.items() if k.startswith("test/")},
         **references(task, cfg, data),
@@ -242,18 +243,18 @@ def fit_and_test(cfg: RunConfig, logger=None, device: str = "cpu", progress_bar:
         "eval_time_s": validations.seconds + test_time,
         "test_time_s": test_time,  # outside the training loop: the rest of a run beside both is its fixed cost
         "train/steps": steps,
-        "train/samples": steps * task.samples_per_step(cfg),
+        "train/samples": samples,
         "train/steps_per_s": steps / fit_time,
-        "train/samples_per_s": steps * task.samples_per_step(cfg) / fit_time,
+        "train/samples_per_s": samples / fit_time,
         "peak_memory_mb": memory.megabytes(),
         "num_params": model.num_parameters(),
     }
-    if plateau is not None:  # the cap bound only where training ended without a plateau
+    if plateau is not None:  # the cap bound only where training ended without a plateau: at_cap is its convergence
         metrics["at_cap"] = float(not plateau.reached)
         if plateau.reached:
             metrics["samples_to_plateau"] = float(plateau.best_step * task.samples_per_step(cfg))
-    # A plateau-stopped run converged by its own rule; one the cap stopped did not. Else: still improving at the end?
-    converged = plateau.reached if plateau is not None else task.converged(validations.points)
+        return model, data, metrics
+    converged = task.converged(validations.points)  # the whole budget trained: still improving at the end?
     if converged is not None:  # a run validated too rarely to tell records nothing
         metrics["converged"] = float(converged)
     return model, data, metrics

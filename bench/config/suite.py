@@ -191,7 +191,7 @@ class Tuning:
         for cfg, (outcome, metrics) in zip(configs, got):
             task = cfg.task
             value = metrics.get(task.metric, math.nan) if outcome == "finished" else math.nan
-            score = (math.log(max(value, 1e-300)) if task.log_scale else value) * (1 if task.lower_is_better else -1)
+            score = task.oriented(value)
             scaled.setdefault((cfg["task"], cfg["cell"], cfg["lr"]), []).append(math.inf if math.isnan(score) else score)
         means = {key: sum(v) / len(v) for key, v in scaled.items()}
         for (name, cell, rate), mean in sorted(means.items(), key=lambda item: (item[1], item[0][2])):

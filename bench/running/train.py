@@ -316,9 +316,7 @@ class Plateau(pl.Callback):
     before its learning rate decayed is tested where it validated best, not wherever the last steps left it."""
 
     def __init__(self, task, patience: int, tolerance: float):
-        self.key, self.patience, self.tolerance = task.val_metric, patience, tolerance
-        self.sign = 1.0 if task.lower_is_better else -1.0
-        self.log = task.log_scale
+        self.task, self.key, self.patience, self.tolerance = task, task.val_metric, patience, tolerance
         self.best, self.best_step, self.waited, self.reached = math.inf, 0, 0, False
         self.best_seen, self.best_weights = math.inf, None
 
@@ -326,7 +324,7 @@ class Plateau(pl.Callback):
         value = trainer.callback_metrics.get(self.key)
         if value is None or trainer.sanity_checking or not math.isfinite(float(value)):
             return
-        score = self.sign * (math.log(max(float(value), 1e-300)) if self.log else float(value))
+        score = self.task.oriented(float(value))
         if score < self.best_seen:
             self.best_seen = score
             self.best_weights = {k: v.detach().clone() for k, v in module.state_dict().items()}

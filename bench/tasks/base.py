@@ -88,10 +88,16 @@ class Task:
         after = [v for step, v in history if step > cut]
         if not before or not after:
             return None
-        scale = (lambda v: math.log(max(v, 1e-300))) if self.log_scale else (lambda v: v)
-        sign = 1 if self.lower_is_better else -1
-        best = min(after, key=lambda v: sign * v)
-        return sign * (scale(before[-1]) - scale(best)) <= self.converge_tolerance
+        return self.oriented(before[-1]) - min(map(self.oriented, after)) <= self.converge_tolerance
+
+    def oriented(self, value: float) -> float:
+        """``value`` on the task's scale (its log for a ``log_scale`` metric), signed so that lower is better: what
+        convergence, plateau stopping and tuning compare.
+
+        >>> Task().oriented(0.5)
+        0.5
+        """
+        return (math.log(max(value, 1e-300)) if self.log_scale else value) * (1 if self.lower_is_better else -1)
 
     def target(self, row: dict) -> float:
         """The validation metric a run should reach, given a row holding the run's reference metrics."""

@@ -98,11 +98,11 @@ def write_files(suite: Suite, tracking_uri: str, found: results.SuiteResults, ou
     for task, table in comparisons.items():
         write_csv(table, f"comparison_{specs[task].name}.csv")
     write_csv(costs, "cost.csv")
-    write_csv(pd.concat([tables.cell_scores(summary, task) for task in task_names], ignore_index=True),
-              "score_per_cell.csv")
-    images = draw_figures(suite, summary, found, task_names, out_dir, tracking_uri, restore)
+    per_cell = {name: tables.cell_scores(summary, name) for name in task_names}  # a bootstrap each: computed once
+    write_csv(pd.concat(per_cell.values(), ignore_index=True), "score_per_cell.csv")
+    images = draw_figures(suite, summary, per_cell, found, out_dir, tracking_uri, restore)
     names += [name for task_images in images.values() for name in task_images]
-    blocks = report_blocks(suite, tracking_uri, found.runs, summary, comparisons, costs, images, out_dir)
+    blocks = report_blocks(suite, tracking_uri, found.runs, summary, comparisons, per_cell, costs, images, out_dir)
     if note:
         blocks.insert(1, Text(f"**Partial results:** {note}"))
     (out_dir / "README.md").write_text(to_markdown(blocks))
@@ -171,14 +171,15 @@ def nothing_to_compile(suite: Suite, tracking_uri: str, experiment: str) -> Conf
                         "names another"])
 
 
-def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResults, task_names: list[str],
+def draw_figures(suite: Suite, summary: pd.DataFrame, per_cell: dict[str, pd.DataFrame], found: results.SuiteResults,
                  out_dir: Path, tracking_uri: str, restore: Restore) -> dict[str, dict[str, str]]:
-    """Per task: file name -> what it shows, for every figure there is data for."""
+    """Per task (the keys of ``per_cell``, each task's :func:`bench.reporting.tables.cell_scores`): file name ->
+    what it shows, for every figure there is data for."""
     configs = {config_hash(cfg): cfg for cfg in suite.reported() + suite.possible_seed_configs()}
     store = Store(tracking_uri)
     images: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="rnn-bench-weights-") as tmp:
-        for name in task_names:
+        for name in per_cell:
             task, part = suite.tasks[name], summary[summary["task"] == name]
             images[name] = {}
             if not (part["n"] > 0).any():
@@ -188,9 +189,8 @@ def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResult
             scored = part["score"].notna().any()
             images[name][heatmap] = (f"{name}: score of the mean {task.metric_label} (0 = {ends[1]}, 1 = {ends[0]})"
                                      if scored else f"{name}: mean {task.metric_label}") + " over cell × truncation"
-            per_cell = tables.cell_scores(summary, name)
-            if len(per_cell):
-                figures.score_plot(per_cell, name, out_dir / f"scores_{task.name}.png", ends)
+            if len(per_cell[name]):
+                figures.score_plot(per_cell[name], name, out_dir / f"scores_{task.name}.png", ends)
                 images[name][f"scores_{task.name}.png"] = f"{name}: score per cell (IQM, 95% stratified bootstrap interval)"
             weights = lambda run_id: store.download_artifact(run_id, "model.pt", tmp)  # noqa: E731
             images[name].update(report_for(task).figures(part, found.runs[found.runs["task"] == name],
@@ -199,7 +199,7 @@ def draw_figures(suite: Suite, summary: pd.DataFrame, found: results.SuiteResult
 
 
 def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: pd.DataFrame,
-                  comparisons: dict[str, pd.DataFrame], costs: pd.DataFrame,
+                  comparisons: dict[str, pd.DataFrame], per_cell: dict[str, pd.DataFrame], costs: pd.DataFrame,
                   images: dict[str, dict[str, str]], out_dir: Path) -> list[Block]:
     counts = runs["outcome"].value_counts()
     commits = literal(", ".join(sorted(runs["commit"].dropna().unique())) or "none")  # text from the store
@@ -251,12 +251,13 @@ def report_blocks(suite: Suite, tracking_uri: str, runs: pd.DataFrame, summary: 
         scores = tables.comparison_scores(summary, name, task, table, report_for(task).reference_rows)
         blocks += [Heading(f"{task.title or name}: {task.metric_label}"), *report_for(task).notes(summary[summary["task"] == name]),
                    Table(table, scores.frame, scores.legend)]
-        aggregate = tables.score_table(tables.cell_scores(summary, name))
+        aggregate = tables.score_table(per_cell[name])
         if len(aggregate):
             best, worst = report_for(task).score_ends
             blocks += [Text(f"Score per cell, from 0 ({worst}) to 1 ({best}), every seed of every configuration of "
-                            "the cell: interquartile mean with a stratified bootstrap 95% interval (seeds resampled "
-                            "within each configuration; Agarwal et al. 2021)."), Table(aggregate)]
+                            "the cell, each configuration weighing the same: interquartile mean with a stratified "
+                            "bootstrap 95% interval (seeds resampled within each configuration; Agarwal et al. "
+                            "2021)."), Table(aggregate)]
         blocks += [Image(file, alt) for file, alt in images[name].items()]
         blocks += report_for(task).sections(summary[summary["task"] == name], runs[runs["task"] == name], out_dir)
     goals = "; ".join(text for name in comparisons if (text := report_for(specs[name]).target_text()))

@@ -117,7 +117,7 @@ def score_plot(frame: pd.DataFrame, task_name: str, path: Path, ends: tuple[str,
     seed of the cell's configurations, with the stratified bootstrap 95% interval."""
     best, worst = ends
     plots.score_intervals(frame.rename(columns={"cell": "name"}), path,
-                          f"{task_name}: score per cell (IQM of its seeds, 95% stratified bootstrap interval)",
+                          f"{task_name}: score per cell (IQM, 95% interval, configurations weighed equally)",
                           f"score: 0 = {worst}, 1 = {best}")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.running.leases import LEDGER, PID, RUN
 from bench.running.store import code_key
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,14 +91,14 @@ def experiment_exists(uri: str) -> bool:
         return False
 
 
-def all_runs(uri: str) -> list:
+def all_runs(uri: str, experiment_name: str = EXPERIMENT) -> list:
     """Every run of the experiment (empty while the store or experiment does not exist yet)."""
     from mlflow import MlflowClient
 
     if not experiment_exists(uri):
         return []
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
+    experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return []
     runs, token = [], None
@@ -107,6 +108,11 @@ def all_runs(uri: str) -> list:
         token = page.token
         if not token:
             return runs
+
+
+def worker_pids(uri: str) -> dict[str, int]:
+    """The pid of the process that ran each run (run id -> pid), from the runs' leases in the ledger."""
+    return {r.data.tags[RUN]: int(r.data.tags[PID]) for r in all_runs(uri, LEDGER) if RUN in r.data.tags}
 
 
 def children(uri: str) -> list:

@@ -28,7 +28,7 @@ from bench.config.suite import load_suite
 from mlflow_server import server_process, wait_healthy
 from suite_procs import (REPO, TINY_FIXED, TINY_SUITE, bench_args, bench_run, child_env, children, describe,
                          finished_by_hash, kill_group, parents, pid_gone, poll, sqlite_uri, summary_count,
-                         write_suite)
+                         worker_pids, write_suite)
 
 pytestmark = pytest.mark.slow
 
@@ -82,8 +82,8 @@ def test_resume_after_killing_runner_and_workers(tiny_suite, tmp_path, capsys):
     finally:
         kill_group(first)
     assert first.returncode == -signal.SIGKILL
-    worker_pids = {int(r.data.tags["bench.worker_pid"]) for r in children(uri)}
-    poll(lambda: all(pid_gone(p) for p in worker_pids), 30, "the killed workers to be gone")
+    pids = set(worker_pids(uri).values())
+    poll(lambda: all(pid_gone(p) for p in pids), 30, "the killed workers to be gone")
 
     done_before = finished_by_hash(uri)
     assert 2 <= len(done_before) < len(expected), "the suite finished before the kill: nothing to resume"
@@ -144,34 +144,35 @@ def test_killing_only_the_runner_stops_its_workers(tmp_path, capsys):
     assert len(expected) == 4
     uri = sqlite_uri(tmp_path / "mlflow.db")
 
-    def both_running() -> list | None:
-        runs = [r for r in children(uri) if r.info.status == "RUNNING"]
-        return runs if len(runs) == 2 else None
+    def both_running() -> tuple[list, dict] | None:  # and their leases name them
+        runs, owners = [r for r in children(uri) if r.info.status == "RUNNING"], worker_pids(uri)
+        return (runs, owners) if len(runs) == 2 and all(r.info.run_id in owners for r in runs) else None
 
     first = start(suite, uri, "--workers", "2")
     try:
-        running = poll(both_running, 240, "both workers on a run", first)
-        worker_pids = {int(r.data.tags["bench.worker_pid"]) for r in running}
-        assert first.pid not in worker_pids and len(worker_pids) == 2
+        running, owners = poll(both_running, 240, "both workers on a run", first)
+        pids = {owners[r.info.run_id] for r in running}
+        assert first.pid not in pids and len(pids) == 2
         first.send_signal(signal.SIGKILL)  # the runner only, not its process group
         killed_at = time.monotonic()
         rerun = start(suite, uri, "--workers", "1")  # at once, while the orphans may still run
         exit_s = {}
         deadline = killed_at + 30
         while len(exit_s) < 2 and time.monotonic() < deadline:
-            for pid in worker_pids - set(exit_s):
+            for pid in pids - set(exit_s):
                 if pid_gone(pid):
                     exit_s[pid] = time.monotonic() - killed_at
             time.sleep(0.05)
     finally:
         kill_group(first)  # whatever is left of the first suite
     assert first.returncode == -signal.SIGKILL
-    assert len(exit_s) == 2, f"workers still alive 30 s after their runner died: {worker_pids - set(exit_s)}"
+    assert len(exit_s) == 2, f"workers still alive 30 s after their runner died: {pids - set(exit_s)}"
     assert max(exit_s.values()) < 5, exit_s
 
     second = finish(rerun)
     assert second.returncode == 0, describe(second)
-    orphans = {r.info.run_id: r for r in children(uri) if int(r.data.tags["bench.worker_pid"]) in worker_pids}
+    owners = worker_pids(uri)
+    orphans = {r.info.run_id: r for r in children(uri) if owners[r.info.run_id] in pids}
     assert set(orphans) == {r.info.run_id for r in running}  # no run started after the runner died
     for run in orphans.values():
         assert run.info.status == "KILLED", run.info

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.slow  # real Ray clusters and a real MLflow server: mak
 from mlflow import MlflowClient  # noqa: E402
 
 from bench.config.settings import ConfigError, config_hash, resolve  # noqa: E402
+from bench.running.leases import EXPERIMENT, LEDGER, PID, RUN  # noqa: E402
 from bench.running.runner import run_suite  # noqa: E402
 from bench.running.store import code_key  # noqa: E402
 from bench.config.suite import Suite, load_suite  # noqa: E402
@@ -170,23 +171,25 @@ class AttemptKiller(threading.Thread):
 
     def run(self) -> None:
         client = MlflowClient(self.uri)
-        experiment_id = None
+        experiment_id = ledger_id = None
         try:
             while len(self.killed) < self.attempts and not self.stop.is_set() and time.monotonic() < self.deadline:
-                if experiment_id is None:
-                    found = client.get_experiment_by_name(self.experiment)
-                    experiment_id = found and found.experiment_id
-                runs = experiment_id and client.search_runs(
-                    [experiment_id], f"tags.`bench.config_hash` = '{self.cfg_hash}' and attributes.status = 'RUNNING'")
-                for run in runs or []:
-                    if run.info.run_id in self.killed or "bench.worker_pid" not in run.data.tags:
+                if experiment_id is None or ledger_id is None:
+                    found, ledger = client.get_experiment_by_name(self.experiment), client.get_experiment_by_name(LEDGER)
+                    experiment_id, ledger_id = found and found.experiment_id, ledger and ledger.experiment_id
+                leases = ledger_id and client.search_runs(  # the lease of each run: who runs it
+                    [ledger_id], f"tags.`bench.config_hash` = '{self.cfg_hash}' and attributes.status = 'RUNNING' "
+                                 f"and tags.`{EXPERIMENT}` = '{experiment_id}'")
+                for lease in leases or []:
+                    run_id = lease.data.tags.get(RUN)
+                    if run_id is None or run_id in self.killed:
                         continue
-                    pid = int(run.data.tags["bench.worker_pid"])
+                    pid = int(lease.data.tags[PID])
                     if not is_ray_worker(pid):
-                        self.errors.append(f"run {run.info.run_id}: pid {pid} is not a Ray worker; not killed")
+                        self.errors.append(f"run {run_id}: pid {pid} is not a Ray worker; not killed")
                         return
                     os.kill(pid, signal.SIGKILL)
-                    self.killed[run.info.run_id] = pid
+                    self.killed[run_id] = pid
                 time.sleep(0.2)
         except Exception as e:  # reported by the test, not lost in the thread
             self.errors.append(f"{type(e).__name__}: {e}")
@@ -236,7 +239,10 @@ def test_ray_executor_gives_the_local_executors_results(mlflow_server_process, t
     parent = MlflowClient(mlflow_server).get_run(remote.parent_run_id)
     assert parent.data.params["executor"] == "ray" and parent.data.params["workers"] == "2"
     assert parent.data.tags["bench.executor"] == "ray" and parent.info.status == "FINISHED"
-    assert all(r.data.tags["bench.worker_pid"] != str(os.getpid()) for r in ray_runs)
+    client = MlflowClient(mlflow_server)
+    owners = {lease.data.tags.get(RUN): lease.data.tags[PID]
+              for lease in client.search_runs([client.get_experiment_by_name(LEDGER).experiment_id])}
+    assert all(owners[r.info.run_id] != str(os.getpid()) for r in ray_runs)
 
 
 def test_runs_spread_over_both_nodes_of_a_cluster(two_nodes, mlflow_server, suite):

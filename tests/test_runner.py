@@ -24,7 +24,7 @@ from bench.running.executors.slots import gpu_ids, parse_devices, plan_slots
 from bench.config.suite import load_suite
 from suite_procs import (REPO, TINY_SUITE, TINY_FIXED, bench_args, bench_run, child_env, children, describe,
                          finished_by_hash, kill_group, outcome_metrics, parents, poll, sqlite_uri, summary_count,
-                         write_suite)
+                         worker_pids, write_suite)
 
 # ----------------------------------------------------------------------------------------------- slot planning
 
@@ -121,15 +121,14 @@ def test_suite_runs_every_configuration_under_one_parent(tiny_suite, reference):
     assert len(runs) == 8
     assert sorted(r.data.tags["bench.config_hash"] for r in runs) == sorted(suite.hashes())
     by_hash = {config_hash(c): c for c in suite.configs}
-    names = set()
+    names, owners = set(), worker_pids(uri)
     for run in runs:
         cfg = by_hash[run.data.tags["bench.config_hash"]]
         index = suite.configs.index(cfg)
         assert run.info.status == "FINISHED"
         assert run.data.tags["bench.outcome"] == "finished"
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert run.data.tags["bench.worker_pid"].isdigit()
-        assert int(run.data.tags["bench.worker_pid"]) != 0
+        assert owners[run.info.run_id] > 0
         assert run.info.run_name == suite.name_of(index)  # the task first, the config hash's start last
         assert re.fullmatch(r"dep·(lstm|gru)·L1·T(5|10)·s[01]·[0-9a-f]{4}", run.info.run_name)
         assert run.data.params["truncation"] == str(cfg["truncation"]) and run.data.params["hidden"] == "4"
@@ -137,7 +136,7 @@ def test_suite_runs_every_configuration_under_one_parent(tiny_suite, reference):
         names.add(run.info.run_name)
     assert any(n.startswith("dep·lstm·L1·T5·s0·") for n in names) and len(names) == 8
     # One worker trained them all: it is long-lived, not one process per run.
-    assert len({r.data.tags["bench.worker_pid"] for r in runs}) == 1
+    assert len({owners[r.info.run_id] for r in runs}) == 1
     assert summary_count(proc.stdout, "finished") == 8
 
 
@@ -150,7 +149,8 @@ def test_two_workers_reproduce_one_worker_exactly(tiny_suite, reference, tmp_pat
     assert parents(uri)[0].data.params["workers"] == "2"
     one, two = finished_by_hash(reference[0]), finished_by_hash(uri)
     assert set(one) == set(two) == set(load_suite(str(tiny_suite)).hashes())
-    assert len({r.data.tags["bench.worker_pid"] for runs in two.values() for r in runs}) == 2
+    owners = worker_pids(uri)
+    assert len({owners[r.info.run_id] for runs in two.values() for r in runs}) == 2
 
     from mlflow import MlflowClient
 
@@ -201,11 +201,12 @@ def test_failures_are_isolated(tmp_path):
         def long_run_started():
             # RUNNING with its config logged: the worker has told the runner (or is about to) which run it is
             # on; from here to the end of the fit, a dead worker must leave this very run FAILED.
-            return next((r for r in children(uri) if r.data.tags["bench.config_hash"] == long_hash
-                         and r.info.status == "RUNNING" and r.data.params.get("seed") == "9"), None)
+            owners = worker_pids(uri)  # its lease names it
+            return next(((r, owners[r.info.run_id]) for r in children(uri) if r.data.tags["bench.config_hash"] ==
+                         long_hash and r.info.status == "RUNNING" and r.data.params.get("seed") == "9"
+                         and r.info.run_id in owners), None)
 
-        victim = poll(long_run_started, 180, "the long run to start", proc)
-        victim_pid = int(victim.data.tags["bench.worker_pid"])
+        victim, victim_pid = poll(long_run_started, 180, "the long run to start", proc)
         assert victim_pid not in (proc.pid, os.getpid())
         os.kill(victim_pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=240)
@@ -235,13 +236,13 @@ def test_failures_are_isolated(tmp_path):
     step = diverged.data.metrics["diverged_step"]
     assert step == int(step) and 1 <= step <= 10, step
 
-    replacement_pids = set()
+    replacement_pids, owners = set(), worker_pids(uri)
     for h in set(suite.hashes()) - {long_hash, diverging_hash}:
         (run,) = by_hash[h]
         assert run.info.status == "FINISHED" and run.data.tags["bench.outcome"] == "finished"
         assert math.isfinite(run.data.metrics["test/ce"])  # the name the pages and the UI search use
-        replacement_pids.add(int(run.data.tags["bench.worker_pid"]))
-    replacement_pids.add(int(diverged.data.tags["bench.worker_pid"]))
+        replacement_pids.add(owners[run.info.run_id])
+    replacement_pids.add(owners[diverged.info.run_id])
     assert len(replacement_pids) == 1 and victim_pid not in replacement_pids  # one new worker did the rest
 
     (parent,) = parents(uri)

@@ -49,12 +49,24 @@ def claim_tags(h: str = HASH) -> dict[str, str]:
     return {"bench.config_hash": h}
 
 
-def planted_run(store: Store, experiment_id: str, tags: dict[str, str], status: str = "RUNNING") -> str:
-    """A run as another process would have left it: its owner tags are whatever ``tags`` says."""
-    run_id = store.create_run(experiment_id, "planted", tags)
+OWNER = {leases.HOST, leases.PID, leases.PID_START, leases.HEARTBEAT, leases.LEASE}
+
+
+def planted_run(store: Store, experiment_id: str, tags: dict[str, str], status: str = "RUNNING",
+                age_s: float = 0) -> str:
+    """A run as another process would have left it, started ``age_s`` ago."""
+    run_id = store.client.create_run(experiment_id, start_time=int((time.time() - age_s) * 1000), tags=tags,
+                                     run_name="planted").info.run_id
     if status != "RUNNING":
         store.set_terminated(run_id, status)
     return run_id
+
+
+def planted_lease(store: Store, experiment_id: str, owner: dict[str, str], run_id: str | None = None,
+                  h: str = HASH) -> str:
+    """A lease as another process would have left it: its owner tags are whatever ``owner`` says."""
+    tags = {leases.EXPERIMENT: experiment_id, **claim_tags(h), **owner, **({leases.RUN: run_id} if run_id else {})}
+    return planted_run(store, leases.ledger(store), tags)
 
 
 def other_host(heartbeat_age_s: float) -> dict[str, str]:
@@ -62,11 +74,16 @@ def other_host(heartbeat_age_s: float) -> dict[str, str]:
             leases.LEASE: "30"}
 
 
+def leases_of(store: Store, experiment_id: str) -> dict[str, object]:
+    return {r.info.run_id: r for r in store.search(leases.ledger(store), f"tags.`{leases.EXPERIMENT}` = '{experiment_id}'")}
+
+
 # ----------------------------------------------------------------------------------------------- claims
 
 def test_concurrent_claims_on_one_configuration_have_exactly_one_winner(store):
-    """Eight claimants at once (a barrier releases them together): one trains, the others lose and leave KILLED runs
-    that say who claimed it; a ninth, later, does not even create a run."""
+    """Eight claimants at once (a barrier releases them together): one trains, the others lose and leave only
+    KILLED leases that say who claimed it, no run in the results' experiment; a ninth, later, creates nothing.
+    The winner's run has its settings as params and no claim, lease or owner among its params and tags."""
     experiment_id = store.experiment_id("concurrent-claims")
     barrier = threading.Barrier(8)
     results: list = []
@@ -84,22 +101,27 @@ def test_concurrent_claims_on_one_configuration_have_exactly_one_winner(store):
     losers = [r for r in results if isinstance(r, Lost)]
     assert len(results) == 8 and len(winners) == 1, results
     (winner,) = winners
-    runs = {r.info.run_id: r for r in store.search(experiment_id)}
-    assert runs[winner.run_id].info.status == "RUNNING"
+    (run,) = store.search(experiment_id)
+    assert run.info.run_id == winner.run_id and run.info.status == "RUNNING"
+    assert run.data.params == {"seed": "0", "lr": "0.1"}
+    assert not (OWNER | {leases.RUN, CLAIM_PARAM}) & set(run.data.tags)
+    ledger = leases_of(store, experiment_id)
+    assert ledger[winner.lease_id].data.params[CLAIM_PARAM] == winner.lease_id
+    assert ledger[winner.lease_id].data.tags[leases.PID] == str(os.getpid())
     for lost in losers:
-        assert lost.status == "claimed" and lost.holder != lost.run_id
-        if lost.run_id is not None:  # lost in the race itself, after creating its claim
-            run = runs[lost.run_id]
-            assert run.info.status == "KILLED" and run.data.tags["bench.outcome"] == "claimed"
-            assert run.data.tags["bench.reason"] == f"claimed by run {lost.holder}"
-    assert runs[winner.run_id].data.params[CLAIM_PARAM] == winner.run_id
-    for run in runs.values():  # its config, whether it won its register or lost the race to it
-        assert run.data.params["seed"] == "0" and run.data.params["lr"] == "0.1", run.data.params
+        assert lost.status == "claimed" and lost.holder in ledger and lost.holder != winner.run_id
+    lost_leases = [r for r in ledger.values() if r.info.run_id != winner.lease_id]
+    assert len(lost_leases) <= len(losers)  # those that lost in the race itself, after taking a lease
+    for lease in lost_leases:
+        assert lease.info.status == "KILLED" and leases.RUN not in lease.data.tags
+        assert lease.data.tags["bench.reason"].startswith("claimed by lease ")
 
     later = open_run(store, experiment_id, "run", claim_tags(), {"seed": 0}, Claim())
-    assert isinstance(later, Lost) and later.run_id is None and later.holder == winner.run_id
-    assert len(store.search(experiment_id)) == len(runs)  # no run created for it
+    assert isinstance(later, Lost) and later.holder == winner.lease_id
+    assert len(store.search(experiment_id)) == 1 and len(leases_of(store, experiment_id)) == len(ledger)
     assert winner.end("FINISHED", {"bench.outcome": "finished"}) is None
+    lease = store.get_run(winner.lease_id)
+    assert lease.info.status == "FINISHED" and lease.data.tags[leases.RUN] == winner.run_id  # named by its end
     done = open_run(store, experiment_id, "run", claim_tags(), {"seed": 0}, Claim())
     assert isinstance(done, Lost) and done.status == "elsewhere" and done.holder == winner.run_id
     # --force: a run finished before this suite started does not count as done.
@@ -108,34 +130,34 @@ def test_concurrent_claims_on_one_configuration_have_exactly_one_winner(store):
     forced.end("FINISHED")
 
 
-def test_a_register_written_with_params_is_still_write_once(store):
-    """The params go in with the register in one write when it is free; when another run holds it, the write
-    says who, and the params are written all the same."""
+def test_a_register_is_write_once(store):
     experiment_id = store.experiment_id("registers")
-    free = store.create_run(experiment_id, "free", {})
-    assert store.set_once(free, CLAIM_PARAM, "me", {"seed": 1}) == "me"
-    taken = store.create_run(experiment_id, "taken", {})
-    assert store.set_once(taken, CLAIM_PARAM, "other") == "other"
-    assert store.set_once(taken, CLAIM_PARAM, "me", {"seed": 2}) == "other"
-    params = {run_id: store.get_run(run_id).data.params for run_id in (free, taken)}
-    assert params == {free: {CLAIM_PARAM: "me", "seed": "1"}, taken: {CLAIM_PARAM: "other", "seed": "2"}}
+    register = store.create_run(experiment_id, "register", {})
+    assert store.set_once(register, CLAIM_PARAM, "me") == "me"
+    assert store.set_once(register, CLAIM_PARAM, "other") == "me"
+    assert store.set_once(register, CLAIM_PARAM, "me") == "me"
+    assert store.get_run(register).data.params == {CLAIM_PARAM: "me"}
 
 
 def test_dead_claims_do_not_count_and_live_ones_do(store):
     experiment_id = store.experiment_id("dead-claims")
     here = socket.gethostname()
-    planted_run(store, experiment_id, {**claim_tags(), leases.HOST: here, leases.PID: str(dead_pid()),
-                                       leases.HEARTBEAT: f"{time.time()}"})  # process gone
-    planted_run(store, experiment_id, {**claim_tags(), **other_host(heartbeat_age_s=120)})  # lease ran out
+    planted_lease(store, experiment_id, {leases.HOST: here, leases.PID: str(dead_pid()),
+                                         leases.HEARTBEAT: f"{time.time()}"})  # process gone
+    planted_lease(store, experiment_id, other_host(heartbeat_age_s=120))  # lease ran out
     planted_run(store, experiment_id, claim_tags(), status="FAILED")
     planted_run(store, experiment_id, claim_tags(), status="KILLED")
     won = open_run(store, experiment_id, "run", claim_tags(), {}, Claim())
     assert isinstance(won, RunLease)
     won.end("FAILED")
 
-    live = planted_run(store, experiment_id, {**claim_tags("beef"), **other_host(heartbeat_age_s=2)})
+    live = planted_lease(store, experiment_id, other_host(heartbeat_age_s=2), h="beef")
     lost = open_run(store, experiment_id, "run", claim_tags("beef"), {}, Claim())
     assert isinstance(lost, Lost) and lost.status == "claimed" and lost.holder == live
+    other_experiment = store.experiment_id("dead-claims-elsewhere")  # a lease counts in its own experiment only
+    elsewhere = open_run(store, other_experiment, "run", claim_tags("beef"), {}, Claim())
+    assert isinstance(elsewhere, RunLease)
+    elsewhere.end("FINISHED")
 
 
 # ----------------------------------------------------------------------------------------------- leases
@@ -145,46 +167,58 @@ def test_reap_marks_dead_runs_and_parents_and_leaves_the_living(store):
     here = socket.gethostname()
     me = {leases.HOST: here, leases.PID: str(os.getpid()), leases.HEARTBEAT: f"{time.time()}",
           leases.PID_START: leases.process_start(os.getpid()) or ""}
-    gone = planted_run(store, experiment_id, {**claim_tags(), **me, leases.PID: str(dead_pid())})
-    reused = planted_run(store, experiment_id, {**claim_tags(), **me, leases.PID_START: "1"})  # pid reused since
-    silent_parent = planted_run(store, experiment_id, {"bench.role": "suite", **other_host(heartbeat_age_s=100)})
-    legacy = planted_run(store, experiment_id, {**claim_tags(), "bench.worker_pid": "4242"})  # no owner tags at all
-    alive = planted_run(store, experiment_id, {**claim_tags(), **me})
-    far_alive = planted_run(store, experiment_id, {"bench.role": "suite", **other_host(heartbeat_age_s=3)})
-    foreign = planted_run(store, experiment_id, {leases.HOST: here, leases.PID: str(dead_pid())})  # not the harness's
-    finished = planted_run(store, experiment_id, {**claim_tags(), **me, leases.PID: str(dead_pid())}, "FINISHED")
 
-    # The legacy run's lease counts from its start time: judge "now" as 31 s after it.
-    now = time.time() + 31
-    assert why_dead(store.get_run(legacy), now) and why_dead(store.get_run(alive)) is None
+    def leased(tags: dict[str, str], owner: dict[str, str], status: str = "RUNNING") -> str:
+        run_id = planted_run(store, experiment_id, tags, status)
+        planted_lease(store, experiment_id, owner, run_id)
+        return run_id
+
+    gone = leased(claim_tags(), {**me, leases.PID: str(dead_pid())})
+    reused = leased(claim_tags(), {**me, leases.PID_START: "1"})  # pid reused since
+    silent_parent = leased({"bench.role": "suite"}, other_host(heartbeat_age_s=100))
+    alive = leased(claim_tags(), me)
+    far_alive = leased({"bench.role": "suite"}, other_host(heartbeat_age_s=3))
+    finished = leased(claim_tags(), {**me, leases.PID: str(dead_pid())}, "FINISHED")
+    unnamed = planted_lease(store, experiment_id, {**me, leases.PID: str(dead_pid())})  # died while claiming
+    orphan = planted_run(store, experiment_id, claim_tags(), age_s=60)  # died before naming it on its lease
+    young = planted_run(store, experiment_id, claim_tags())  # its lease names it in a moment
+    written_before = planted_run(store, experiment_id, {**claim_tags(), **me, leases.PID: str(dead_pid())})
+    foreign = planted_run(store, experiment_id, {leases.HOST: here, leases.PID: str(dead_pid())}, age_s=60)
 
     reaped = dict(reap(store, experiment_id))
-    assert set(reaped) == {gone, reused, silent_parent} | ({legacy} if why_dead(store.get_run(legacy)) else set())
+    assert set(reaped) == {gone, reused, silent_parent, unnamed, orphan, written_before}, reaped
     runs = {r.info.run_id: r for r in store.search(experiment_id)}
-    for run_id in (gone, reused):
+    for run_id in (gone, reused, written_before):
         assert runs[run_id].info.status == "FAILED" and runs[run_id].data.tags["bench.outcome"] == "failed"
         assert "is gone" in runs[run_id].data.tags["bench.reason"]
+    assert "no live lease names it" in runs[orphan].data.tags["bench.reason"]
     assert runs[silent_parent].info.status == "KILLED"
     assert runs[silent_parent].data.tags["bench.reason"].startswith("suite runner died: no heartbeat")
-    for run_id in (alive, far_alive, foreign):
+    for run_id in (alive, far_alive, foreign, young):
         assert runs[run_id].info.status == "RUNNING"
     assert runs[finished].info.status == "FINISHED"
+    ledger = {r.data.tags.get(leases.RUN) or r.info.run_id: r for r in leases_of(store, experiment_id).values()}
+    for run_id in (gone, reused, silent_parent, finished, unnamed):
+        assert ledger[run_id].info.status == "FAILED" and "process died" in ledger[run_id].data.tags["bench.reason"]
+    assert ledger[alive].info.status == ledger[far_alive].info.status == "RUNNING"
 
 
 def test_lease_beats_and_ends_once_never_raising(store, monkeypatch):
     monkeypatch.setattr(leases, "HEARTBEAT_S", 0.2)
     experiment_id = store.experiment_id("heartbeat")
     lease = RunLease.start(store, experiment_id, "run", claim_tags(), {"seed": 1})
-    first = float(store.get_run(lease.run_id).data.tags[leases.HEARTBEAT])
+    first = float(store.get_run(lease.lease_id).data.tags[leases.HEARTBEAT])
     deadline = time.monotonic() + 30
-    while float(store.get_run(lease.run_id).data.tags[leases.HEARTBEAT]) == first:
+    while float(store.get_run(lease.lease_id).data.tags[leases.HEARTBEAT]) == first:
         assert time.monotonic() < deadline, "no heartbeat"
         time.sleep(0.1)
     assert lease.end("FINISHED", {"bench.outcome": "finished"}) is None
     assert lease.end("FAILED") is None  # once only
-    run = store.get_run(lease.run_id)
-    assert run.info.status == "FINISHED" and run.data.params == {"seed": "1"}
-    assert run.data.tags[leases.PID] == str(os.getpid()) and run.data.tags[leases.HOST] == socket.gethostname()
+    run, owner = store.get_run(lease.run_id), store.get_run(lease.lease_id)
+    assert run.info.status == owner.info.status == "FINISHED"
+    assert run.data.params == {"seed": "1"} and not OWNER & set(run.data.tags)
+    assert owner.data.tags[leases.PID] == str(os.getpid()) and owner.data.tags[leases.HOST] == socket.gethostname()
+    assert owner.data.tags[leases.RUN] == lease.run_id and owner.info.experiment_id == leases.ledger(store)
 
     reaped = RunLease.start(store, experiment_id, "run", claim_tags(), {})
     store.end(reaped.run_id, "FAILED", {"bench.reason": "reaped"})  # another process judged it dead meanwhile
@@ -201,8 +235,9 @@ def test_a_run_of_a_dead_runner_ends_killed_never_finished(store):
     assert orphan.lease is lease
     problem = lease.end("FINISHED", {"bench.outcome": "finished"})
     assert problem and "runner" in problem and "died" in problem
-    run = store.get_run(lease.run_id)
-    assert run.info.status == "KILLED" and run.data.tags["bench.outcome"] == "killed"
+    run, owner = store.get_run(lease.run_id), store.get_run(lease.lease_id)
+    assert run.info.status == owner.info.status == "KILLED" and run.data.tags["bench.outcome"] == "killed"
+    assert owner.data.tags["bench.reason"] == problem
     assert orphan.lease is None
 
 
@@ -339,6 +374,8 @@ def test_locked_store_says_so_in_one_line(done_store, tmp_path):
     """Another process holds the database's write lock for longer than SQLite waits: one line, exit 2."""
     suite, source = done_store
     uri = copy_store(source, tmp_path / "store")
+    with sqlite3.connect(tmp_path / "store" / "mlflow.db") as con:
+        stored = con.execute("select count(*) from runs").fetchone()[0]
     holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1]); "
                                "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(120)",
                                str(tmp_path / "store" / "mlflow.db")], stdout=subprocess.PIPE, text=True)
@@ -352,7 +389,7 @@ def test_locked_store_says_so_in_one_line(done_store, tmp_path):
     assert proc.returncode == 2, describe(proc)
     assert_one_store_error(proc, uri, "locked")
     with sqlite3.connect(tmp_path / "store" / "mlflow.db") as con:  # untouched by the failed attempt
-        assert con.execute("select count(*) from runs").fetchone()[0] == 3
+        assert con.execute("select count(*) from runs").fetchone()[0] == stored == 6  # 2 runs, a parent, 3 leases
 
 
 def file_size_limit(limit: int):

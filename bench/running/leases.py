@@ -1,11 +1,19 @@
-"""Who runs a run, so that no run stays RUNNING once its process is gone.
+"""Who runs a run, so that no run stays RUNNING once its process is gone, kept off the run users compare.
 
-Every run the harness creates carries its owner: ``bench.host``, ``bench.pid`` (with the process's start time,
-so a reused pid is not mistaken for the owner) and ``bench.heartbeat``, the time of the owner's last sign of
-life, which a thread of the owning process renews every :data:`HEARTBEAT_S` seconds. The run's lease
-(``bench.lease_s``, :data:`LEASE_S`) runs out when the heartbeat is that old. A RUNNING run is dead when its lease
-ran out, or when it runs on this host and its process is gone; :func:`reap` marks such runs FAILED (suite parents
-KILLED) with the reason, and resume (``bench run``) and ``bench compile`` call it.
+Every run the harness creates has a **lease**: a run of its own in the store's ledger experiment
+(:data:`LEDGER`), created first, that carries the owner, ``bench.host``, ``bench.pid`` (with the process's start
+time, so a reused pid is not mistaken for the owner) and ``bench.heartbeat``, the time of the owner's last sign of
+life, which a thread of the owning process renews every :data:`HEARTBEAT_S` seconds, and the claim register of
+:mod:`bench.running.claims`. The lease names its run (``bench.run``) and ends with it. The lease runs out
+(``bench.lease_s``, :data:`LEASE_S`) when the heartbeat is that old. The run itself carries only its settings
+(params), results and what describes it: the parallel-coordinates and comparison views of the MLflow UI offer
+no pid, heartbeat or claim to compare.
+
+A RUNNING lease is dead when it ran out, or when its process runs on this host and is gone; :func:`reap` marks
+such leases and their runs FAILED (suite parents KILLED) with the reason, and resume (``bench run``) and ``bench
+compile`` call it. A RUNNING run no live lease names is dead once a lease would have run out since it started
+(its owner died between creating it and naming it). Runs written before leases moved to the ledger carry the
+owner tags themselves and are judged by them.
 
 A worker process belongs to its runner: :class:`Watchdog` ends the worker within a second of the runner's death,
 and the run it was on is marked KILLED, never FINISHED.
@@ -23,6 +31,12 @@ from bench.running.store import FAILED, KILLED, RUNNING, Store, StoreError, has_
 HEARTBEAT_S = 5.0
 LEASE_S = 30.0  # six heartbeats: a loaded machine or a slow store may delay a few
 HOST, PID, PID_START, HEARTBEAT, LEASE = "bench.host", "bench.pid", "bench.pid_start", "bench.heartbeat", "bench.lease_s"
+RUN, EXPERIMENT = "bench.run", "bench.experiment_id"  # on a lease: the run it is for, and that run's experiment
+LEDGER = "rnn-bench.leases"
+LEDGER_TAGS = {"mlflow.note.content": (
+    "rnn-bench's bookkeeping, not results: one run per run the harness started, its lease (which process runs "
+    "it, its heartbeat) and its claim (the register that keeps two runners on one store from training one "
+    "configuration twice). The results are in the other experiments; nothing here is meant for comparing.")}
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -63,45 +77,67 @@ def owner_tags() -> dict[str, str]:
     return tags
 
 
-def why_dead(run, now: float | None = None) -> str | None:
-    """Why RUNNING ``run`` (an MLflow Run) has no live owner, or None while it may have one."""
-    if run.info.status != RUNNING:
+def why_dead(lease, now: float | None = None) -> str | None:
+    """Why the RUNNING ``lease`` (an MLflow Run: a lease, or a run written before leases, with its owner tags)
+    has no live owner, or None while it may have one. Without a heartbeat, the lease counts from its start."""
+    if lease.info.status != RUNNING:
         return None
-    tags = run.data.tags
+    tags = lease.data.tags
     now = time.time() if now is None else now
     pid = tags.get(PID) or tags.get("bench.worker_pid")
     if tags.get(HOST) == socket.gethostname() and pid and pid.isdigit() and not process_alive(int(pid),
                                                                                             tags.get(PID_START)):
         return f"its process ({tags[HOST]} pid {pid}) is gone"
     try:
-        beat = float(tags[HEARTBEAT]) if HEARTBEAT in tags else run.info.start_time / 1000
-        lease = float(tags.get(LEASE, LEASE_S))
+        beat = float(tags[HEARTBEAT]) if HEARTBEAT in tags else lease.info.start_time / 1000
+        lease_s = float(tags.get(LEASE, LEASE_S))
     except ValueError:
         return None
-    if now - beat > lease:
+    if now - beat > lease_s:
+        if HOST not in tags and not pid:
+            return f"no live lease names it {now - beat:.0f} s after it started (its process died as it began)"
         owner = f"{tags.get(HOST, 'unknown host')} pid {pid or '?'}"
-        return f"no heartbeat from its process ({owner}) for {now - beat:.0f} s (lease {lease:g} s)"
+        return f"no heartbeat from its process ({owner}) for {now - beat:.0f} s (lease {lease_s:g} s)"
     return None
 
 
+def ledger(store: Store) -> str:
+    """The id of the store's ledger experiment (created on first use)."""
+    return store.experiment_id(LEDGER, LEDGER_TAGS)
+
+
 def reap(store: Store, experiment_id: str) -> list[tuple[str, str]]:
-    """Mark every dead RUNNING run of the harness in the experiment: a suite parent KILLED, any other run FAILED,
-    each with ``bench.reason``. Returns (run id, reason) of each. Runs without the harness's tags are left alone."""
-    reaped = []
-    now = time.time()
-    for run in store.search(experiment_id, "attributes.status = 'RUNNING'"):
-        tags = run.data.tags
-        role = tags.get("bench.role")
-        if not (role or "bench.config_hash" in tags):
+    """Mark every dead RUNNING run of the harness in the experiment, and its lease: a suite parent KILLED, any
+    other run FAILED, each with ``bench.reason``. Returns (run id, reason) of each (a lease's id where it died
+    before creating its run). Runs without the harness's tags are left alone."""
+    reaped, now = [], time.time()
+    live, dead = set(), {}
+    ledger_id = store.find_experiment(LEDGER)  # None: nothing ever ran in this store
+    running = f"attributes.status = '{RUNNING}' and tags.`{EXPERIMENT}` = '{experiment_id}'"
+    for lease in store.search(ledger_id, running) if ledger_id else []:
+        run_id, reason = lease.data.tags.get(RUN), why_dead(lease, now)
+        if reason is None:
+            live.add(run_id)
             continue
-        reason = why_dead(run, now)
+        store.end(lease.info.run_id, FAILED, {"bench.reason": f"process died: {reason}"})
+        if run_id is None:
+            reaped.append((lease.info.run_id, reason))
+        else:
+            dead[run_id] = reason
+    # Runs are read after their leases: a run whose lease was made meanwhile is young, and why_dead spares it.
+    for run in store.search(experiment_id, f"attributes.status = '{RUNNING}'"):
+        tags, run_id = run.data.tags, run.info.run_id
+        role = tags.get("bench.role")
+        if not (role or "bench.config_hash" in tags) or run_id in live:
+            continue
+        reason = dead.get(run_id) or why_dead(run, now)
         if reason is None:
             continue
         if role == "suite":
-            store.end(run.info.run_id, KILLED, {"bench.reason": f"suite runner died: {reason}"})
+            store.end(run_id, KILLED, {"bench.reason": f"suite runner died: {reason}"})
         else:
-            store.end(run.info.run_id, FAILED, {"bench.outcome": "failed", "bench.reason": f"process died: {reason}"})
-        reaped.append((run.info.run_id, reason))
+            store.end(run_id, FAILED, {"bench.outcome": "failed", "bench.reason": f"process died: {reason}"})
+        reaped.append((run_id, reason))
     return reaped
 
 
@@ -141,10 +177,12 @@ class Watchdog:
 
 
 class RunLease:
-    """A run this process owns: its heartbeat thread and the one way to end the run, :meth:`end`."""
+    """A run this process owns, through its lease (see the module's docstring): the lease's heartbeat thread, and
+    the one way to end both, :meth:`end`. :meth:`take` makes the lease, :meth:`open` the run; :meth:`start` both."""
 
-    def __init__(self, store: Store, experiment_id: str, run_id: str, watchdog: Watchdog | None = None):
-        self.store, self.experiment_id, self.run_id, self.watchdog = store, experiment_id, run_id, watchdog
+    def __init__(self, store: Store, experiment_id: str, lease_id: str, watchdog: Watchdog | None = None):
+        self.store, self.experiment_id, self.lease_id, self.watchdog = store, experiment_id, lease_id, watchdog
+        self.run_id: str | None = None  # the run, once opened
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.ended = False
@@ -154,16 +192,41 @@ class RunLease:
         threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
 
     @classmethod
+    def take(cls, store: Store, experiment_id: str, name: str | None, tags: dict[str, str],
+             watchdog: Watchdog | None = None) -> RunLease:
+        """A RUNNING lease owned by this process, named ``name`` and carrying ``tags`` (the configuration's hash,
+        for claims), for a run of the experiment yet to be opened."""
+        lease_id = store.create_run(ledger(store), name, {**tags, EXPERIMENT: experiment_id, **owner_tags()})
+        return cls(store, experiment_id, lease_id, watchdog)
+
+    def open(self, name: str | None, tags: dict[str, str], params: dict | None = None) -> str:
+        """Create the leased run, RUNNING. The lease names it with its next heartbeat or its end, whichever comes
+        first (no write of its own: until then the run is younger than a lease, which :func:`reap` spares). If the
+        store fails, the lease ends FAILED."""
+        try:
+            self.run_id = self.store.create_run(self.experiment_id, name, tags, params)
+        except BaseException as e:
+            self.end(FAILED, {"bench.outcome": "failed", "bench.reason": f"its run was not created: {e}"})
+            raise
+        return self.run_id
+
+    @classmethod
     def start(cls, store: Store, experiment_id: str, name: str | None, tags: dict[str, str],
               params: dict | None = None, watchdog: Watchdog | None = None) -> RunLease:
-        """Create a RUNNING run owned by this process and start its heartbeat."""
-        return cls(store, experiment_id, store.create_run(experiment_id, name, {**tags, **owner_tags()}, params),
-                   watchdog)
+        """Create a RUNNING run owned by this process (its lease first) and start the lease's heartbeat."""
+        lease = cls.take(store, experiment_id, name, {k: v for k, v in tags.items() if k == "bench.config_hash"},
+                         watchdog)
+        lease.open(name, tags, params)
+        return lease
+
+    def _named(self) -> dict[str, str]:
+        """The tag that names the run on the lease, once it is opened."""
+        return {RUN: self.run_id} if self.run_id is not None else {}
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
             try:
-                self.store.log(self.run_id, tags={HEARTBEAT: f"{time.time():.3f}"})
+                self.store.log(self.lease_id, tags={HEARTBEAT: f"{time.time():.3f}", **self._named()})
             except Exception:  # noqa: BLE001 - a missed beat; the lease allows several
                 pass
 
@@ -175,9 +238,10 @@ class RunLease:
             self._stop.set()
 
     def end(self, status: str, tags: dict[str, str] | None = None, metrics: list[tuple] = ()) -> str | None:
-        """End the run once with ``status``, ``tags`` and its last ``metrics`` (written in one batch with the tags).
-        Never raises: returns why the run did not end as asked (the store failed; the run was reaped meanwhile,
-        when nothing is written: its verdict stands; the runner died, so FINISHED became KILLED), else None.
+        """End the run once with ``status``, ``tags`` and its last ``metrics`` (written in one batch with the tags),
+        then its lease, with the same status and the run's outcome and reason. Never raises: returns why the run
+        did not end as asked (the store failed; the run was reaped meanwhile, when nothing is written: its verdict
+        stands; the runner died, so FINISHED became KILLED), else None.
         """
         with self._lock:
             if self.ended:
@@ -193,10 +257,13 @@ class RunLease:
                 problem = f"its runner (pid {self.watchdog.parent_pid}) died before the run was recorded"
                 status, tags = KILLED, {**tags, "bench.outcome": "killed", "bench.reason": problem}
             try:
-                ended = self.store.ended_status(self.experiment_id, self.run_id)
-                if ended is not None:  # reaped as dead meanwhile (the lease ran out): its verdict stands
-                    return f"run was marked {ended} while it ran (its lease ran out)"
-                self.store.end(self.run_id, status, tags, metrics)
+                if self.run_id is not None:
+                    ended = self.store.ended_status(self.experiment_id, self.run_id)
+                    if ended is not None:  # reaped as dead meanwhile (the lease ran out): its verdict stands
+                        return f"run was marked {ended} while it ran (its lease ran out)"
+                    self.store.end(self.run_id, status, tags, metrics)
+                self.store.end(self.lease_id, status, {**{k: v for k, v in tags.items() if k == "bench.reason"},
+                                                       **self._named()})
             except Exception as e:  # noqa: BLE001 - the failure path must not raise
                 self.store_error = e if isinstance(e, StoreError) else None
                 return str(e)

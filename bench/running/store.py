@@ -8,7 +8,8 @@ Keeping them here gives three things one place each:
 - **Store failures read as one line.** A full disk, a read-only or corrupt database, a lock held too long or an
   unreachable server becomes :class:`StoreError`: ``store <uri>: <cause>``, never a page of SQLAlchemy
   traceback (MLflow's own logging of the error is silenced for that reason).
-- **The write-once register** (:meth:`Store.set_once`) the claim protocol of :mod:`bench.running.claims` is built on.
+- **The write-once register** (:meth:`Store.set_once`) the claim protocol of :mod:`bench.running.claims` is built on
+  (a param of a lease run, in the ledger experiment of :mod:`bench.running.leases`, never of a result run).
 - **One name per metric.** A metric is stored under the harness's own name (``test/ce``, ``val/ce``,
   ``floor/all``): the name the pages, the CSVs, ``rnn-bench train`` and MLflow's search (``metrics.`test/ce```)
   all use. The MLflow UI files each chart under the part of its key before the last ``/`` (sections ``baseline``,
@@ -358,9 +359,10 @@ class Store:
             found = self.client.get_experiment_by_name(name)
         return None if found is None else found.experiment_id
 
-    def experiment_id(self, name: str) -> str:
-        """The id of experiment ``name``, created (with the store's tables) if missing; looked up once per store
-        and name in a process, since every run of a suite asks (an experiment keeps its id while it exists)."""
+    def experiment_id(self, name: str, tags: dict[str, str] = EXPERIMENT_TAGS) -> str:
+        """The id of experiment ``name``, created (with the store's tables) if missing, with ``tags`` (its kind and
+        description); looked up once per store and name in a process, since every run of a suite asks (an
+        experiment keeps its id while it exists)."""
         known = EXPERIMENT_IDS.get((self.uri, name))
         if known is not None:
             return known
@@ -370,11 +372,11 @@ class Store:
             if found is not None:
                 if sqlite_path(self.uri) is not None and found.artifact_location:
                     self.local_artifacts(found.artifact_location, f"experiment {name!r}")  # its new runs' artifacts
-                for key, value in EXPERIMENT_TAGS.items():  # a store made before keeps up: its description renders
+                for key, value in tags.items():  # a store made before keeps up: its description renders
                     if found.tags.get(key) != value:
                         client.set_experiment_tag(found.experiment_id, key, value)
                 return found.experiment_id
-            return client.create_experiment(name, artifact_location=self.artifact_location(name), tags=EXPERIMENT_TAGS)
+            return client.create_experiment(name, artifact_location=self.artifact_location(name), tags=tags)
 
         with self.errors():
             EXPERIMENT_IDS[self.uri, name] = self._create(ensure)
@@ -492,30 +494,14 @@ class Store:
             self.log(run_id, metrics, tags=tags)
         self.set_terminated(run_id, status)
 
-    def set_once(self, run_id: str, key: str, value: str, params: dict | None = None) -> str | None:
+    def set_once(self, run_id: str, key: str, value: str) -> str | None:
         """Write param ``key`` of run ``run_id`` unless it is set; return the value it holds afterwards (None if
-        the run was deleted meanwhile and takes no params). ``params``, more params of the run, are written too.
+        the run was deleted meanwhile and takes no params).
 
         A param cannot change once written: the store rejects a second, different value (the params table's
-        primary key; SQLite and every server alike), so exactly one of several concurrent writers gets its
-        value in. That makes each param an atomic compare-and-set register.
-
-        With ``params``, all go in one batch first, which the store takes or rejects whole. Rejected (the
-        register is taken, another writer's insert raced it, the run is gone), the register is written alone,
-        with ``log_param``, whose answer to a race is the value that won, and then ``params``.
+        primary key; SQLite and every server alike), and answers a race with the value that won, so exactly one
+        of several concurrent writers gets its value in. That makes each param an atomic compare-and-set register.
         """
-        if params:
-            try:
-                self.log(run_id, params={**params, key: value})
-                return value
-            except Exception:  # noqa: BLE001 - the path below gives the answer, or the store's error
-                pass
-        holder = self._set_once(run_id, key, value)
-        if params and holder is not None:
-            self.log(run_id, params=params)
-        return holder
-
-    def _set_once(self, run_id: str, key: str, value: str) -> str | None:
         from mlflow.exceptions import MlflowException  # mlflow: as in client
 
         with self.errors():
@@ -563,12 +549,13 @@ class Store:
         """The latest value of every metric of the run, under the harness's names (:func:`code_key`)."""
         return {code_key(k): v for k, v in self.get_run(run_id).data.metrics.items()}
 
-    def search(self, experiment_id: str, filter_string: str = "") -> list:
-        """Every run of the experiment that matches ``filter_string`` (all pages)."""
+    def search(self, experiment_id: str | list[str], filter_string: str = "") -> list:
+        """Every run of the experiment (or experiments: one query) that matches ``filter_string`` (all pages)."""
         runs, token = [], None
+        ids = [experiment_id] if isinstance(experiment_id, str) else experiment_id
         with self.errors():
             while True:
-                page = self.client.search_runs([experiment_id], filter_string, max_results=1000, page_token=token)
+                page = self.client.search_runs(ids, filter_string, max_results=1000, page_token=token)
                 runs += list(page)
                 token = page.token
                 if not token:

@@ -366,7 +366,7 @@ def train_run(cfg: RunConfig, tracking_uri: str, experiment: str = locations.EXP
     """
     start = time.perf_counter()
     tags = {**provenance.environment_tags(device), **provenance.run_description_tags(cfg),
-            "bench.config_hash": config_hash(cfg), "bench.worker_pid": str(os.getpid()), **(extra_tags or {})}
+            "bench.config_hash": config_hash(cfg), **(extra_tags or {})}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     store = Store(tracking_uri)
@@ -379,7 +379,7 @@ def train_run(cfg: RunConfig, tracking_uri: str, experiment: str = locations.EXP
             except StoreError as e:
                 return RunOutcome(None, "failed", {}, str(e), e)
         if isinstance(run, Lost):
-            return RunOutcome(run.run_id, run.status, {}, run.reason)
+            return RunOutcome(None, run.status, {}, run.reason)
         if on_start is not None:
             on_start(run.run_id)
         logger = RunLogger(store, run.run_id)

@@ -65,8 +65,8 @@ def test_each_cell_scores_the_interquartile_mean_of_its_seeds_with_an_interval(c
         if row["task"] == "dependency":
             values = [v for values in part["values"] for v in eval(values)]
             floors = part.iloc[0]
-            assert seeds == pytest.approx([min(1, max(0, (floors["floor/none"] - v) /
-                                                      (floors["floor/none"] - floors["floor/all"]))) for v in values])
+            assert seeds == pytest.approx([min(1, max(0, (floors["floor_none"] - v) /
+                                                      (floors["floor_none"] - floors["floor_all"]))) for v in values])
         assert (row["configurations"], row["seeds"]) == (len(part), len(seeds))
         # each configuration weighs the same: repeat its seeds up to a common count (a multiple of 4, so that
         # trimming a quarter from each end cuts whole values) and take scipy's trimmed mean
@@ -124,7 +124,7 @@ def test_marks_agree_with_the_floors(compiled):
     finished = summary[(summary["task"] == "dependency") & (summary["n"] > 0)]
     assert len(finished) == 2
     for row in finished.to_dict("records"):
-        none, first, both, m = row["floor/none"], row["floor/first1"], row["floor/all"], dependency_floors.BAND_CAP
+        none, first, both, m = row["floor_none"], row["floor_first1"], row["floor_all"], dependency_floors.BAND_CAP
 
         def reading(ce):
             return {"–": ce >= none - m, "0+": first + m < ce < none - m, "1": abs(ce - first) <= m,
@@ -198,7 +198,7 @@ def test_failed_and_missing_runs_are_counted(tiny_suite_store):
 def test_time_to_target_is_the_first_validation_at_the_target():
     """Histories as the store returns them: (optimizer step, value), validation metric beside val/elapsed_s."""
     runs = pd.DataFrame({"task": ["dependency", "sine", "sine"], "run_id": ["a", "b", "c"],
-                         "outcome": ["finished", "finished", "diverged"], "floor/all": [0.4545, None, None]})
+                         "outcome": ["finished", "finished", "diverged"], "floor_all": [0.4545, None, None]})
     histories = {"a": {"val/ce": [(200, 0.6), (400, 0.46), (600, 0.455)],
                        "val/elapsed_s": [(200, 1.0), (400, 2.5), (600, 3.0)]},
                  "b": {"val/rmse": [(200, 0.01), (400, 0.002)], "val/elapsed_s": [(200, 1.0), (400, 2.0)]}}

@@ -22,7 +22,7 @@ from bench.tasks import decision
 from suite_procs import (REPO, TINY_FIXED, bench_args, bench_run, child_env, children, describe, parents,
                          sqlite_uri, summary_count, write_suite)
 
-FLOORS = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
+FLOORS = {"floor_none": 0.6616, "floor_first1": 0.5192, "floor_all": 0.4545}
 
 
 # ----------------------------------------------------------------------------------------------- plateau stopping

@@ -31,7 +31,7 @@ from bench.tasks import decision
 from bench.tasks import dependency_floors as floors_of
 
 FLOORS = {"none": 0.6616, "first1": 0.5192, "all": 0.4545}
-REFERENCES = {f"floor/{k}": v for k, v in FLOORS.items()}
+REFERENCES = {f"floor_{k}": v for k, v in FLOORS.items()}
 
 
 def draw(rng, sd_median: float, sd_spread: float, split_share: float):

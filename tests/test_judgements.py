@@ -27,7 +27,7 @@ def runs(values, **settings) -> pd.DataFrame:
                          "target": 0.4645, "reached": 0.0, "steps_to_target": math.nan, "time_to_target_s": math.nan,
                          "lags": [(3, 8)] * len(values), "weights": [(0.5, -0.25)] * len(values), "base": 0.5,
                          "eval_length": 100_000, "batch_size": 200,
-                         **{f"floor/{k}": v for k, v in FLOORS.items()}, **settings})
+                         **{f"floor_{k}": v for k, v in FLOORS.items()}, **settings})
 
 
 def test_split_seeds_lead_the_entry_with_counts_and_the_mark_follows_the_mean():
@@ -68,7 +68,7 @@ def test_close_floors_keep_a_model_that_knows_one_lag_fewer_off_the_target():
 
 
 def test_lags_given_out_of_order_are_named_by_their_value():
-    floors = {f"floor/{k}": v for k, v in FLOORS.items()}
+    floors = {f"floor_{k}": v for k, v in FLOORS.items()}
     summary = pd.DataFrame([{"task": "dependency", "cell": "lstm", "hidden": 16, "truncation": t, "tbptt_stride": t,
                              "mean": m, "high": m + 0.002, "n": 3, "lags": (8, 3), **floors}
                             for t, m in [(2, 0.66), (4, 0.52), (8, 0.46)]])
@@ -110,8 +110,8 @@ def test_page_claims_follow_the_numbers_beside_them():
     """At T=2 on sine_extrapolation the lookup (0.00854) beats the last value (0.0196): the page said it fails."""
     from bench.reporting.task_reports.sine import lookup_claim
 
-    part = pd.DataFrame({"truncation": [2, 10], "baseline/nearest_neighbour_rmse": [0.00854, 0.0412],
-                         "baseline/last_value_rmse": [0.0196, 0.0197]})
+    part = pd.DataFrame({"truncation": [2, 10], "baseline_nearest_neighbour_rmse": [0.00854, 0.0412],
+                         "baseline_last_value_rmse": [0.0196, 0.0197]})
     claim = lookup_claim(part)
     assert "fails (worse than the last value) at T=10" in claim and "T=2 it beats the last value" in claim
     # The styles section sets its rows against R2RT's post under their condition: the state size.

@@ -99,7 +99,7 @@ def test_a_run_plot_does_not_depend_on_the_plots_drawn_before_it(tmp_path):
     """Run plots reuse one figure per process (run_plots.run_figure): each must come out as from a fresh figure."""
     curve = {"train/loss": [(50, 0.69), (100, 0.52), (150, 0.47)], "val/ce": [(100, 0.5)]}
     other = {"train/loss": [(1000, 3.0), (2000, -1.0)], "val/ce": []}
-    floors = {"floor/all": 0.4545, "floor/none": 0.6612}
+    floors = {"floor_all": 0.4545, "floor_none": 0.6612}
     truth = np.sin(np.arange(200) / 10)
 
     def draw(history, name, floors=floors):
@@ -110,7 +110,7 @@ def test_a_run_plot_does_not_depend_on_the_plots_drawn_before_it(tmp_path):
     fresh, fresh_empty = draw(curve, "a.svg"), draw({"train/loss": []}, "e.svg", {})
     run_plots.sine_prediction(truth, truth + 0.01, tmp_path / "s.svg", title="s")
     fresh_prediction = (tmp_path / "s.svg").read_text()
-    draw(other, "b.svg", {"floor/all": 0.1})
+    draw(other, "b.svg", {"floor_all": 0.1})
     run_plots.sine_prediction(truth * 5, truth, tmp_path / "t.svg", title="t")
     assert draw(curve, "a.svg") == fresh
     assert draw({"train/loss": []}, "e.svg", {}) == fresh_empty

@@ -26,7 +26,7 @@ from bench.reporting import regress
 from bench.tasks import dependency, sine
 from bench.tasks import dependency_floors as targets
 
-FLOORS = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
+FLOORS = {"floor_none": 0.6616, "floor_first1": 0.5192, "floor_all": 0.4545}
 NOISE = targets.run_noise((0.5, -0.25), 0.5, (3, 8), 20_000 - 50 * 8)  # the smoke suite's test length
 ROW = {**FLOORS, "noise": NOISE}
 KINDS = {"tight": 36, "spread": 6, "split": 6}
@@ -52,8 +52,8 @@ def draw(kind: str, mean: float, sd: float, rng, n: int, split_base: bool = Fals
             collapsed[rng.integers(n)] = True
         else:
             collapsed = rng.random(n) < COLLAPSE
-        values[collapsed] = FLOORS["floor/none"] + NOISE * rng.standard_normal(collapsed.sum())
-    return np.maximum(values, FLOORS["floor/all"] - NOISE * abs(rng.standard_normal(n)))
+        values[collapsed] = FLOORS["floor_none"] + NOISE * rng.standard_normal(collapsed.sum())
+    return np.maximum(values, FLOORS["floor_all"] - NOISE * abs(rng.standard_normal(n)))
 
 
 def simulate(rng, collapsed: int, suites: int = 40, n: int = 3) -> dict[str, tuple[float, float]]:
@@ -68,7 +68,7 @@ def simulate(rng, collapsed: int, suites: int = 40, n: int = 3) -> dict[str, tup
             for _ in range(count):
                 mean, sd = configuration(kind, rng)
                 base, new = draw(kind, mean, sd, rng, n, split_base=True), draw(kind, mean, sd, rng, n)
-                new[:collapsed] = FLOORS["floor/none"] + NOISE * rng.standard_normal(collapsed)
+                new[:collapsed] = FLOORS["floor_none"] + NOISE * rng.standard_normal(collapsed)
                 configurations.append((kind, base, new))
         prior = stats.prior_variance([b.var(ddof=1) for _, b, _ in configurations])
         for kind, base, new in configurations:
@@ -119,7 +119,7 @@ def test_sine_false_alarms_stay_below_one_percent():
         base = np.log(rng.uniform(0.005, 0.02, 48))[:, None] + sds[:, None] * rng.standard_normal((48, 3))
         new = base.mean(axis=1, keepdims=True) + sds[:, None] * rng.standard_normal((48, 3))
         prior = stats.prior_variance(base.var(axis=1, ddof=1))
-        row = {"baseline/last_value_rmse": 0.03}
+        row = {"baseline_last_value_rmse": 0.03}
         for b, c in zip(np.exp(base), np.exp(new)):
             found = regress.seed_change(sine.SineTask(), list(b), list(c), prior, regress.ALPHA, sine.SineTask.min_delta, row=row)
             failed += found.change == "worse"

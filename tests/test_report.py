@@ -21,7 +21,7 @@ from bench.reporting.pages import (Bullets, Heading, Image, Table, Text, score_c
                                     unbroken)
 from bench.tasks import sine
 
-FLOORS = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
+FLOORS = {"floor_none": 0.6616, "floor_first1": 0.5192, "floor_all": 0.4545}
 ENTRY = "[2] 0.4561 [0.4540, 0.4582] (n=3), 1 diverged"
 
 
@@ -46,7 +46,7 @@ def scored(task, means, references):
 
 
 def test_dependency_scores_run_from_the_target_to_learned_nothing():
-    target = FLOORS["floor/all"] + 0.01
+    target = FLOORS["floor_all"] + 0.01
     means = {("lstm", 2): [0.6616, 0.6716], ("lstm", 10): [target, target], ("gru", 2): [],
              ("gru", 10): [0.5, 0.5630]}
     table, scores = scored("dependency", means, FLOORS)
@@ -64,14 +64,14 @@ def test_dependency_scores_run_from_the_target_to_learned_nothing():
 
 def test_sine_scores_are_log_ratios_between_the_target_and_the_last_value_baseline():
     last_value = 0.0076
-    references = {"baseline/last_value_rmse": last_value, "baseline/linear_ar_rmse": 2e-8}
+    references = {"baseline_last_value_rmse": last_value, "baseline_linear_ar_rmse": 2e-8}
     middle = math.sqrt(sine.SOURCE_RMSE * last_value)  # halfway on a log scale
     table, scores = scored("sine", {("gru", 10): [middle, middle], ("gru", 20): [1e-4, 1e-4]}, references)
     frame = scores.frame.set_axis(table["configuration"]).drop(columns="configuration")
     assert frame.loc["gru L1 uni", "T=10"] == pytest.approx(0.5)
     assert frame.loc["gru L1 uni", "T=20"] == 0.0  # better than the target
-    assert frame.loc[sine.BASELINES["baseline/last_value_rmse"]].tolist() == [1.0, 1.0]
-    assert frame.loc[sine.BASELINES["baseline/linear_ar_rmse"]].tolist() == [0.0, 0.0]
+    assert frame.loc[sine.BASELINES["baseline_last_value_rmse"]].tolist() == [1.0, 1.0]
+    assert frame.loc[sine.BASELINES["baseline_linear_ar_rmse"]].tolist() == [0.0, 0.0]
     assert "log scale" in scores.legend
 
 

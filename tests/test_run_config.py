@@ -94,8 +94,8 @@ def test_a_suites_tuned_rates_and_added_seeds_keep_their_task():
     assert suite.tuning is not None and suite.seeds is not None
 
     def results(cfg_hash):  # every run finished, each seed between the floors: the answer stays open
-        return "finished", {"test/ce": 0.5 + int(cfg_hash[:4], 16) / 2**20, "test/rmse": 0.01, "floor/none": 0.6616,
-                            "floor/first1": 0.5192, "floor/all": 0.4545, "noise": 0.0016}
+        return "finished", {"test/ce": 0.5 + int(cfg_hash[:4], 16) / 2**20, "test/rmse": 0.01, "floor_none": 0.6616,
+                            "floor_first1": 0.5192, "floor_all": 0.4545, "noise": 0.0016}
 
     tuned = suite.apply_tuning(results)
     added = suite.add_seeds(results)

@@ -94,7 +94,7 @@ def test_extrapolation_task_trains_and_tests_on_the_frequency_split(tiny_cfg):
     assert set(data.window_frequencies["test"].tolist()) == {3.0}
     assert len(data.splits["train"][1]) == cfg["train_examples"]  # nothing carved for validation
     assert len(model.test_predictions) == cfg["test_examples"]
-    assert metrics["baseline/nearest_neighbour_rmse"] > metrics["baseline/last_value_rmse"]
+    assert metrics["baseline_nearest_neighbour_rmse"] > metrics["baseline_last_value_rmse"]
     assert math.isfinite(metrics["test/rmse"])  # 40 steps learn nothing yet; what is measured is the split
 
 
@@ -191,20 +191,20 @@ def test_floor_is_logged_on_noisy_runs_and_sets_the_target(tiny_cfg):
     noisy_cfg = tiny_cfg("sine", noise=0.1)
     noisy, _ = build(noisy_cfg)
     found = task.references(noisy_cfg, noisy)
-    assert found["floor/kalman_rmse"] == pytest.approx(kalman_floor(10, 0.1, 0.01, 1.0), rel=1e-12)
+    assert found["floor_kalman_rmse"] == pytest.approx(kalman_floor(10, 0.1, 0.01, 1.0), rel=1e-12)
     # A linear AR fitted on this run's data lands near the floor (an expectation: 100 test windows scatter
     # around it by about 7%).
-    assert found["baseline/linear_ar_rmse"] == pytest.approx(found["floor/kalman_rmse"], rel=0.2)
-    assert task.target(found) == pytest.approx(found["floor/kalman_rmse"] + SOURCE_RMSE)
+    assert found["baseline_linear_ar_rmse"] == pytest.approx(found["floor_kalman_rmse"], rel=0.2)
+    assert task.target(found) == pytest.approx(found["floor_kalman_rmse"] + SOURCE_RMSE)
 
     clean_cfg = tiny_cfg("sine")
     clean, _ = build(clean_cfg)
     found = task.references(clean_cfg, clean)
-    assert "floor/kalman_rmse" not in found
-    assert set(found) == {"baseline/last_value_rmse", "baseline/linear_ar_rmse", "baseline/nearest_neighbour_rmse",
-                          "baseline/window_ar2_rmse"}
+    assert "floor_kalman_rmse" not in found
+    assert set(found) == {"baseline_last_value_rmse", "baseline_linear_ar_rmse", "baseline_nearest_neighbour_rmse",
+                          "baseline_window_ar2_rmse"}
     assert task.target(found) == SOURCE_RMSE  # unchanged without noise
-    assert task.target({"floor/kalman_rmse": float("nan")}) == SOURCE_RMSE  # a noise-free row in a mixed table
+    assert task.target({"floor_kalman_rmse": float("nan")}) == SOURCE_RMSE  # a noise-free row in a mixed table
 
 
 def test_frequency_split_floor_averages_the_held_out_frequencies():

@@ -11,7 +11,7 @@ from bench.reporting import truncation_styles as styles
 from bench.reporting.pages import Image, Table, to_markdown
 from bench.tasks import BUILTIN
 
-FLOORS = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
+FLOORS = {"floor_none": 0.6616, "floor_first1": 0.5192, "floor_all": 0.4545}
 
 
 def summary_rows() -> pd.DataFrame:

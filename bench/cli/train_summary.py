@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from bench.core.metric_names import BASELINE, FLOOR
 from bench.running import locations
 from bench.tasks.base import Task
 
@@ -16,10 +17,10 @@ def verdict(task: Task, metrics: dict[str, float]) -> str:
     """One line judging the run's test metric against its task's target and best reference.
 
     >>> from bench.tasks import BUILTIN
-    >>> verdict(BUILTIN["sine"], {"test/rmse": 0.04, "baseline/last_value_rmse": 0.013, "baseline/linear_ar_rmse": 0.02})
-    'test/rmse 0.04: misses the target 0.0019; beats 0 of 2 baselines (best: baseline/last_value_rmse 0.013)'
-    >>> verdict(BUILTIN["dependency"], {"test/ce": 0.455, "floor/all": 0.45, "floor/first1": 0.52, "floor/none": 0.66})
-    'test/ce 0.455: reaches the target 0.46; 0.005 above the lowest floor (floor/all 0.45)'
+    >>> verdict(BUILTIN["sine"], {"test/rmse": 0.04, "baseline_last_value_rmse": 0.013, "baseline_linear_ar_rmse": 0.02})
+    'test/rmse 0.04: misses the target 0.0019; beats 0 of 2 baselines (best: baseline_last_value_rmse 0.013)'
+    >>> verdict(BUILTIN["dependency"], {"test/ce": 0.455, "floor_all": 0.45, "floor_first1": 0.52, "floor_none": 0.66})
+    'test/ce 0.455: reaches the target 0.46; 0.005 above the lowest floor (floor_all 0.45)'
     """
     value = metrics.get(task.metric, math.nan)
     if math.isnan(value):
@@ -29,8 +30,8 @@ def verdict(task: Task, metrics: dict[str, float]) -> str:
     if not math.isnan(target):
         better = value <= target if task.lower_is_better else value >= target
         text += f": {'reaches' if better else 'misses'} the target {target:.3g}"
-    floors = {k: v for k, v in metrics.items() if k.startswith("floor/")}
-    baselines = {k: v for k, v in metrics.items() if k.startswith("baseline/")}
+    floors = {k: v for k, v in metrics.items() if k.startswith(FLOOR)}
+    baselines = {k: v for k, v in metrics.items() if k.startswith(BASELINE)}
     pick = min if task.lower_is_better else max
     if floors:
         key = pick(floors, key=floors.get)
@@ -61,6 +62,7 @@ def summary(name: str, run_id: str, status: str, reason: str, task: Task, metric
         lines.append(f"  verdict  no {task.metric}: the run diverged (a result: this configuration "
                      "does not train stably; a lower --lr or a --grad-clip may)")
     first = [k for k in (task.metric, task.val_metric) if k in metrics]
+    width = max(map(len, metrics), default=0)
     for key in first + sorted(k for k in metrics if k not in first):
-        lines.append(f"  {key:28s} {metrics[key]:.6g}")
+        lines.append(f"  {key:{width}s}  {metrics[key]:.6g}")
     return lines

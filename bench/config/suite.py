@@ -47,6 +47,7 @@ import yaml
 
 from bench import tasks as task_registry
 from bench.core import bounded_yaml
+from bench.core.metric_names import is_reference
 from bench.tasks import decision
 from bench.tasks.base import Task
 from bench.config.settings import (COMMON_DEFAULTS, ConfigError, RunConfig, check_value, config_hash, display_name,
@@ -142,7 +143,7 @@ class Suite:
             finished = [metrics for outcome, metrics in got if outcome == "finished"]
             values = [metrics.get(task.metric, math.nan) for metrics in finished]
             references = {k: v for k, v in (finished[0] if finished else {}).items()
-                          if k.startswith(("floor/", "baseline/"))}
+                          if is_reference(k)}
             if decision.open_reason(decision.judge(task, values, references, self.configs[indices[0]])):
                 last = max(self.configs[i]["seed"] for i in indices)
                 self.configs.append(self.configs[indices[-1]].replace(seed=last + 1))

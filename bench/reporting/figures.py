@@ -100,7 +100,7 @@ def score_anchors(task: Task, part: pd.DataFrame, anchors: dict[str, float]) -> 
     outside the two ends (a Kalman floor below the target) are left out.
 
     >>> import pandas as pd
-    >>> part = pd.DataFrame({"score": [0.5], "floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545})
+    >>> part = pd.DataFrame({"score": [0.5], "floor_none": 0.6616, "floor_first1": 0.5192, "floor_all": 0.4545})
     >>> from bench.tasks.dependency import DependencyTask
     >>> score_anchors(DependencyTask(), part, {"no lag": 0.6616, "first 1": 0.5192, "every lag": 0.4545})
     {'no lag 0.6616': 0.0, 'first 1 0.5192': 0.688, 'every lag 0.4545': 1.0}

@@ -286,7 +286,7 @@ def seed_change(task: Task | None, old_values, new_values, prior_var: float, alp
     'worse'
     >>> seed_change(dependency, [0.460, 0.461, 0.459], [0.460, 0.461, 0.459], math.nan, min_delta=0.005).change
     ''
-    >>> floors = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545, "noise": 0.0031}
+    >>> floors = {"floor_none": 0.6616, "floor_first1": 0.5192, "floor_all": 0.4545, "noise": 0.0031}
     >>> seed_change(dependency, [0.469, 0.499, 0.539], [0.6616] * 3, 0.0035 ** 2, min_delta=0.005, row=floors).reason
     "3 of 3 seeds lost what every baseline seed had learned (seeds –, –, – against the baseline's 1+, 1+, 0+)"
     """

@@ -15,6 +15,7 @@ from typing import Callable
 import pandas as pd
 
 from bench.core import stats
+from bench.core.metric_names import is_reference
 from bench.tasks import decision, outcomes
 from bench.tasks.base import Task
 
@@ -41,8 +42,8 @@ def number(value: float, spec: str) -> str:
 
 
 def references(finished: pd.DataFrame) -> dict[str, float]:
-    """Mean of every reference metric (``floor/*``, ``baseline/*``) over finished runs; absent ones left out."""
-    columns = [c for c in finished.columns if c.startswith(("floor/", "baseline/"))]
+    """Mean of every reference metric (``floor_*``, ``baseline_*``) over finished runs; absent ones left out."""
+    columns = [c for c in finished.columns if is_reference(c)]
     means = finished[columns].mean() if len(finished) else pd.Series(dtype=float)
     return {k: float(v) for k, v in means.items() if pd.notna(v)}
 
@@ -64,7 +65,7 @@ def summarize(runs: pd.DataFrame, specs: Mapping[str, Task]) -> pd.DataFrame:
     ...     "outcome": ["finished"] * 3 + ["diverged"], "metric": [0.520, 0.521, 0.519, float("nan")],
     ...     "converged": [1.0, 0.0, 1.0, float("nan")], "target": 0.4645, "reached": [0.0, 0.0, 1.0, float("nan")],
     ...     "steps_to_target": [float("nan")] * 2 + [400.0, float("nan")], "time_to_target_s": 1.0,
-    ...     "num_params": 337.0, "floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545})
+    ...     "num_params": 337.0, "floor_none": 0.6616, "floor_first1": 0.5192, "floor_all": 0.4545})
     >>> from bench.tasks.dependency import DependencyTask
     >>> row = summarize(runs, {"dependency": DependencyTask()}).iloc[0]
     >>> print(f"{row.runs} runs: n={row.n}, {row.diverged} diverged; {row['mean']:.3f} [{row.low:.4f}, {row.high:.4f}] "
@@ -194,12 +195,12 @@ def comparison_scores(summary: pd.DataFrame, name: str, task: Task, table: pd.Da
     task: the source's RMSE, since no network comes near the linear AR baseline's 1e-8), and 1 at its worst
     reference or beyond (for the dependency task: the floor of a predictor that learned nothing; for the sine task:
     repeating the last value). In between linear, or in the ratio of the two on a log scale for a task whose metric
-    spans decades. The references are the ``floor/*`` and ``baseline/*`` columns of the task's summary rows.
+    spans decades. The references are the ``floor_*`` and ``baseline_*`` columns of the task's summary rows.
     Reference rows are scored like entries; entries without a finished run, and the label column, are NaN.
 
     >>> summary = pd.DataFrame({"task": "dependency", "cell": "gru", "layers": 1, "direction": "uni",
-    ...     "variant": "", "truncation": [2, 10], "n": [1, 1], "mean": [0.70, 0.5], "floor/none": 0.66,
-    ...     "floor/all": 0.46})
+    ...     "variant": "", "truncation": [2, 10], "n": [1, 1], "mean": [0.70, 0.5], "floor_none": 0.66,
+    ...     "floor_all": 0.46})
     >>> table = pd.DataFrame({"configuration": ["gru L1 uni", "floor: knows no lag"], "T=2": "", "T=10": ""})
     >>> from bench.reporting.task_reports import report_for
     >>> from bench.tasks.dependency import DependencyTask
@@ -213,7 +214,7 @@ def comparison_scores(summary: pd.DataFrame, name: str, task: Task, table: pd.Da
     part = summary[summary["task"] == name]
     spec = task
     frame = pd.DataFrame(math.nan, index=table.index, columns=table.columns)
-    references = part[[c for c in part.columns if c.startswith(("floor/", "baseline/"))]].to_numpy(dtype=float)
+    references = part[[c for c in part.columns if is_reference(c)]].to_numpy(dtype=float)
     references = references[~pd.isna(references)]
     if not len(references):
         return CellScores(frame, "")

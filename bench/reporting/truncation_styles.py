@@ -50,7 +50,7 @@ def learns(row: dict, level: int) -> bool:
     ``level`` lags. The midpoint rather than a margin around the floor: a style that learned a lag partly
     still shows it, and the interval keeps a lucky seed from doing so.
 
-    >>> row = {"mean": 0.56, "high": 0.585, "n": 3, "floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
+    >>> row = {"mean": 0.56, "high": 0.585, "n": 3, "floor_none": 0.6616, "floor_first1": 0.5192, "floor_all": 0.4545}
     >>> learns(row, 1), learns(row, 2), learns({**row, "high": 0.61}, 1)
     (True, False, False)
     """
@@ -89,7 +89,7 @@ def learned_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Per cell, hidden size and style: the smallest T of the suite at which it learns each lag (:func:`learns`),
     ``–`` where it learns it at none.
 
-    >>> floors = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
+    >>> floors = {"floor_none": 0.6616, "floor_first1": 0.5192, "floor_all": 0.4545}
     >>> summary = pd.DataFrame([{"task": "dependency", "cell": "lstm", "hidden": 4, "truncation": t,
     ...     "tbptt_stride": s, "mean": m, "high": m + 0.0025, "n": 3, "lags": (3, 8), **floors}
     ...     for t, s, m in [(2, 2, 0.66), (2, 1, 0.66), (4, 4, 0.66), (4, 1, 0.52), (4, 2, 0.60)]])

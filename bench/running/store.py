@@ -10,12 +10,10 @@ Keeping them here gives three things one place each:
   traceback (MLflow's own logging of the error is silenced for that reason).
 - **The write-once register** (:meth:`Store.set_once`) the claim protocol of :mod:`bench.running.claims` is built on
   (a param of a lease run, in the ledger experiment of :mod:`bench.running.leases`, never of a result run).
-- **One name per metric.** A metric is stored under the harness's own name (``test/ce``, ``val/ce``,
-  ``floor/all``): the name the pages, the CSVs, ``rnn-bench train`` and MLflow's search (``metrics.`test/ce```)
-  all use. The MLflow UI files each chart under the part of its key before the last ``/`` (sections ``baseline``,
-  ``floor``, ``test``, ``train``, ``val``, alphabetically). Runs written by earlier commits stored the figures
-  logged once with ``.`` for ``/`` (``test.ce``); reading, the store gives them their one name back
-  (:func:`code_key`).
+- **One name per metric** (:mod:`bench.core.metric_names`). A metric is stored under the harness's own name
+  (``test/ce``, ``val/ce``, ``floor_all``): the name the pages, the CSVs, ``rnn-bench train`` and MLflow's search
+  (``metrics.`test/ce```) all use. Runs written by earlier commits stored other forms (``test.ce``,
+  ``floor/all``); reading, the store gives them their one name back (:func:`code_key`).
 - **A store folder that can be moved.** A SQLite store's experiments keep their artifacts at
   ``mlflow-artifacts:/<experiment>`` (:meth:`Store.artifact_location`), which the store resolves against
   ``mlartifacts/`` beside the database, as ``mlflow server --artifacts-destination <that folder>`` (``make ui``)
@@ -40,6 +38,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from bench.config.settings import config_hash, run_name
+from bench.core.metric_names import REFERENCES
 from bench.core.names import check_name
 SQLITE_PREFIX = "sqlite:///"
 FINISHED, FAILED, KILLED, RUNNING = "FINISHED", "FAILED", "KILLED", "RUNNING"
@@ -126,13 +125,20 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 def code_key(stored: str) -> str:
-    """The harness's name of a stored metric. Runs written by earlier commits hold the figures logged once with
-    "." for "/" (``test.ce``); the harness's names never hold a ".".
+    """The harness's name of a stored metric (:mod:`bench.core.metric_names`), whichever commit wrote it: earlier
+    ones stored the figures logged once with ``.`` for ``/`` (``test.ce``, ``floor.all``), and the references as a
+    split of their own (``floor/all``).
 
-    >>> code_key("test.ce"), code_key("test/ce"), code_key("val/ce"), code_key("system/cpu_utilization_percentage")
-    ('test/ce', 'test/ce', 'val/ce', 'system/cpu_utilization_percentage')
+    >>> [code_key(k) for k in ("test.ce", "test/ce", "floor.all", "floor/all", "baseline/last_value_rmse")]
+    ['test/ce', 'test/ce', 'floor_all', 'floor_all', 'baseline_last_value_rmse']
+    >>> code_key("system/cpu_utilization_percentage")
+    'system/cpu_utilization_percentage'
     """
-    return stored.replace(".", "/")
+    key = stored.replace(".", "/")
+    for prefix in REFERENCES:
+        if key.startswith(prefix.replace("_", "/")):
+            return prefix + key[len(prefix):]
+    return key
 
 
 def dotted_key(key: str) -> str:
@@ -604,7 +610,8 @@ class Store:
                     runs = mlflow.search_runs([experiment_id], max_results=1_000_000)
             finally:
                 mlflow.set_tracking_uri(previous)
-        for column in [c for c in runs.columns if c.startswith("metrics.") and "." in c.removeprefix("metrics.")]:
+        for column in [c for c in runs.columns if c.startswith("metrics.")
+                       and code_key(c.removeprefix("metrics.")) != c.removeprefix("metrics.")]:
             named = "metrics." + code_key(column.removeprefix("metrics."))  # as an earlier commit stored it
             runs[named] = runs.pop(column) if named not in runs else runs[named].combine_first(runs.pop(column))
         for column in ("tags.bench.config_hash", "tags.bench.role", "tags.bench.suite"):

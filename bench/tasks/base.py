@@ -67,7 +67,7 @@ class Task:
         raise NotImplementedError
 
     def references(self, cfg: dict, data) -> dict[str, float]:
-        """Metrics logged on every run beside the neural result: ``floor/*`` (analytic) or ``baseline/*``. They
+        """Metrics logged on every run beside the neural result: ``floor_*`` (analytic) or ``baseline_*``. They
         must depend on the data alone, as :meth:`dataset_spec` defines it: a worker computes them once per dataset
         and reuses them for every run on the same data."""
         return {}

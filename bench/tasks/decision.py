@@ -24,7 +24,7 @@ def judge(task, values: Sequence[float], references: dict[str, float], cfg: dict
     ``mark``. ``values``: the finished seeds' metric (NaN ones are left out).
 
     >>> from bench import tasks
-    >>> floors = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
+    >>> floors = {"floor_none": 0.6616, "floor_first1": 0.5192, "floor_all": 0.4545}
     >>> row = judge(tasks.get("dependency"), [0.46, 0.479, 0.621], floors)
     >>> row["classes"], row["mark"], round(row["low"], 4)
     (('2', '1+', '0+'), '0+…2', 0.4545)
@@ -49,7 +49,7 @@ def open_reason(row: dict) -> str:
     """Why the entry :func:`judge` gave ``row`` is still undecided, or ``''`` when it is decided.
 
     >>> from bench import tasks
-    >>> floors = {"floor/none": 0.6616, "floor/first1": 0.5192, "floor/all": 0.4545}
+    >>> floors = {"floor_none": 0.6616, "floor_first1": 0.5192, "floor_all": 0.4545}
     >>> dependency = tasks.get("dependency")
     >>> open_reason(judge(dependency, [0.520, 0.521, 0.519], floors))
     ''

@@ -131,7 +131,7 @@ class DependencyTask(Task):
         return cfg["batch_size"] * cfg["tbptt_stride"]
 
     def references(self, cfg: dict, data) -> dict[str, float]:
-        return {f"floor/{k}": v for k, v in config_floors(cfg).items()}
+        return {f"floor_{k}": v for k, v in config_floors(cfg).items()}
 
     def target(self, row: dict) -> float:
         floors = dependency_floors.floors_of(row)

@@ -10,25 +10,27 @@ from __future__ import annotations
 import itertools
 import math
 
+from bench.core.metric_names import FLOOR
+
 FLOOR_MARGIN = 0.01  # nats: how close to a floor counts as having reached it
 
 FLOOR_LABELS = {"none": "knows no lag", "all": "knows every lag (Bayes floor)"}
 
 
 def floors_of(row: dict) -> dict[str, float]:
-    """The ``floor/*`` entries of a row, keyed ``none``, ``first1``, …, ``all``; NaNs left out.
+    """The ``floor_*`` entries of a row, keyed ``none``, ``first1``, …, ``all``; NaNs left out.
 
-    >>> floors_of({"floor/none": 0.66, "floor/all": 0.45, "baseline/x": 1.0, "floor/first1": float("nan")})
+    >>> floors_of({"floor_none": 0.66, "floor_all": 0.45, "baseline_x": 1.0, "floor_first1": float("nan")})
     {'none': 0.66, 'all': 0.45}
     """
-    return {k.removeprefix("floor/"): v for k, v in row.items()
-            if k.startswith("floor/") and isinstance(v, float) and not math.isnan(v)}
+    return {k.removeprefix(FLOOR): v for k, v in row.items()
+            if k.startswith(FLOOR) and isinstance(v, float) and not math.isnan(v)}
 
 
 def shared_floors(part) -> dict[str, float]:
     """The floors every row of ``part`` shares, or {} when its configurations differ in lags or weights: a
     suite-level floor line or legend then means nothing, and each row is read against its own floors."""
-    columns = [c for c in part.columns if c.startswith("floor/")]
+    columns = [c for c in part.columns if c.startswith(FLOOR)]
     found = {c: part[c].dropna().unique() for c in columns}
     if any(len(v) > 1 and (v.max() - v.min()) > 1e-9 for v in found.values()):
         return {}

@@ -12,7 +12,7 @@ interpolation. ``sine_extrapolation`` trains on some frequencies and tests on ot
 window has a near-copy in training (though at T = 2 a lookup still beats the last value: two samples of one
 frequency look like two of another).
 
-Target: the floor plus the source's figure, ``floor/kalman_rmse + 0.0019``. Without noise the floor is 0 (two
+Target: the floor plus the source's figure, ``floor_kalman_rmse + 0.0019``. Without noise the floor is 0 (two
 samples pin a sine down) and the target is the source's 0.0019 as before; with noise of std σ no predictor can
 beat ≈σ, so a fixed 0.0019 would be unreachable (σ = 0.1, T = 10: floor 0.110, target 0.112). The floor is that
 of linear predictors (:mod:`datamodules.sine_floor`), reachable by one.
@@ -29,12 +29,12 @@ from bench.tasks.base import Task, model_args
 SOURCE_RMSE = 0.0019  # the TensorFlow sine example's test RMSE after training (0.001863, rounded)
 SOURCE_SETUP = "TensorFlow sine example: LSTM 2×30, window 10, 10,000 steps"
 BASELINES = {
-    "baseline/last_value_rmse": "baseline: last value of the window",
-    "baseline/linear_ar_rmse": "baseline: least-squares linear AR fitted on the training windows",
-    "baseline/nearest_neighbour_rmse": "baseline: value after the nearest training window (lookup)",
-    "baseline/window_ar2_rmse": "baseline: AR(2) fitted to each window alone (no training)",
+    "baseline_last_value_rmse": "baseline: last value of the window",
+    "baseline_linear_ar_rmse": "baseline: least-squares linear AR fitted on the training windows",
+    "baseline_nearest_neighbour_rmse": "baseline: value after the nearest training window (lookup)",
+    "baseline_window_ar2_rmse": "baseline: AR(2) fitted to each window alone (no training)",
 }
-FLOOR = "floor/kalman_rmse"  # logged on noisy runs only
+FLOOR = "floor_kalman_rmse"  # logged on noisy runs only
 FLOOR_LABEL = "floor: Kalman filter, best linear predictor"
 
 
@@ -100,7 +100,7 @@ class SineTask(Task):
         return cfg["batch_size"]
 
     def references(self, cfg: dict, data) -> dict[str, float]:
-        found = {f"baseline/{k}": v for k, v in data.baselines().items() if not math.isnan(v)}
+        found = {f"baseline_{k}": v for k, v in data.baselines().items() if not math.isnan(v)}
         if cfg["noise"] > 0:
             found[FLOOR] = data.kalman_floor()
         return found
@@ -111,7 +111,7 @@ class SineTask(Task):
 
     def known_span(self, row: dict) -> tuple[float, float]:
         """From the target (the floor plus the source's figure) to repeating the window's last value."""
-        last = row.get("baseline/last_value_rmse", math.nan)
+        last = row.get("baseline_last_value_rmse", math.nan)
         return self.target(row), (math.nan if last is None else last)
 
     def run_plot(self, cfg: dict, data, model, history, path: Path, title: str) -> None:

@@ -29,7 +29,7 @@ class DependencyReport(TaskReport):
                                          key=lambda kv: dependency_floors.floor_level(kv[0], len(floors)))}
 
     def notes(self, part) -> list:
-        if not part.filter(like="floor/").notna().any().any():
+        if not part.filter(regex="^floor_").notna().any().any():
             return [Text("No dependency run finished: no floors to mark against.")]
         floors = dependency_floors.shared_floors(part)
         if floors:

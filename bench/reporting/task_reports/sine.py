@@ -45,7 +45,7 @@ class SineReport(TaskReport):
                      f"on top of what noise makes unavoidable; without noise the floor is 0).")]
 
     def heatmap_anchors(self, part) -> dict[str, float]:
-        anchors = {"TF example": SOURCE_RMSE, "last value": float(part["baseline/last_value_rmse"].mean())}
+        anchors = {"TF example": SOURCE_RMSE, "last value": float(part["baseline_last_value_rmse"].mean())}
         if FLOOR in part and part[FLOOR].notna().any():
             anchors["Kalman floor"] = float(part[FLOOR].mean())
         return anchors
@@ -75,12 +75,12 @@ def lookup_claim(part) -> str:
     """Where the lookup row fails, read off the baselines of ``part`` (a task's summary rows) per T.
 
     >>> import pandas as pd
-    >>> part = pd.DataFrame({"truncation": [2, 10], "baseline/nearest_neighbour_rmse": [0.00854, 0.05],
-    ...                      "baseline/last_value_rmse": [0.0196, 0.02]})
+    >>> part = pd.DataFrame({"truncation": [2, 10], "baseline_nearest_neighbour_rmse": [0.00854, 0.05],
+    ...                      "baseline_last_value_rmse": [0.0196, 0.02]})
     >>> lookup_claim(part)
     'The lookup row fails (worse than the last value) at T=10; at T=2 it beats the last value (0.00854 against 0.0196): short windows of different frequencies look alike.'
     """
-    look, last = "baseline/nearest_neighbour_rmse", "baseline/last_value_rmse"
+    look, last = "baseline_nearest_neighbour_rmse", "baseline_last_value_rmse"
     if look not in part or last not in part:
         return ""
     means = part.groupby("truncation")[[look, last]].mean().dropna()

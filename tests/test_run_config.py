@@ -29,6 +29,16 @@ class UnlistedTask(DependencyTask):
     name = "unlisted_dependency"
 
 
+class SlashedReferencesTask(DependencyTask):
+    """A plug-in naming its references as a split (``floor/all``), as stores before did: read back under the one
+    name (``floor_all``), its own report would look for them in vain."""
+
+    name = "slashed_references"
+
+    def references(self, cfg: dict, data) -> dict[str, float]:
+        return {k.replace("_", "/", 1): v for k, v in super().references(cfg, data).items()}
+
+
 def lookups(source: str) -> list[str]:
     """Where ``source`` reaches the task registry by name: an import of the registry module itself or of its
     lookups (``from bench import tasks``, ``import bench.tasks``, ``from bench.tasks import get``), or of
@@ -72,6 +82,14 @@ def test_a_task_no_registry_lists_trains_when_handed_over(tracking_uri):
     assert run.data.tags["bench.config_hash"] == config_hash(cfg)
     assert run.inputs.dataset_inputs[0].dataset.name.startswith("unlisted_dependency·")
     assert 0 < outcome.metrics["test/ce"] < 1
+
+
+def test_a_task_whose_references_are_misnamed_fails_its_run_saying_so(tracking_uri):
+    outcome = train_run(resolve({**TINY["dependency"], "max_steps": 10}, task=SlashedReferencesTask()), tracking_uri)
+    assert outcome.status == "failed"
+    assert outcome.reason.startswith("ValueError: task slashed_references: references ['floor/all', ")
+    assert outcome.reason.endswith("allowed: names floor_<name> or baseline_<name>, without '/' "
+                                   "(bench.core.metric_names)")
 
 
 def test_a_resolved_config_is_its_plain_settings_and_its_task():

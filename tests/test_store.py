@@ -121,7 +121,7 @@ def test_concurrent_claims_on_one_configuration_have_exactly_one_winner(store):
     assert len(store.search(experiment_id)) == 1 and len(leases_of(store, experiment_id)) == len(ledger)
     assert winner.end("FINISHED", {"bench.outcome": "finished"}) is None
     lease = store.get_run(winner.lease_id)
-    assert lease.info.status == "FINISHED" and lease.data.tags[leases.RUN] == winner.run_id  # named by its end
+    assert lease.info.status == "FINISHED" and lease.data.tags[leases.RUN] == winner.run_id
     done = open_run(store, experiment_id, "run", claim_tags(), {"seed": 0}, Claim())
     assert isinstance(done, Lost) and done.status == "elsewhere" and done.holder == winner.run_id
     # --force: a run finished before this suite started does not count as done.
@@ -223,7 +223,26 @@ def test_lease_beats_and_ends_once_never_raising(store, monkeypatch):
     reaped = RunLease.start(store, experiment_id, "run", claim_tags(), {})
     store.end(reaped.run_id, "FAILED", {"bench.reason": "reaped"})  # another process judged it dead meanwhile
     assert "marked FAILED" in reaped.end("FINISHED")
-    assert store.get_run(reaped.run_id).info.status == "FAILED"  # its verdict stands
+    assert store.get_run(reaped.run_id).info.status == "FAILED"  # its verdict stands, and its lease ends with it
+    assert store.get_run(reaped.lease_id).info.status == "FAILED"
+
+
+def test_a_claimant_whose_lease_was_reaped_while_it_decided_does_not_win(store, monkeypatch):
+    """The store stalls past the lease while a claimant decides, and another runner's reap ends its lease: later
+    claimants no longer ask that lease's register, so the claimant must not win on it."""
+    experiment_id = store.experiment_id("lapsed")
+    take = RunLease.take
+
+    def taken_then_reaped(*args, **kwargs) -> RunLease:
+        lease = take(*args, **kwargs)
+        store.end(lease.lease_id, "FAILED", {"bench.reason": "process died: no heartbeat"})  # the other's reap
+        return lease
+
+    monkeypatch.setattr(RunLease, "take", staticmethod(taken_then_reaped))
+    lost = open_run(store, experiment_id, "run", claim_tags(), {"seed": 0}, Claim())
+    assert isinstance(lost, Lost) and lost.status == "claimed" and lost.lapsed
+    assert "ran out while it claimed" in lost.reason
+    assert store.search(experiment_id) == [] and store.get_run(lost.holder).info.status == "FAILED"
 
 
 def test_a_run_of_a_dead_runner_ends_killed_never_finished(store):

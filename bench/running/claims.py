@@ -40,15 +40,19 @@ class Claim:
 @dataclass
 class Lost:
     """A claim not got: ``status`` is ``elsewhere`` (a run of the configuration FINISHED: ``holder`` is that run)
-    or ``claimed`` (a live lease holds it: ``holder`` is that lease)."""
+    or ``claimed`` (a live lease holds it: ``holder`` is that lease; ``lapsed``: no, the claimant's own lease was
+    marked dead while it decided, the store having stalled past the lease: it tries again later)."""
 
     status: str
     holder: str
+    lapsed: bool = False
 
     @property
     def reason(self) -> str:
         if self.status == "elsewhere":
             return f"finished by run {self.holder} (another runner)"
+        if self.lapsed:
+            return f"its lease {self.holder} ran out while it claimed (the store stalled); tried again later"
         return f"claimed by lease {self.holder} (another runner trains it)"
 
 
@@ -85,6 +89,8 @@ def open_run(store: Store, experiment_id: str, name: str, tags: dict[str, str], 
     lease = RunLease.take(store, experiment_id, name, {"bench.config_hash": cfg_hash}, watchdog)
     try:
         lost, live = taken(store, experiment_id, cfg_hash, claim, mine=lease.lease_id)
+        if lost is None and lease.lease_id not in {other.info.run_id for other in live}:  # reaped meanwhile:
+            lost = Lost("claimed", lease.lease_id, lapsed=True)  # later claimants no longer ask its register
         for other in live:
             if lost is not None:
                 break
@@ -97,5 +103,8 @@ def open_run(store: Store, experiment_id: str, name: str, tags: dict[str, str], 
     except BaseException as e:  # a live lease would hold the configuration for as long as this process lives
         lease.end(KILLED, {"bench.outcome": "failed", "bench.reason": f"claim undecided: {e}"})
         raise
-    lease.end(KILLED, {"bench.outcome": "claimed", "bench.reason": lost.reason})
+    if lost.lapsed:
+        lease.abandon()  # its reaper's verdict stands
+    else:
+        lease.end(KILLED, {"bench.outcome": "claimed", "bench.reason": lost.reason})
     return lost

@@ -34,9 +34,10 @@ HOST, PID, PID_START, HEARTBEAT, LEASE = "bench.host", "bench.pid", "bench.pid_s
 RUN, EXPERIMENT = "bench.run", "bench.experiment_id"  # on a lease: the run it is for, and that run's experiment
 LEDGER = "rnn-bench.leases"
 LEDGER_TAGS = {"mlflow.note.content": (
-    "rnn-bench's bookkeeping, not results: one run per run the harness started, its lease (which process runs "
-    "it, its heartbeat) and its claim (the register that keeps two runners on one store from training one "
-    "configuration twice). The results are in the other experiments; nothing here is meant for comparing.")}
+    "rnn-bench's bookkeeping, not results: a lease per run the harness started (which process runs it, its "
+    "heartbeat, named like the run, tag bench.run its id) and per claim it lost, with the claim registers that keep "
+    "two runners on one store from training one configuration twice. The results are in the other experiments; "
+    "nothing here is meant for comparing.")}
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -200,11 +201,11 @@ class RunLease:
         return cls(store, experiment_id, lease_id, watchdog)
 
     def open(self, name: str | None, tags: dict[str, str], params: dict | None = None) -> str:
-        """Create the leased run, RUNNING. The lease names it with its next heartbeat or its end, whichever comes
-        first (no write of its own: until then the run is younger than a lease, which :func:`reap` spares). If the
-        store fails, the lease ends FAILED."""
+        """Create the leased run, RUNNING, and name it on the lease (in between, a few milliseconds, the run is
+        younger than a lease, which :func:`reap` spares). If the store fails, the lease ends FAILED."""
         try:
             self.run_id = self.store.create_run(self.experiment_id, name, tags, params)
+            self.store.log(self.lease_id, tags={RUN: self.run_id})
         except BaseException as e:
             self.end(FAILED, {"bench.outcome": "failed", "bench.reason": f"its run was not created: {e}"})
             raise
@@ -219,14 +220,10 @@ class RunLease:
         lease.open(name, tags, params)
         return lease
 
-    def _named(self) -> dict[str, str]:
-        """The tag that names the run on the lease, once it is opened."""
-        return {RUN: self.run_id} if self.run_id is not None else {}
-
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
             try:
-                self.store.log(self.lease_id, tags={HEARTBEAT: f"{time.time():.3f}", **self._named()})
+                self.store.log(self.lease_id, tags={HEARTBEAT: f"{time.time():.3f}"})
             except Exception:  # noqa: BLE001 - a missed beat; the lease allows several
                 pass
 
@@ -239,9 +236,9 @@ class RunLease:
 
     def end(self, status: str, tags: dict[str, str] | None = None, metrics: list[tuple] = ()) -> str | None:
         """End the run once with ``status``, ``tags`` and its last ``metrics`` (written in one batch with the tags),
-        then its lease, with the same status and the run's outcome and reason. Never raises: returns why the run
-        did not end as asked (the store failed; the run was reaped meanwhile, when nothing is written: its verdict
-        stands; the runner died, so FINISHED became KILLED), else None.
+        then its lease, with the same status and the reason, if any. Never raises: returns why the run did not end
+        as asked (the store failed; the run was ended meanwhile, by a reap or its runner: its verdict stands, and
+        the lease ends with it; the runner died, so FINISHED became KILLED), else None.
         """
         with self._lock:
             if self.ended:
@@ -259,11 +256,12 @@ class RunLease:
             try:
                 if self.run_id is not None:
                     ended = self.store.ended_status(self.experiment_id, self.run_id)
-                    if ended is not None:  # reaped as dead meanwhile (the lease ran out): its verdict stands
-                        return f"run was marked {ended} while it ran (its lease ran out)"
+                    if ended is not None:  # reaped as dead (its lease ran out), or stopped by its runner
+                        if self.store.ended_status(ledger(self.store), self.lease_id) is None:
+                            self.store.set_terminated(self.lease_id, ended)
+                        return f"run was marked {ended} while it ran (reaped or stopped)"
                     self.store.end(self.run_id, status, tags, metrics)
-                self.store.end(self.lease_id, status, {**{k: v for k, v in tags.items() if k == "bench.reason"},
-                                                       **self._named()})
+                self.store.end(self.lease_id, status, {k: v for k, v in tags.items() if k == "bench.reason"})
             except Exception as e:  # noqa: BLE001 - the failure path must not raise
                 self.store_error = e if isinstance(e, StoreError) else None
                 return str(e)

@@ -142,7 +142,7 @@ def code_key(stored: str) -> str:
 
 
 def dotted_key(key: str) -> str:
-    """The name earlier commits stored the figure ``key`` under (see :func:`code_key`)."""
+    """The name earlier commits stored the learning curve ``key`` under (``val.ce``; see :func:`code_key`)."""
     return key.replace("/", ".")
 
 

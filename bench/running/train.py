@@ -27,6 +27,7 @@ import yaml  # noqa: E402
 from pytorch_lightning.loggers import Logger  # noqa: E402
 
 from bench.running import locations, provenance
+from bench.core.metric_names import is_reference  # noqa: E402
 from bench.running.claims import Claim, Lost, open_run  # noqa: E402
 from bench.config.settings import RunConfig, config_hash, display_name, setting_text  # noqa: E402
 from bench.running.interrupt import Interrupted, shielded  # noqa: E402
@@ -283,7 +284,12 @@ def references(task, cfg: dict, data) -> dict[str, float]:
     sine task's nearest-neighbour baseline costs ~0.08 s, more than some runs' evaluation."""
     key = (task.name, repr(sorted(task.dataset_spec(cfg).items())))
     if key not in REFERENCES:
-        REFERENCES[key] = task.references(cfg, data)
+        found = task.references(cfg, data)
+        misnamed = sorted(k for k in found if not is_reference(k) or "/" in k)
+        if misnamed:  # read back under another name, the pages would miss them: a plug-in's mistake, said at once
+            raise ValueError(f"task {task.name}: references {misnamed}; allowed: names floor_<name> or "
+                             "baseline_<name>, without '/' (bench.core.metric_names)")
+        REFERENCES[key] = found
     return dict(REFERENCES[key])
 
 

@@ -14,7 +14,7 @@ from bench.tasks.base import Task, model_args
 
 from .floor import SYMBOLS, memoryless_cross_entropy
 
-BASELINE, FLOOR = "baseline/memoryless", "floor/perfect_memory"
+BASELINE, FLOOR = "baseline_memoryless", "floor_perfect_memory"  # references: bench.core.metric_names
 
 
 class CopyMemoryTask(Task):

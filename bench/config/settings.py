@@ -80,7 +80,7 @@ FIELDS = [
     Field("patience", int, "stop plateau: validations without improvement before training ends (0: the task's "
           "default)", *int_range(0, 10_000), neutral=0),
     Field("plateau_tolerance", float, "stop plateau: an improvement on the best validation by at most this does "
-          "not count (nats; for a log-scale metric, of its log) (-1: the task's default)",
+          "not count, on the metric's log: a relative change, 0.002 = 0.2 % (-1: the task's default)",
           lambda v: v >= 0 or v == -1, "a finite number >= 0, or -1", neutral=-1.0),
 ]
 COMMON_DEFAULTS = dict(cell="lstm", bidirectional=False, dropout=0.0, seed=0, optimizer="adagrad", lr=0.1,

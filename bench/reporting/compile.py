@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import filecmp
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -297,7 +298,7 @@ def protocol(suite: Suite, summary: pd.DataFrame) -> list[str]:
                 texts.append("every run trains its whole step budget (equal data)")
             else:
                 texts.append(f"a run stops once {patience} validations in a row have not improved on its best by more "
-                             f"than {tolerance:g}{' (of the log)' if task.log_scale else ''}, or at the "
+                             f"than {math.expm1(tolerance):.1%} ({tolerance:g} of the log), or at the "
                              f"step budget, its cap; {int(part['at_cap'].sum())} of {int(part['n'].sum())} finished "
                              "runs stopped at the cap; each is tested with its best validation's weights; samples "
                              "to plateau: the training samples up to its best validation (the cost table)")

@@ -42,7 +42,8 @@ class Task:
     log_scale: bool = False  # heatmap colours on a log scale (metrics spanning decades)
     mark_meaning: str = ""  # what the marks of :meth:`mark` say, for figure titles
     converge_tolerance: float = 0.0  # improvement over the last fifth of training that still counts as converging
-    # (also plateau stopping's default tolerance: an improvement on the best validation by at most this)
+    # (also plateau stopping's default tolerance: an improvement on the best validation by at most this, which
+    # plateau stopping reads on the metric's log, a relative change: bench.running.train.Plateau)
     plateau_patience: int = 3  # plateau stopping: validations without improvement before training ends
     labelled_fields: tuple[str, ...] = ()  # own settings that :meth:`variant` names in row labels
     data_fields: tuple[str, ...] | None = None  # settings that define the generated data (None: own fields + seed)
@@ -92,7 +93,7 @@ class Task:
 
     def oriented(self, value: float) -> float:
         """``value`` on the task's scale (its log for a ``log_scale`` metric), signed so that lower is better: what
-        convergence, plateau stopping and tuning compare.
+        convergence and tuning compare.
 
         >>> Task().oriented(0.5)
         0.5

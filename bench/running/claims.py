@@ -86,7 +86,7 @@ def open_run(store: Store, experiment_id: str, name: str, tags: dict[str, str], 
     lost, _ = taken(store, experiment_id, cfg_hash, claim)
     if lost is not None:
         return lost
-    lease = RunLease.take(store, experiment_id, name, {"bench.config_hash": cfg_hash}, watchdog)
+    lease = RunLease.take(store, experiment_id, name, cfg_hash, watchdog)
     try:
         lost, live = taken(store, experiment_id, cfg_hash, claim, mine=lease.lease_id)
         if lost is None and lease.lease_id not in {other.info.run_id for other in live}:  # reaped meanwhile:

@@ -193,11 +193,14 @@ class RunLease:
         threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
 
     @classmethod
-    def take(cls, store: Store, experiment_id: str, name: str | None, tags: dict[str, str],
+    def take(cls, store: Store, experiment_id: str, name: str | None, config_hash: str | None,
              watchdog: Watchdog | None = None) -> RunLease:
-        """A RUNNING lease owned by this process, named ``name`` and carrying ``tags`` (the configuration's hash,
-        for claims), for a run of the experiment yet to be opened."""
-        lease_id = store.create_run(ledger(store), name, {**tags, EXPERIMENT: experiment_id, **owner_tags()})
+        """A RUNNING lease owned by this process, named ``name``, for a run of the experiment yet to be opened (of
+        configuration ``config_hash``, which claims search by; None for a suite parent)."""
+        tags = {EXPERIMENT: experiment_id, **owner_tags()}
+        if config_hash is not None:
+            tags["bench.config_hash"] = config_hash
+        lease_id = store.create_run(ledger(store), name, tags)
         return cls(store, experiment_id, lease_id, watchdog)
 
     def open(self, name: str | None, tags: dict[str, str], params: dict | None = None) -> str:
@@ -215,8 +218,7 @@ class RunLease:
     def start(cls, store: Store, experiment_id: str, name: str | None, tags: dict[str, str],
               params: dict | None = None, watchdog: Watchdog | None = None) -> RunLease:
         """Create a RUNNING run owned by this process (its lease first) and start the lease's heartbeat."""
-        lease = cls.take(store, experiment_id, name, {k: v for k, v in tags.items() if k == "bench.config_hash"},
-                         watchdog)
+        lease = cls.take(store, experiment_id, name, tags.get("bench.config_hash"), watchdog)
         lease.open(name, tags, params)
         return lease
 
@@ -257,11 +259,11 @@ class RunLease:
                 if self.run_id is not None:
                     ended = self.store.ended_status(self.experiment_id, self.run_id)
                     if ended is not None:  # reaped as dead (its lease ran out), or stopped by its runner
-                        if self.store.ended_status(ledger(self.store), self.lease_id) is None:
-                            self.store.set_terminated(self.lease_id, ended)
+                        self.store.set_terminated(self.lease_id, ended)
                         return f"run was marked {ended} while it ran (reaped or stopped)"
                     self.store.end(self.run_id, status, tags, metrics)
-                self.store.end(self.lease_id, status, {k: v for k, v in tags.items() if k == "bench.reason"})
+                reason = {"bench.reason": tags["bench.reason"]} if "bench.reason" in tags else {}
+                self.store.end(self.lease_id, status, reason)
             except Exception as e:  # noqa: BLE001 - the failure path must not raise
                 self.store_error = e if isinstance(e, StoreError) else None
                 return str(e)

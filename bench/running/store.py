@@ -610,10 +610,10 @@ class Store:
                     runs = mlflow.search_runs([experiment_id], max_results=1_000_000)
             finally:
                 mlflow.set_tracking_uri(previous)
-        for column in [c for c in runs.columns if c.startswith("metrics.")
-                       and code_key(c.removeprefix("metrics.")) != c.removeprefix("metrics.")]:
-            named = "metrics." + code_key(column.removeprefix("metrics."))  # as an earlier commit stored it
-            runs[named] = runs.pop(column) if named not in runs else runs[named].combine_first(runs.pop(column))
+        for column in [c for c in runs.columns if c.startswith("metrics.")]:
+            named = "metrics." + code_key(column.removeprefix("metrics."))
+            if named != column:  # as an earlier commit stored it
+                runs[named] = runs.pop(column) if named not in runs else runs[named].combine_first(runs.pop(column))
         for column in ("tags.bench.config_hash", "tags.bench.role", "tags.bench.suite"):
             if column not in runs:
                 runs[column] = None

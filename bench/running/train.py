@@ -235,7 +235,8 @@ def fit_and_test(cfg: RunConfig, logger=None, device: str = "cpu", progress_bar:
     start = time.perf_counter()
     test = trainer.test(model, datamodule=data, verbose=False)[0]
     test_time = time.perf_counter() - start
-    samples = steps * task.samples_per_step(cfg)
+    per_step = task.samples_per_step(cfg)
+    samples = steps * per_step
     metrics = {
         **{k: float(v) for k, v in test.items() if k.startswith("test/")},
         **references(task, cfg, data),
@@ -253,7 +254,7 @@ def fit_and_test(cfg: RunConfig, logger=None, device: str = "cpu", progress_bar:
     if plateau is not None:  # the cap bound only where training ended without a plateau: at_cap is its convergence
         metrics["at_cap"] = float(not plateau.reached)
         if plateau.reached:
-            metrics["samples_to_plateau"] = float(plateau.best_step * task.samples_per_step(cfg))
+            metrics["samples_to_plateau"] = float(plateau.best_step * per_step)
         return model, data, metrics
     converged = task.converged(validations.points)  # the whole budget trained: still improving at the end?
     if converged is not None:  # a run validated too rarely to tell records nothing
@@ -313,11 +314,10 @@ class ValidationHistory(pl.Callback):
 class Plateau(pl.Callback):
     """Plateau stopping: ends training once ``patience`` validations in a row have not improved on the best one so
     far by more than ``tolerance`` on the log of the metric, for every task: a relative change (0.002: 0.2 %;
-    0.1: 10.5 %), in the task's direction, as Lightning's ``EarlyStopping`` does on its own scale. The suites were
-    tuned, run and judged with this rule: an earlier version got it through an attribute named ``log``, which
-    Lightning overwrites on a callback with the module's ``log`` method (so it was truthy for every task); a
-    revision that read the task's ``log_scale`` instead stopped dependency runs up to 4× sooner and changed the
-    default suite's tuned rates and marks. Deterministic: it reads only validation values. ``reached``:
+    0.1: 10.5 %), in the task's direction, as Lightning's ``EarlyStopping`` does on its own scale: the rule the
+    suites were tuned, run and judged with. (Never name a callback attribute ``log``: Lightning sets it to the
+    module's ``log`` method, which is how an earlier version got this rule by accident.) Deterministic: it reads
+    only validation values. ``reached``:
     whether it stopped training (else the step budget, the cap, did); ``best_step``: the optimizer step of the
     best validation, where the metric stopped improving (the samples it took are the run's "how fast").
 
@@ -326,7 +326,8 @@ class Plateau(pl.Callback):
     before its learning rate decayed is tested where it validated best, not wherever the last steps left it."""
 
     def __init__(self, task, patience: int, tolerance: float):
-        self.task, self.key, self.patience, self.tolerance = task, task.val_metric, patience, tolerance
+        self.key, self.patience, self.tolerance = task.val_metric, patience, tolerance
+        self.sign = 1.0 if task.lower_is_better else -1.0
         self.best, self.best_step, self.waited, self.reached = math.inf, 0, 0, False
         self.best_seen, self.best_weights = math.inf, None
 
@@ -334,7 +335,7 @@ class Plateau(pl.Callback):
         value = trainer.callback_metrics.get(self.key)
         if value is None or trainer.sanity_checking or not math.isfinite(float(value)):
             return
-        score = math.log(max(float(value), 1e-300)) * (1.0 if self.task.lower_is_better else -1.0)
+        score = self.sign * math.log(max(float(value), 1e-300))
         if score < self.best_seen:
             self.best_seen = score
             self.best_weights = {k: v.detach().clone() for k, v in module.state_dict().items()}

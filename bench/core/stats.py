@@ -228,7 +228,7 @@ def seed_quantile(alpha: float, m: int, df: float) -> float:
 
 
 def worse_tests(base: Sequence[float], new: Sequence[float], sd: float, df: float, alpha: float,
-                min_delta: float, most: float = math.inf, own_alpha: float = 0.0) -> dict[str, float]:
+                min_delta: float, most: float = math.inf, at_least: tuple[float, float] = (0.0, 0.0)) -> dict[str, float]:
     """Two one-sided tests that ``new`` seeds are worse (higher) than ``base`` seeds, each at ``alpha / 2``:
 
     - ``seed``: the worst new seed against the baseline mean — a prediction interval for one new draw, with
@@ -237,9 +237,8 @@ def worse_tests(base: Sequence[float], new: Sequence[float], sd: float, df: floa
 
     Each also needs the change to exceed ``min_delta``: a shift too small to matter never fails; and no threshold
     exceeds ``most`` (a bound from the task's known answers: a drop that large is a regression whatever the
-    seeds' spread). With ``own_alpha`` and three or more baseline seeds, each threshold is at least that of the
-    same test at ``own_alpha`` on ``base``'s own sd and its own n − 1 degrees of freedom (exact for normal seeds
-    whatever their spread; :func:`own_seed_threshold`): moderation toward the task's typical spread may lift a
+    seeds' spread). Each threshold is at least its part of ``at_least`` (:func:`own_thresholds`, the same tests on
+    ``base``'s own sd and its own n − 1 degrees of freedom): moderation toward the task's typical spread may lift a
     threshold, never lower it below what the configuration's own seeds support, so a configuration whose seeds
     truly spread wider than its task's typical one keeps its false-alarm rate (affordable where ``most`` bounds
     the thresholds). Returns the margin by which each statistic exceeds its threshold (> 0: worse), and the thresholds.
@@ -255,11 +254,8 @@ def worse_tests(base: Sequence[float], new: Sequence[float], sd: float, df: floa
     c = np.asarray(new, dtype=float)
     n, m, mean_b = len(b), len(c), float(b.mean())
     seed_threshold, mean_threshold = thresholds(n, m, sd, df, alpha)
-    if own_alpha and n > 2:
-        own = thresholds(n, m, float(b.std(ddof=1)), n - 1, own_alpha)
-        seed_threshold, mean_threshold = max(seed_threshold, own[0]), max(mean_threshold, own[1])
-    seed_threshold = max(min(seed_threshold, most), min_delta)
-    mean_threshold = max(min(mean_threshold, most), min_delta)
+    seed_threshold = max(min(max(seed_threshold, at_least[0]), most), min_delta)
+    mean_threshold = max(min(max(mean_threshold, at_least[1]), most), min_delta)
     return {"seed": float(c.max() - mean_b - seed_threshold), "mean": float(c.mean() - mean_b - mean_threshold),
             "seed_threshold": seed_threshold, "mean_threshold": mean_threshold}
 
@@ -276,16 +272,16 @@ def thresholds(n: int, m: int, sd: float, df: float, alpha: float) -> tuple[floa
             float(scipy_stats.t.ppf(1 - alpha / 2, df)) * sd * math.sqrt(1 / n + 1 / m))
 
 
-def own_seed_threshold(base: Sequence[float], m: int, alpha: float) -> float:
-    """The worst-of-``m`` seed test's threshold from ``base``'s own sd alone, on its n − 1 degrees of freedom
-    (exact for normal seeds, whatever their spread; :func:`seed_quantile`); 0 below three seeds: two seeds' one
-    degree of freedom puts the threshold near 200 sd, which would leave only the bound to judge.
+def own_thresholds(base: Sequence[float], m: int, alpha: float) -> tuple[float, float]:
+    """:func:`thresholds` from ``base``'s own sd alone, on its n − 1 degrees of freedom (exact for normal seeds,
+    whatever their spread); (0, 0) below three seeds: two seeds' one degree of freedom puts the seed threshold near
+    200 sd, which would leave only the bound to judge.
 
-    >>> round(own_seed_threshold([0.50, 0.53, 0.56], 3, 0.01), 3)
-    0.598
+    >>> [round(t, 3) for t in own_thresholds([0.50, 0.53, 0.56], 3, 0.01)]
+    [0.598, 0.243]
     """
     b = np.asarray(base, dtype=float)
-    return thresholds(len(b), m, float(b.std(ddof=1)), len(b) - 1, alpha)[0] if len(b) >= 3 else 0.0
+    return thresholds(len(b), m, float(b.std(ddof=1)), len(b) - 1, alpha) if len(b) >= 3 else (0.0, 0.0)
 
 
 def shift_half_width(n: int, m: int, sd: float, df: float, level: float = LEVEL) -> float:

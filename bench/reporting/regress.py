@@ -297,22 +297,21 @@ def seed_change(task: Task | None, old_values, new_values, prior_var: float, alp
     sd, df = stats.moderated_sd(base_sd, len(old), prior_var, PRIOR_DF)
     if math.isnan(sd) or df == 0:
         sd, df = 0.0, 1.0  # one seed and no other configuration: only min_delta can judge
-    most, classes = math.inf, None
+    most, classes, own = math.inf, None, (0.0, 0.0)
     if row is not None:
         span_half = bound(task, row)
         typical = math.sqrt(prior_var) if not math.isnan(prior_var) else sd
-        quantile = stats.seed_quantile(alpha, len(new), df) * math.sqrt(1 + 1 / len(old))
-        own = stats.own_seed_threshold(old, len(new), alpha * OWN_SHARE)  # what the configuration's seeds support
-        scatter = max(min_delta, min(quantile * typical, span_half / 2))
+        per_sd = stats.thresholds(len(old), len(new), 1.0, df, alpha)[0]  # the worst seed's threshold per unit sd
+        own = stats.own_thresholds(old, len(new), alpha * OWN_SHARE)  # what the configuration's seeds support
+        scatter = max(min_delta, min(per_sd * typical, span_half / 2))
         # a reference seed no better than the worst known answer learned nothing to lose: no bound from the answers
         if task is not None and all(task.score(row, v) > 0 for v in old_values):
             most = span_half
-        spread = max(scatter, min(max(quantile * sd, own), most))
+        spread = max(scatter, min(max(per_sd * sd, own[0]), most))
         classes = outcome_change(task, row, old_values, new_values, old, new, (scatter, spread), alpha)
         if classes and classes[0] != "fail":  # the reference holds seeds as bad: chance may explain them
             most = math.inf
-    tests = stats.worse_tests(old, new, sd, df, alpha, min_delta, most=most,
-                              own_alpha=alpha * OWN_SHARE if row is not None else 0.0)
+    tests = stats.worse_tests(old, new, sd, df, alpha, min_delta, most=most, at_least=own)
     shift = sum(new) / len(new) - sum(old) / len(old)
     half = stats.shift_half_width(len(old), len(new), sd, df)
     units = " (log scale)" if scale(task, [math.e]) == [1.0] else ""

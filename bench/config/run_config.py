@@ -15,6 +15,11 @@ from typing import Any
 from bench.tasks.base import Task
 
 
+def tasks_of(configs) -> dict[str, Task]:
+    """Each task ``configs`` name (as they name it) -> its :class:`Task`, in the order they first name it."""
+    return {cfg["task"]: cfg.task for cfg in configs}
+
+
 class RunConfig(Mapping):
     """Settings (name -> checked value, in field order) and ``task``, the :class:`Task` they configure."""
 

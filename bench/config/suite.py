@@ -50,6 +50,7 @@ from bench.core import bounded_yaml
 from bench.core.metric_names import is_reference
 from bench.tasks import decision
 from bench.tasks.base import Task
+from bench.config.run_config import tasks_of
 from bench.config.settings import (COMMON_DEFAULTS, ConfigError, RunConfig, check_value, config_hash, display_name,
                                    fields_for, resolve, varying_fields)
 from bench.core.fields import convert, did_you_mean
@@ -72,6 +73,7 @@ class Suite:
     seeds: tuple[int, int] | None = None  # (min, max): seeds added where the answer is open (see the module doc)
     tuning: Tuning | None = None  # a learning rate tuned per (task, cell) before the reported runs (module doc)
     _varying: tuple[int, dict] | None = field(default=None, repr=False)
+    _tasks: tuple[int, dict] | None = field(default=None, repr=False)
 
     @property
     def varying(self) -> dict[str, list[str]]:
@@ -84,8 +86,10 @@ class Suite:
     @property
     def tasks(self) -> dict[str, Task]:
         """Each task its configurations name (as they name it) -> its :class:`Task`: what the layers above work
-        from instead of looking a task up by name."""
-        return {cfg["task"]: cfg.task for cfg in self.configs}
+        from instead of looking a task up by name; built again only once configurations were added."""
+        if self._tasks is None or self._tasks[0] != len(self.configs):
+            self._tasks = (len(self.configs), tasks_of(self.configs))
+        return self._tasks[1]
 
     def matrix(self) -> list[RunConfig]:
         """The suite's reported configurations as its file writes them (its own rates, the first seeds), before a
@@ -188,7 +192,7 @@ class Tuning:
         """Fill :attr:`scores` (the mean metric per rate) and :attr:`chosen` (the best rate; the smaller on a tie)
         from the tuning runs' (outcome, metrics)."""
         scaled: dict[tuple[str, str, float], list[float]] = {}
-        named = {cfg["task"]: cfg.task for cfg in configs}
+        named = tasks_of(configs)
         for cfg, (outcome, metrics) in zip(configs, got):
             task = cfg.task
             value = metrics.get(task.metric, math.nan) if outcome == "finished" else math.nan

@@ -133,9 +133,10 @@ def explore_frames(suite: Suite, found: results.SuiteResults, summary: pd.DataFr
     runs["metric_label"] = [specs[t].metric_label for t in runs["task"]]
     runs["log_scale"] = [specs[t].log_scale for t in runs["task"]]
     runs["lower_is_better"] = [specs[t].lower_is_better for t in runs["task"]]
+    task_of_run = dict(zip(runs["run_id"], runs["task"]))
     curves = pd.DataFrame(
         [(run_id, step, value) for run_id, history in found.histories.items()
-         for step, value in history.get(specs[runs.set_index("run_id").at[run_id, "task"]].val_metric, [])],
+         for step, value in history.get(specs[task_of_run[run_id]].val_metric, [])],
         columns=["run_id", "step", "value"])
     references = pd.DataFrame(
         [(name, label, value) for name, part in summary.groupby("task", sort=False) if (part["n"] > 0).any()
@@ -288,7 +289,7 @@ def protocol(suite: Suite, summary: pd.DataFrame) -> list[str]:
     run trained its whole budget (equal data) or stopped at a validation plateau (and how many the cap stopped
     instead), and, with adaptive seeds, the rule that added them and how many entries it decided."""
     lines = []
-    for name, task in suite.tasks.items():
+    for name in suite.tasks:
         configs = [cfg for cfg in suite.configs if cfg["task"] == name]
         part = summary[summary["task"] == name]
         stops = sorted({(cfg["stop"], cfg["patience"], cfg["plateau_tolerance"]) for cfg in configs})

@@ -15,6 +15,7 @@ from typing import Callable
 import pandas as pd
 
 from bench.core import stats
+from bench.config.run_config import tasks_of
 from bench.core.metric_names import is_reference
 from bench.tasks import decision, outcomes
 from bench.tasks.base import Task
@@ -212,19 +213,18 @@ def comparison_scores(summary: pd.DataFrame, name: str, task: Task, table: pd.Da
     Colour: blue at 0.47 (the target) or better, orange at 0.66 (the worst reference) or worse, linear in between.
     """
     part = summary[summary["task"] == name]
-    spec = task
     frame = pd.DataFrame(math.nan, index=table.index, columns=table.columns)
     references = part[[c for c in part.columns if is_reference(c)]].to_numpy(dtype=float)
     references = references[~pd.isna(references)]
     if not len(references):
         return CellScores(frame, "")
-    pick_best, pick_worst = (min, max) if spec.lower_is_better else (max, min)
+    pick_best, pick_worst = (min, max) if task.lower_is_better else (max, min)
     best, worst = pick_best(references), pick_worst(references)
-    goals = [g for g in (spec.target(row) for row in part.to_dict("records")) if not math.isnan(g)]
+    goals = [g for g in (task.target(row) for row in part.to_dict("records")) if not math.isnan(g)]
     good, named = (pick_worst(best, pick_best(goals)), "the target") if goals else (best, "the best reference")
     if goals and good == best:
         named = "the best reference"
-    log = spec.log_scale and min(good, worst) > 0
+    log = task.log_scale and min(good, worst) > 0
     position = (lambda v: math.log(max(v, 1e-300))) if log else (lambda v: v)
 
     def score(value: float) -> float:
@@ -330,7 +330,7 @@ def sensitivity_table(tuning) -> pd.DataFrame:
     [['gru', 1, 0.02, 2], ['lstm', 2, 0.01, 1]]
     """
     shared = {(cfg["task"], cfg["cell"]): cfg["lr"] for cfg in tuning.shared}
-    specs = {cfg["task"]: cfg.task for cfg in tuning.shared}
+    specs = tasks_of(tuning.shared)
     rows = [{"task": task, "cell": cell, "shared rate": shared[(task, cell)],
              "at shared rate": tuning.scores.get((task, cell, shared[(task, cell)]), math.nan),
              "tuned rate": rate, "at tuned rate": tuning.scores.get((task, cell, rate), math.nan)}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench.tasks import dependency_floors
 from bench.core.fields import Field, int_range, positive
+from bench.core.metric_names import FLOOR
 from bench.tasks.base import Task, model_args
 from datamodules.dependency_spec import check_dependency_spec, cross_entropy_floors
 
@@ -131,7 +132,7 @@ class DependencyTask(Task):
         return cfg["batch_size"] * cfg["tbptt_stride"]
 
     def references(self, cfg: dict, data) -> dict[str, float]:
-        return {f"floor_{k}": v for k, v in config_floors(cfg).items()}
+        return {f"{FLOOR}{k}": v for k, v in config_floors(cfg).items()}
 
     def target(self, row: dict) -> float:
         floors = dependency_floors.floors_of(row)

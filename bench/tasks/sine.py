@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from bench.core import metric_names
 from bench.core.fields import Field, int_range
 from bench.tasks.base import Task, model_args
 
@@ -34,7 +35,8 @@ BASELINES = {
     "baseline_nearest_neighbour_rmse": "baseline: value after the nearest training window (lookup)",
     "baseline_window_ar2_rmse": "baseline: AR(2) fitted to each window alone (no training)",
 }
-FLOOR = "floor_kalman_rmse"  # logged on noisy runs only
+FLOOR = f"{metric_names.FLOOR}kalman_rmse"  # logged on noisy runs only
+LAST_VALUE = f"{metric_names.BASELINE}last_value_rmse"  # the baseline the target and the anchors are read against
 FLOOR_LABEL = "floor: Kalman filter, best linear predictor"
 
 
@@ -100,7 +102,7 @@ class SineTask(Task):
         return cfg["batch_size"]
 
     def references(self, cfg: dict, data) -> dict[str, float]:
-        found = {f"baseline_{k}": v for k, v in data.baselines().items() if not math.isnan(v)}
+        found = {f"{metric_names.BASELINE}{k}": v for k, v in data.baselines().items() if not math.isnan(v)}
         if cfg["noise"] > 0:
             found[FLOOR] = data.kalman_floor()
         return found
@@ -111,7 +113,7 @@ class SineTask(Task):
 
     def known_span(self, row: dict) -> tuple[float, float]:
         """From the target (the floor plus the source's figure) to repeating the window's last value."""
-        last = row.get("baseline_last_value_rmse", math.nan)
+        last = row.get(LAST_VALUE, math.nan)
         return self.target(row), (math.nan if last is None else last)
 
     def run_plot(self, cfg: dict, data, model, history, path: Path, title: str) -> None:

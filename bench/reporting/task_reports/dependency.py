@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.core.metric_names import FLOOR
 from bench.reporting import figures, truncation_styles
 from bench.reporting.pages import Bullets, Heading, Text
 from bench.reporting.task_reports.base import TaskReport
@@ -29,7 +30,7 @@ class DependencyReport(TaskReport):
                                          key=lambda kv: dependency_floors.floor_level(kv[0], len(floors)))}
 
     def notes(self, part) -> list:
-        if not part.filter(regex="^floor_").notna().any().any():
+        if not part.filter(regex=f"^{FLOOR}").notna().any().any():
             return [Text("No dependency run finished: no floors to mark against.")]
         floors = dependency_floors.shared_floors(part)
         if floors:

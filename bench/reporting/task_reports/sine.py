@@ -9,7 +9,7 @@ from bench.config.run_config import RunConfig
 from bench.reporting import plots
 from bench.reporting.pages import Text
 from bench.reporting.task_reports.base import Restore, TaskReport, Weights
-from bench.tasks.sine import BASELINES, FLOOR, FLOOR_LABEL, SOURCE_RMSE, SOURCE_SETUP
+from bench.tasks.sine import BASELINES, FLOOR, FLOOR_LABEL, LAST_VALUE, SOURCE_RMSE, SOURCE_SETUP
 
 
 class SineReport(TaskReport):
@@ -45,7 +45,7 @@ class SineReport(TaskReport):
                      f"on top of what noise makes unavoidable; without noise the floor is 0).")]
 
     def heatmap_anchors(self, part) -> dict[str, float]:
-        anchors = {"TF example": SOURCE_RMSE, "last value": float(part["baseline_last_value_rmse"].mean())}
+        anchors = {"TF example": SOURCE_RMSE, "last value": float(part[LAST_VALUE].mean())}
         if FLOOR in part and part[FLOOR].notna().any():
             anchors["Kalman floor"] = float(part[FLOOR].mean())
         return anchors
@@ -80,7 +80,7 @@ def lookup_claim(part) -> str:
     >>> lookup_claim(part)
     'The lookup row fails (worse than the last value) at T=10; at T=2 it beats the last value (0.00854 against 0.0196): short windows of different frequencies look alike.'
     """
-    look, last = "baseline_nearest_neighbour_rmse", "baseline_last_value_rmse"
+    look, last = "baseline_nearest_neighbour_rmse", LAST_VALUE
     if look not in part or last not in part:
         return ""
     means = part.groupby("truncation")[[look, last]].mean().dropna()

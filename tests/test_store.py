@@ -179,26 +179,32 @@ def test_reap_marks_dead_runs_and_parents_and_leaves_the_living(store):
     alive = leased(claim_tags(), me)
     far_alive = leased({"bench.role": "suite"}, other_host(heartbeat_age_s=3))
     finished = leased(claim_tags(), {**me, leases.PID: str(dead_pid())}, "FINISHED")
-    unnamed = planted_lease(store, experiment_id, {**me, leases.PID: str(dead_pid())})  # died while claiming
-    orphan = planted_run(store, experiment_id, claim_tags(), age_s=60)  # died before naming it on its lease
+    unnamed = planted_lease(store, experiment_id, {**me, leases.PID: str(dead_pid())}, h="claiming")  # no run yet
+    orphan = planted_run(store, experiment_id, claim_tags(), age_s=60)  # its lease is gone, ended or never made
     young = planted_run(store, experiment_id, claim_tags())  # its lease names it in a moment
+    # Killed between creating its run and naming it on its lease: judged by that lease, young as the run is.
+    half_open = planted_run(store, experiment_id, claim_tags("half-open"), age_s=1)
+    half_open_lease = planted_lease(store, experiment_id, {**me, leases.PID: str(dead_pid())}, h="half-open")
+    opening = planted_run(store, experiment_id, claim_tags("opening"), age_s=60)  # named on its lease right now
+    planted_lease(store, experiment_id, me, h="opening")
     written_before = planted_run(store, experiment_id, {**claim_tags(), **me, leases.PID: str(dead_pid())})
     foreign = planted_run(store, experiment_id, {leases.HOST: here, leases.PID: str(dead_pid())}, age_s=60)
 
     reaped = dict(reap(store, experiment_id))
-    assert set(reaped) == {gone, reused, silent_parent, unnamed, orphan, written_before}, reaped
+    assert set(reaped) == {gone, reused, silent_parent, unnamed, orphan, written_before, half_open}, reaped
     runs = {r.info.run_id: r for r in store.search(experiment_id)}
     for run_id in (gone, reused, written_before):
         assert runs[run_id].info.status == "FAILED" and runs[run_id].data.tags["bench.outcome"] == "failed"
         assert "is gone" in runs[run_id].data.tags["bench.reason"]
     assert "no live lease names it" in runs[orphan].data.tags["bench.reason"]
+    assert runs[half_open].info.status == "FAILED" and "is gone" in runs[half_open].data.tags["bench.reason"]
     assert runs[silent_parent].info.status == "KILLED"
     assert runs[silent_parent].data.tags["bench.reason"].startswith("suite runner died: no heartbeat")
-    for run_id in (alive, far_alive, foreign, young):
+    for run_id in (alive, far_alive, foreign, young, opening):
         assert runs[run_id].info.status == "RUNNING"
     assert runs[finished].info.status == "FINISHED"
     ledger = {r.data.tags.get(leases.RUN) or r.info.run_id: r for r in leases_of(store, experiment_id).values()}
-    for run_id in (gone, reused, silent_parent, finished, unnamed):
+    for run_id in (gone, reused, silent_parent, finished, unnamed, half_open_lease):
         assert ledger[run_id].info.status == "FAILED" and "process died" in ledger[run_id].data.tags["bench.reason"]
     assert ledger[alive].info.status == ledger[far_alive].info.status == "RUNNING"
 

@@ -11,9 +11,10 @@ no pid, heartbeat or claim to compare.
 
 A RUNNING lease is dead when it ran out, or when its process runs on this host and is gone; :func:`reap` marks
 such leases and their runs FAILED (suite parents KILLED) with the reason, and resume (``bench run``) and ``bench
-compile`` call it. A RUNNING run no live lease names is dead once a lease would have run out since it started
-(its owner died between creating it and naming it). Runs written before leases moved to the ledger carry the
-owner tags themselves and are judged by them.
+compile`` call it. A RUNNING run no lease names has an owner that died between creating it and naming it, or
+one that is naming it now: it is dead when a dead lease that names no run has its name and configuration, spared
+while a live one does, and otherwise dead once a lease would have run out since it started. Runs written before
+leases moved to the ledger carry the owner tags themselves and are judged by them.
 
 A worker process belongs to its runner: :class:`Watchdog` ends the worker within a second of the runner's death,
 and the run it was on is marked KILLED, never FINISHED.
@@ -113,16 +114,21 @@ def reap(store: Store, experiment_id: str) -> list[tuple[str, str]]:
     before creating its run). Runs without the harness's tags are left alone."""
     reaped, now = [], time.time()
     live, dead = set(), {}
+    # Leases that name no run yet, by what their run would be: their owner may have created it and died (or be
+    # about to name it) in between.
+    opening, died_opening = set(), {}
     ledger_id = store.find_experiment(LEDGER)  # None: nothing ever ran in this store
     running = f"attributes.status = '{RUNNING}' and tags.`{EXPERIMENT}` = '{experiment_id}'"
     for lease in store.search(ledger_id, running) if ledger_id else []:
         run_id, reason = lease.data.tags.get(RUN), why_dead(lease, now)
         if reason is None:
             live.add(run_id)
+            if run_id is None:
+                opening.add(_run_key(lease))
             continue
         store.end(lease.info.run_id, FAILED, {"bench.reason": f"process died: {reason}"})
         if run_id is None:
-            reaped.append((lease.info.run_id, reason))
+            died_opening.setdefault(_run_key(lease), []).append((lease.info.run_id, reason))
         else:
             dead[run_id] = reason
     # Runs are read after their leases: a run whose lease was made meanwhile is young, and why_dead spares it.
@@ -131,7 +137,15 @@ def reap(store: Store, experiment_id: str) -> list[tuple[str, str]]:
         role = tags.get("bench.role")
         if not (role or "bench.config_hash" in tags) or run_id in live:
             continue
-        reason = dead.get(run_id) or why_dead(run, now)
+        key = _run_key(run)
+        if run_id in dead:
+            reason = dead[run_id]
+        elif key in opening:  # its owner may be naming it on its lease right now
+            continue
+        elif died_opening.get(key) and run.info.start_time < now * 1000:  # (not a run whose lease came later)
+            reason = died_opening[key].pop()[1]  # its owner died between creating it and naming it
+        else:
+            reason = why_dead(run, now)
         if reason is None:
             continue
         if role == "suite":
@@ -139,7 +153,12 @@ def reap(store: Store, experiment_id: str) -> list[tuple[str, str]]:
         else:
             store.end(run_id, FAILED, {"bench.outcome": "failed", "bench.reason": f"process died: {reason}"})
         reaped.append((run_id, reason))
-    return reaped
+    return reaped + [lease for unmatched in died_opening.values() for lease in unmatched]  # died before their run
+
+
+def _run_key(run) -> tuple[str, str | None]:
+    """What a run and its lease share before the lease names it: the name, and the configuration's hash."""
+    return run.info.run_name, run.data.tags.get("bench.config_hash")
 
 
 class Watchdog:

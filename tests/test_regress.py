@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,12 @@ LSTM_T2 = "dependency/lstm-L1-uni-T2-lr=0.02"  # learns no lag: its seeds sit at
 
 @pytest.fixture(scope="module")
 def store(tiny_suite_store, tmp_path_factory):
-    """The tiny suite's store, a baseline written from it by ``bench baseline``, and its current summary."""
-    suite_file, uri, _ = tiny_suite_store
+    """A copy of the tiny suite's store (regress writes its report beside the store: the session's own stays as
+    compiled), a baseline written from it by ``bench baseline``, and its current summary."""
+    suite_file, shared_uri, _ = tiny_suite_store
+    db = tmp_path_factory.mktemp("regress_store") / "mlflow.db"
+    shutil.copyfile(shared_uri.removeprefix("sqlite:///"), db)
+    uri = f"sqlite:///{db}"
     baseline_file = tmp_path_factory.mktemp("baseline") / "tiny.json"
     assert main(["baseline", "--suite", str(suite_file), "--tracking-uri", uri, "--out", str(baseline_file)]) == 0
     suite = load_suite(str(suite_file))

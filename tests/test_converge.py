@@ -15,6 +15,7 @@ import pytest
 import pytorch_lightning as pl
 
 from bench import tasks
+from bench.cli.main import main
 from bench.config.settings import ConfigError, config_hash, resolve
 from bench.config.suite import load_suite
 from bench.reporting import tables
@@ -230,6 +231,10 @@ def test_a_suite_adds_seeds_where_open_resumes_to_the_same_runs_and_two_runners_
         for n in range(2, len(got)):
             assert decision.open_reason(decision.judge(task, got[:n], FLOORS, cfg)), (entry, got)
         assert len(got) == 4 or not decision.open_reason(decision.judge(task, got, FLOORS, cfg)), (entry, got)
+    # A later compile of the store lists the runs as the runner's own compile did, added seeds included.
+    compiled_by_run = (tmp_path / "results" / "adaptive" / "runs.csv").read_text()
+    assert main(["compile", "--suite", str(suite_file), "--tracking-uri", one, "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "runs.csv").read_text() == compiled_by_run
     again = bench_run(suite_file, one)  # resumed: every run is in the store, none is trained again
     assert again.returncode == 0, describe(again)
     assert summary_count(again.stdout, "skipped") == sum(map(len, seeds.values()))

@@ -95,8 +95,12 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
     table["metric"] = [row.get(specs[row["task"]].metric, float("nan")) if row["outcome"] == "finished"
                        else float("nan") for row in table.to_dict("records")]
     if suite.seeds:  # a seed beyond the minimum that is not in the store was not needed: no run, not missing
-        table = table[(table["outcome"] != "missing") | (table["seed"] < suite.seeds[0])].reset_index(drop=True)
-    return table
+        table = table[(table["outcome"] != "missing") | (table["seed"] < suite.seeds[0])]
+    # Configurations in the suite's order, each seed by seed: seeds past the minimum come in the order a runner
+    # added them, which a later compile of the same store does not know.
+    first = {name: i for i, name in enumerate(dict.fromkeys(table["configuration"]))}
+    return table.sort_values(["configuration", "seed"], key=lambda column: column.map(first) if column.name ==
+                             "configuration" else column, kind="stable").reset_index(drop=True)
 
 
 def stored_results(runs: pd.DataFrame) -> dict[str, tuple[str, dict]]:

@@ -106,3 +106,14 @@ def test_system_metrics_reach_the_suites_worker_processes(tiny_cfg, tmp_path, ca
     store = Store(uri_of(tmp_path))
     (child,) = [r for r in store.search(store.find_experiment("rnn-bench")) if "mlflow.parentRunId" in r.data.tags]
     assert SYSTEM_METRIC in store.metrics(child.info.run_id)
+
+
+def test_the_experiments_list_shows_the_results_above_the_ledger(tiny_cfg, tiny_suite_store, tmp_path):
+    """The MLflow UI lists experiments by ``last_update_time DESC`` (its experiments page's default sort), which
+    only creating an experiment sets: on a fresh store, whether a suite or one ``train`` made it, the results
+    come first, the harness's ledger after them."""
+    outcome = train_run(tiny_cfg("sine", max_steps=2), uri_of(tmp_path))
+    assert outcome.status == "finished", outcome.reason
+    for uri in (uri_of(tmp_path), tiny_suite_store[1]):
+        listed = Store(uri).client.search_experiments(order_by=["last_update_time DESC"])
+        assert [e.name for e in listed] == ["rnn-bench", "rnn-bench.leases", "Default"], uri

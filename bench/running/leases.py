@@ -108,6 +108,14 @@ def ledger(store: Store) -> str:
     return store.experiment_id(LEDGER, LEDGER_TAGS)
 
 
+def results_experiment(store: Store, name: str) -> str:
+    """The id of experiment ``name``, for the runs users compare, created if missing after the ledger: the MLflow
+    UI lists experiments newest first (by creation: runs do not update an experiment), so the results come first
+    and the ledger below them."""
+    ledger(store)
+    return store.experiment_id(name)
+
+
 def reap(store: Store, experiment_id: str) -> list[tuple[str, str]]:
     """Mark every dead RUNNING run of the harness in the experiment, and its lease: a suite parent KILLED, any
     other run FAILED, each with ``bench.reason``. Returns (run id, reason) of each (a lease's id where it died

@@ -31,7 +31,7 @@ from bench.core.metric_names import is_reference  # noqa: E402
 from bench.running.claims import Claim, Lost, open_run  # noqa: E402
 from bench.config.settings import RunConfig, config_hash, display_name, setting_text  # noqa: E402
 from bench.running.interrupt import Interrupted, shielded  # noqa: E402
-from bench.running.leases import Watchdog  # noqa: E402
+from bench.running.leases import Watchdog, results_experiment  # noqa: E402
 from bench.running.outcome import RunOutcome  # noqa: E402
 from bench.tasks.run_plots import learning_curve  # noqa: E402
 from bench.running.step_bar import StepBar  # noqa: E402
@@ -386,7 +386,7 @@ def train_run(cfg: RunConfig, tracking_uri: str, experiment: str = locations.EXP
     try:
         with shielded():  # a signal now is taken once the run exists, so that it ends the run KILLED
             try:
-                run = open_run(store, store.experiment_id(experiment), name, tags, cfg, claim, watchdog)
+                run = open_run(store, results_experiment(store, experiment), name, tags, cfg, claim, watchdog)
             except StoreError as e:
                 return RunOutcome(None, "failed", {}, str(e), e)
         if isinstance(run, Lost):

@@ -110,7 +110,7 @@ class SuiteBook:
         self.suite, self.tracking_uri, self.experiment = suite, tracking_uri, experiment
         self.start = time.monotonic()
         self.store = Store(tracking_uri)
-        self.experiment_id = self.store.experiment_id(experiment)
+        self.experiment_id = leases.results_experiment(self.store, experiment)
         for run_id, reason in leases.reap(self.store, self.experiment_id):
             print(f"marked run {run_id} as ended: {reason}")
         done = {} if force else self.store.finished_hashes(self.experiment_id)

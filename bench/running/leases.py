@@ -111,8 +111,9 @@ def ledger(store: Store) -> str:
 def results_experiment(store: Store, name: str) -> str:
     """The id of experiment ``name``, for the runs users compare, created if missing after the ledger: the MLflow
     UI lists experiments newest first (by creation: runs do not update an experiment), so the results come first
-    and the ledger below them."""
-    ledger(store)
+    and the ledger below them. An existing experiment is checked before the ledger is touched."""
+    if store.find_experiment(name) is None:
+        ledger(store)
     return store.experiment_id(name)
 
 

@@ -361,6 +361,10 @@ class Store:
         return path
 
     def find_experiment(self, name: str) -> str | None:
+        """The id of experiment ``name``, or None where the store has none (see :meth:`experiment_id`)."""
+        known = EXPERIMENT_IDS.get((self.uri, name))
+        if known is not None:
+            return known
         with self.errors():
             found = self.client.get_experiment_by_name(name)
         return None if found is None else found.experiment_id

@@ -60,6 +60,16 @@ def test_perf_tiny_writes_table(tmp_path):
     assert "1 worker, 6 runs" in fixed_cost  # two rounds, a 1-worker command of the 3-run sample in each
 
 
+def test_a_ratio_shows_which_side_of_the_target_it_lies_on():
+    """A ratio a hair above its bound is not printed as the bound next to "miss"."""
+    above = perf.Figure("step overhead", [1.0302], [1.0], "s", "≤ 1.03×")
+    assert (above.interval_text(".3f"), above.verdict) == ("1.0302", "miss")
+    at = perf.Figure("step overhead", [1.03], [1.0], "s", "≤ 1.03×")
+    assert at.interval_text(".3f") == "1.030"
+    spread = perf.Figure("step overhead", [1.00, 1.0302, 0.99], [1.0] * 3, "s", "≤ 1.03×")
+    assert spread.interval_text(".3f").startswith("1.0000 (0.9900–1.0302")  # one precision for all three
+
+
 @pytest.mark.parametrize("ours, verdict", [
     ([1.00, 1.01, 0.99, 1.02, 1.00, 0.98, 1.01, 1.00, 0.99], "pass"),  # the whole interval ≤ 1.03
     ([1.10, 1.12, 1.08, 1.15, 1.11, 1.09, 1.10, 1.13, 1.07], "miss"),  # none of it

@@ -81,6 +81,12 @@ class Figure:
         """The judged median (``unit`` after it) and its interval, formatted with ``form``; how sure the interval
         is when that is less than the usual 95 % (too few repeats); the bare value when there is one repeat."""
         median, low, high, coverage = self.interval
+        if form.endswith("f"):  # as many decimals as it takes to tell each figure from the bound (1.0304, not 1.030)
+            bound, decimals = float(self.target.split()[1].rstrip("×")), int(form[1:-1])
+            while decimals < 6 and any(v != bound and f"{v:.{decimals}f}" == f"{bound:.{decimals}f}"
+                                       for v in (median, low, high)):
+                decimals += 1
+            form = f".{decimals}f"
         if len(self.ours) == 1:
             return f"{median:{form}}{unit}"
         sure = "" if coverage >= LEVEL else f", {coverage:.0%} sure"

@@ -67,22 +67,26 @@ class Figure:
         return median_interval(self.judged())
 
     @property
+    def bound(self) -> float:
+        """The target's number (``≤ 1.03×``: 1.03)."""
+        return float(self.target.split()[1].rstrip("×"))
+
+    @property
     def verdict(self) -> str:
         """On the target: a ratio (``≤ 1.03×``, ``≥ 0.85×``), a speed-up (``≥ 30× faster``), seconds
         (``≤ 0.10 s``), a share of a run (``≤ 0.10``) or optimizer steps. ``pass`` when the whole interval of the
         median meets the target, ``miss`` when none of it does, ``within noise`` when it straddles the bound: on
         a machine whose timings swing by tens of percent from one repeat to the next, a median alone a hair
         either side of a bound decides nothing (:func:`bench.reporting.regress.target_verdict`)."""
-        bound = float(self.target.split()[1].rstrip("×"))
         median, low, high, _ = self.interval
-        return VERDICTS[target_verdict(low, high, median, bound, lower_is_better=self.target.startswith("≤"))]
+        return VERDICTS[target_verdict(low, high, median, self.bound, lower_is_better=self.target.startswith("≤"))]
 
     def interval_text(self, form: str, unit: str = "") -> str:
         """The judged median (``unit`` after it) and its interval, formatted with ``form``; how sure the interval
         is when that is less than the usual 95 % (too few repeats); the bare value when there is one repeat."""
         median, low, high, coverage = self.interval
         if form.endswith("f"):  # as many decimals as it takes to tell each figure from the bound (1.0304, not 1.030)
-            bound, decimals = float(self.target.split()[1].rstrip("×")), int(form[1:-1])
+            bound, decimals = self.bound, int(form[1:-1])
             while decimals < 6 and any(v != bound and f"{v:.{decimals}f}" == f"{bound:.{decimals}f}"
                                        for v in (median, low, high)):
                 decimals += 1

@@ -99,8 +99,8 @@ def suite_runs(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
     # Configurations in the suite's order, each seed by seed: seeds past the minimum come in the order a runner
     # added them, which a later compile of the same store does not know.
     first = {name: i for i, name in enumerate(dict.fromkeys(table["configuration"]))}
-    return table.sort_values(["configuration", "seed"], key=lambda column: column.map(first) if column.name ==
-                             "configuration" else column, kind="stable").reset_index(drop=True)
+    return (table.sort_values("seed", kind="stable")
+            .sort_values("configuration", key=lambda names: names.map(first), kind="stable").reset_index(drop=True))
 
 
 def stored_results(runs: pd.DataFrame) -> dict[str, tuple[str, dict]]:

@@ -232,8 +232,8 @@ class RunLease:
         return cls(store, experiment_id, lease_id, watchdog)
 
     def open(self, name: str | None, tags: dict[str, str], params: dict | None = None) -> str:
-        """Create the leased run, RUNNING, and name it on the lease (in between, a few milliseconds, the run is
-        younger than a lease, which :func:`reap` spares). If the store fails, the lease ends FAILED."""
+        """Create the leased run, RUNNING, and name it on the lease (in between, :func:`reap` finds the run's lease
+        by the name and configuration they share). If the store fails, the lease ends FAILED."""
         try:
             self.run_id = self.store.create_run(self.experiment_id, name, tags, params)
             self.store.log(self.lease_id, tags={RUN: self.run_id})
